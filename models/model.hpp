@@ -1,0 +1,131 @@
+// The backend contract: what every concurrency model provides to the workloads.
+//
+// A model is constructed (its setup: building a pool, forking workers, starting event loops,
+// timed separately by the harness), then asked to run jobs inside the measured region. Jobs are
+// plain data plus function pointers, so a job built before the model was constructed is valid in
+// every process a model forks (same binary, same address space layout, memory inherited).
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cmbench {
+
+// What the workload asks of the model's resources.
+struct model_config {
+  unsigned workers = 1;       // OS threads / processes / event loops the model may use at once
+  std::uint64_t max_alive = 0;  // spawn models: at most this many units alive at once (0: no cap)
+};
+
+// A batch of independent tasks: the shape of `cpu`, `io` and `mixed`.
+// Task i runs `rounds` rounds; a round first waits `wait` with the model's natural wait (a
+// blocking sleep for threads and processes, a timer for event loops; skipped when zero), then
+// runs compute(context, i, round). The batch result is the wrapping sum of every round's value.
+struct bulk_job {
+  std::uint64_t tasks = 0;
+  std::uint32_t rounds = 1;
+  std::chrono::nanoseconds wait{0};
+  std::uint64_t (*compute)(const void* context, std::uint64_t task, std::uint32_t round) = nullptr;
+  const void* context = nullptr;
+
+  std::uint64_t run_round(std::uint64_t task, std::uint32_t round) const {
+    return compute(context, task, round);
+  }
+};
+
+// A skynet tree: the root unit covers leaves [0, leaves); a unit covering size > 1 leaves creates
+// `fanout` child units of size / fanout each, waits for all of them and returns the sum of their
+// results; a unit of size 1 returns its leaf index. `leaves` is a power of `fanout`.
+struct tree_job {
+  std::uint64_t leaves = 1;
+  std::uint32_t fanout = 10;
+};
+
+// Total number of units a tree job creates (root included).
+constexpr std::uint64_t tree_units(const tree_job& job) {
+  std::uint64_t units = 0;
+  for (std::uint64_t level = 1; level <= job.leaves; level *= job.fanout) {
+    units += level;
+    if (job.fanout < 2) break;
+  }
+  return units;
+}
+
+struct model_info {
+  std::string_view family;       // "threads"
+  std::string_view variant;      // "pool"
+  std::string_view description;  // one line, shown by `cmbench list`
+  std::string_view mechanism;    // how units, waits and results travel, written into every row
+};
+
+// A model that cannot do a run (a system limit was hit) throws this, naming the limit; the trial
+// ends as `failed` with the message. Never shrink the run instead.
+class limit_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+template <class M>
+concept backend = std::constructible_from<M, const model_config&> &&
+    requires(M& m, const bulk_job& bulk, const tree_job& tree) {
+      { M::info } -> std::convertible_to<model_info>;
+      { m.run_bulk(bulk) } -> std::same_as<std::uint64_t>;
+      { m.run_tree(tree) } -> std::same_as<std::uint64_t>;
+    };
+
+// Type erasure at the harness boundary: the harness never sees TBB or Asio types.
+class model_instance {
+ public:
+  virtual ~model_instance() = default;
+  virtual std::uint64_t run_bulk(const bulk_job& job) = 0;
+  virtual std::uint64_t run_tree(const tree_job& job) = 0;
+};
+
+struct model_entry {
+  model_info info;
+  std::string name;  // "family/variant"
+  std::unique_ptr<model_instance> (*make)(const model_config&);
+};
+
+// All registered models, in registration order sorted by family then variant.
+const std::vector<model_entry>& all_models();
+const model_entry* find_model(std::string_view name);
+
+namespace detail {
+
+template <backend M>
+class model_adapter final : public model_instance {
+ public:
+  explicit model_adapter(const model_config& config) : model_(config) {}
+  std::uint64_t run_bulk(const bulk_job& job) override { return model_.run_bulk(job); }
+  std::uint64_t run_tree(const tree_job& job) override { return model_.run_tree(job); }
+
+ private:
+  M model_;
+};
+
+bool add_model(model_entry entry);
+
+template <backend M>
+bool register_model() {
+  return add_model(model_entry{
+      M::info, std::string(M::info.family) + "/" + std::string(M::info.variant),
+      [](const model_config& config) -> std::unique_ptr<model_instance> {
+        return std::make_unique<model_adapter<M>>(config);
+      }});
+}
+
+}  // namespace detail
+}  // namespace cmbench
+
+// One registration line per model, in the model's own .cpp file.
+#define CMBENCH_REGISTER_MODEL(Type)                                              \
+  static_assert(::cmbench::backend<Type>, #Type " does not satisfy the backend contract"); \
+  [[maybe_unused]] static const bool cmbench_registered_##Type =                    \
+      ::cmbench::detail::register_model<Type>()

@@ -1,0 +1,64 @@
+// spawn: a skynet tree. Each unit creates `fanout` children down to L leaves; each leaf returns its
+// index and sums flow up. Measures the cost to create and join one unit of the model.
+#include <stdexcept>
+#include <string>
+
+#include "workloads/workload.hpp"
+
+namespace cmbench {
+namespace {
+
+tree_job job_of(const param_values& p) {
+  return tree_job{static_cast<std::uint64_t>(p.at("leaves")), static_cast<std::uint32_t>(p.at("fanout"))};
+}
+
+class spawn_run final : public prepared_run {
+ public:
+  explicit spawn_run(const param_values& p)
+      : job_(job_of(p)), workers_(static_cast<unsigned>(p.at("workers"))) {}
+  // Spawn models create every unit of the tree: no cap, no sequential cut-off.
+  model_config config() const override { return {workers_, 0}; }
+  std::uint64_t run(model_instance& model) override { return model.run_tree(job_); }
+
+ private:
+  tree_job job_;
+  unsigned workers_;
+};
+
+workload_entry make_spawn() {
+  return workload_entry{
+      .name = "spawn",
+      .description = "skynet: every unit spawns `fanout` children down to L leaves; sums flow up",
+      .measures = "cost to create and join one unit (ns per unit), memory per unit",
+      .params = {{"leaves", "leaves of the tree (a power of fanout)", 1, 100'000'000, 1000, 100'000,
+                  1'000'000},
+                 {"fanout", "children per unit", 2, 1000, 10, 10, 10},
+                 {"workers", "pool threads / processes / event loops (0: every CPU this run may use)",
+                  0, 100'000, 0, 0, 0, true}},
+      .validate = [](const param_values& p) {
+        const auto leaves = static_cast<std::uint64_t>(p.at("leaves"));
+        const auto fanout = static_cast<std::uint64_t>(p.at("fanout"));
+        std::uint64_t level = 1;
+        while (level < leaves) level *= fanout;
+        if (level != leaves) {
+          throw std::invalid_argument("spawn: leaves=" + std::to_string(leaves) +
+                                      " is not a power of fanout=" + std::to_string(fanout));
+        }
+      },
+      .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> {
+        return std::make_unique<spawn_run>(p);
+      },
+      .reference = [](const param_values& p) {
+        const auto leaves = static_cast<std::uint64_t>(p.at("leaves"));
+        return leaves * (leaves - 1) / 2;
+      },
+      .units = [](const param_values& p) { return tree_units(job_of(p)); },
+      .metrics = nullptr,
+  };
+}
+
+}  // namespace
+
+CMBENCH_REGISTER_WORKLOAD(spawn, make_spawn);
+
+}  // namespace cmbench
