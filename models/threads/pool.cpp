@@ -1,0 +1,290 @@
+// threads/pool: a fixed pool of W std::jthread workers sharing one FIFO queue (a
+// ThreadPoolExecutor).
+//
+// The queue is a ring of small POD items guarded by one mutex; sleeping workers are woken one
+// at a time through a condition variable. Bulk tasks are one item each; a tree unit is one item
+// that submits its children and returns, and the last child to finish completes its parent
+// (continuation passing), so no worker ever blocks on another task and one worker suffices.
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "models/model.hpp"
+
+namespace cmbench {
+namespace detail {
+namespace {
+
+// One queued unit of work: run(context, arg). No allocation per item.
+struct work_item {
+  void (*run)(void* context, std::uint64_t arg);
+  void* context;
+  std::uint64_t arg;
+};
+
+// A growable FIFO ring of work items (capacity a power of two; kept across jobs).
+class work_ring {
+ public:
+  explicit work_ring(std::size_t capacity) : items_(std::bit_ceil(std::max<std::size_t>(capacity, 2))) {}
+
+  bool empty() const { return size_ == 0; }
+
+  void push(const work_item& item) {
+    if (size_ == items_.size()) grow();
+    items_[(head_ + size_) & (items_.size() - 1)] = item;
+    ++size_;
+  }
+
+  work_item pop() {
+    const work_item item = items_[head_];
+    head_ = (head_ + 1) & (items_.size() - 1);
+    --size_;
+    return item;
+  }
+
+ private:
+  void grow() {
+    std::vector<work_item> bigger(items_.size() * 2);
+    for (std::size_t i = 0; i < size_; ++i) bigger[i] = items_[(head_ + i) & (items_.size() - 1)];
+    items_.swap(bigger);
+    head_ = 0;
+  }
+
+  std::vector<work_item> items_;
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
+// Set once by whichever worker finishes a job; the caller sleeps on it. The signal is sent
+// under the lock so the caller cannot return (and destroy this) before the worker is done with it.
+class completion {
+ public:
+  void signal() {
+    std::lock_guard lock(mutex_);
+    done_ = true;
+    done_cv_.notify_one();
+  }
+  void wait() {
+    std::unique_lock lock(mutex_);
+    done_cv_.wait(lock, [&] { return done_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+};
+
+// W workers popping one FIFO ring under one mutex; the executor both jobs run on.
+class thread_pool {
+ public:
+  explicit thread_pool(unsigned count) : queue_(4096) {
+    workers_.reserve(count);
+    try {
+      for (unsigned i = 0; i < count; ++i) workers_.emplace_back([this] { work(); });
+    } catch (const std::system_error& e) {
+      const std::size_t created = workers_.size();
+      stop();
+      throw limit_error("threads/pool could only create " + std::to_string(created) + " of " +
+                        std::to_string(count) + " worker threads: " + e.code().message());
+    }
+  }
+
+  ~thread_pool() { stop(); }
+
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+
+  void submit(std::span<const work_item> items) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& item : items) queue_.push(item);
+      wake = wake_one_locked();
+    }
+    if (wake) work_available_.notify_one();
+  }
+
+ private:
+  // Wake at most one sleeping worker per event, and let each woken worker wake the next while
+  // work remains: as many workers run as the queue keeps busy, and a burst of tiny tasks does
+  // not wake all W to fight over the lock. Call with mutex_ held; notify after unlocking.
+  bool wake_one_locked() {
+    if (queue_.empty() || sleeping_ == waking_) return false;
+    ++waking_;
+    return true;
+  }
+
+  void work() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      while (queue_.empty()) {
+        if (stopping_) return;
+        ++sleeping_;
+        work_available_.wait(lock);
+        --sleeping_;
+        if (waking_ > 0) --waking_;
+      }
+      const work_item item = queue_.pop();
+      const bool wake = wake_one_locked();
+      lock.unlock();
+      if (wake) work_available_.notify_one();
+      item.run(item.context, item.arg);
+      lock.lock();
+    }
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    work_available_.notify_all();
+    workers_.clear();  // joins; workers drain the queue first
+  }
+
+  std::mutex mutex_;
+  std::condition_variable work_available_;
+  work_ring queue_;
+  std::size_t sleeping_ = 0;  // workers waiting on work_available_
+  std::size_t waking_ = 0;    // of those, signalled and not yet running
+  bool stopping_ = false;
+  std::vector<std::jthread> workers_;  // last: joined before the queue they use goes away
+};
+
+struct bulk_run {
+  const bulk_job* job = nullptr;
+  std::atomic<std::uint64_t> sum{0};
+  std::atomic<std::uint64_t> remaining{0};
+  completion done;
+};
+
+void run_bulk_task(void* context, std::uint64_t task) {
+  auto& run = *static_cast<bulk_run*>(context);
+  const bulk_job& job = *run.job;
+  std::uint64_t sum = 0;
+  for (std::uint32_t round = 0; round < job.rounds; ++round) {
+    if (job.wait.count() > 0) std::this_thread::sleep_for(job.wait);
+    sum += job.run_round(task, round);
+  }
+  run.sum.fetch_add(sum, std::memory_order_relaxed);
+  if (run.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) run.done.signal();
+}
+
+// Tree nodes are numbered level by level: node n's children are n * fanout + 1 + c, its parent
+// (n - 1) / fanout. Every leaf lies on the last level, so nodes [0, internal) are internal and
+// node internal + i is leaf i. Only internal nodes need state: 16 bytes, no lock.
+struct tree_node {
+  std::atomic<std::uint64_t> sum{0};
+  std::atomic<std::uint32_t> children_done{0};
+};
+
+struct tree_run {
+  thread_pool* pool = nullptr;
+  std::uint32_t fanout = 10;
+  std::uint64_t internal = 0;
+  std::unique_ptr<tree_node[]> nodes;
+  std::uint64_t result = 0;
+  completion done;
+};
+
+// A finished unit hands its value to its parent; the last child to finish completes the parent
+// here and carries on upwards, so no unit ever blocks waiting for its children.
+void complete_tree_unit(tree_run& run, std::uint64_t node, std::uint64_t value) {
+  // Copies: once a child that is not the last has counted itself, its siblings may finish the
+  // tree and end the run, so it must not touch `run` again.
+  const std::uint32_t fanout = run.fanout;
+  tree_node* const nodes = run.nodes.get();
+  while (node != 0) {
+    const std::uint64_t parent = (node - 1) / fanout;
+    tree_node& state = nodes[parent];
+    state.sum.fetch_add(value, std::memory_order_relaxed);
+    // acq_rel: the last child sees every sibling's sum.
+    if (state.children_done.fetch_add(1, std::memory_order_acq_rel) + 1 != fanout) return;
+    value = state.sum.load(std::memory_order_relaxed);
+    node = parent;
+  }
+  run.result = value;
+  run.done.signal();
+}
+
+void run_tree_unit(void* context, std::uint64_t node) {
+  auto& run = *static_cast<tree_run*>(context);
+  if (node >= run.internal) {
+    complete_tree_unit(run, node, node - run.internal);
+    return;
+  }
+  // Submit the children with one lock acquisition per 16 (fanout 10: one). Copies, not `run`,
+  // after the last submit: the children may finish the whole tree and end the run before it returns.
+  constexpr std::uint32_t batch_size = 16;
+  work_item batch[batch_size];
+  thread_pool& pool = *run.pool;
+  const std::uint32_t fanout = run.fanout;
+  const std::uint64_t first_child = node * fanout + 1;
+  for (std::uint32_t c = 0; c < fanout; c += batch_size) {
+    const std::uint32_t count = std::min(batch_size, fanout - c);
+    for (std::uint32_t i = 0; i < count; ++i) batch[i] = {&run_tree_unit, context, first_child + c + i};
+    pool.submit(std::span(batch, count));
+  }
+}
+
+}  // namespace
+}  // namespace detail
+
+class threads_pool {
+ public:
+  static constexpr model_info info{
+      "threads", "pool",
+      "fixed pool of W std::jthread workers, one shared FIFO queue (a ThreadPoolExecutor)",
+      "W workers created at setup pop POD items from one mutex + condition-variable ring; a bulk "
+      "task is one item whose waits are blocking sleeps on its worker (at most W waits in "
+      "flight); a tree unit is one item that submits its children and returns, the last child "
+      "to finish completes its parent (continuation passing); results are atomic sums"};
+
+  explicit threads_pool(const model_config& config) : pool_(std::max(1u, config.workers)) {}
+
+  std::uint64_t run_bulk(const bulk_job& job) {
+    if (job.tasks == 0) return 0;
+    detail::bulk_run run;
+    run.job = &job;
+    run.remaining.store(job.tasks, std::memory_order_relaxed);
+    // One item per task, submitted in batches so workers start while the rest is queued.
+    constexpr std::uint64_t batch_size = 64;
+    detail::work_item batch[batch_size];
+    for (std::uint64_t first = 0; first < job.tasks; first += batch_size) {
+      const std::uint64_t count = std::min(batch_size, job.tasks - first);
+      for (std::uint64_t i = 0; i < count; ++i) batch[i] = {&detail::run_bulk_task, &run, first + i};
+      pool_.submit(std::span(batch, count));
+    }
+    run.done.wait();
+    return run.sum.load(std::memory_order_relaxed);
+  }
+
+  std::uint64_t run_tree(const tree_job& job) {
+    detail::tree_run run;
+    run.pool = &pool_;
+    run.fanout = job.fanout;
+    run.internal = tree_units(job) - job.leaves;
+    run.nodes = std::make_unique<detail::tree_node[]>(run.internal);
+    const detail::work_item root{&detail::run_tree_unit, &run, 0};
+    pool_.submit(std::span(&root, 1));
+    run.done.wait();
+    return run.result;
+  }
+
+ private:
+  detail::thread_pool pool_;
+};
+
+CMBENCH_REGISTER_MODEL(threads_pool);
+
+}  // namespace cmbench

@@ -1,0 +1,364 @@
+// threads/spawn: one OS thread per unit, the seeds' `threading.Thread`.
+//
+// Every task and every tree unit is a std::jthread created for it and joined when it is done.
+// When the kernel refuses a thread, the run joins everything it started and throws limit_error
+// with the limits that apply, read at the moment of failure.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "models/model.hpp"
+
+namespace cmbench {
+namespace detail {
+namespace {
+
+// 32741 -> "32,741": the counts in a failure message are read by people.
+std::string grouped(std::uint64_t value) {
+  std::string digits = std::to_string(value);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::optional<std::uint64_t> read_number(const std::string& path) {
+  std::ifstream in(path);
+  std::uint64_t value = 0;
+  if (in >> value) return value;
+  return std::nullopt;
+}
+
+// The value of a "Key:\tvalue" line of /proc/self/status.
+std::optional<std::uint64_t> status_field(std::string_view key) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(key) && line.size() > key.size() && line[key.size()] == ':') {
+      return std::stoull(line.substr(key.size() + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+std::uint64_t lines_in(const char* path) {
+  std::ifstream in(path);
+  std::uint64_t lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  return lines;
+}
+
+// Tasks (threads of every process) on the system: the 4th field of /proc/loadavg is "running/total".
+std::optional<std::uint64_t> tasks_on_system() {
+  std::ifstream in("/proc/loadavg");
+  std::string load1, load5, load15, running_total;
+  if (!(in >> load1 >> load5 >> load15 >> running_total)) return std::nullopt;
+  const auto slash = running_total.find('/');
+  if (slash == std::string::npos) return std::nullopt;
+  return std::stoull(running_total.substr(slash + 1));
+}
+
+// The pids cgroup directory of this process (cgroup v2 "0::/path" or v1 "N:pids:/path").
+std::optional<std::string> pids_cgroup_dir() {
+  std::ifstream in("/proc/self/cgroup");
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("0::")) return "/sys/fs/cgroup" + line.substr(3);
+    const auto pids = line.find(":pids:");
+    if (pids != std::string::npos) return "/sys/fs/cgroup/pids" + line.substr(pids + 6);
+  }
+  return std::nullopt;
+}
+
+struct limit_reading {
+  std::string name;
+  std::optional<std::uint64_t> value;
+  std::optional<std::uint64_t> used;
+  std::string note;  // what `used` counts, or why there is no count
+};
+
+// Why a thread could not be created, with every limit that caps threads and how close the
+// process or the system is to it, so the reader sees which one was hit.
+std::string describe_thread_failure(const std::exception& error) {
+  const auto threads_alive = status_field("Threads");
+  std::string reason = error.what();
+  if (const auto* system = dynamic_cast<const std::system_error*>(&error)) {
+    reason = system->code().message();
+  }
+  std::string message = "thread creation failed with " +
+                        (threads_alive ? grouped(*threads_alive) : std::string("?")) +
+                        " threads alive: " + reason;
+
+  const auto tasks = tasks_on_system();
+  const auto maps = lines_in("/proc/self/maps");
+  std::vector<limit_reading> limits = {
+      {"kernel.threads-max", read_number("/proc/sys/kernel/threads-max"), tasks, "tasks on the system"},
+      {"kernel.pid_max", read_number("/proc/sys/kernel/pid_max"), tasks, "tasks on the system"},
+      {"vm.max_map_count", read_number("/proc/sys/vm/max_map_count"), maps,
+       "maps in this process; a thread's stack takes 2 until it is joined"},
+  };
+  // RLIMIT_NPROC counts all of this user's threads; this process's are a lower bound. Root is
+  // exempt from it.
+  rlimit nproc{};
+  if (getrlimit(RLIMIT_NPROC, &nproc) == 0) {
+    const bool root = geteuid() == 0;
+    limits.push_back({"RLIMIT_NPROC",
+                      nproc.rlim_cur == RLIM_INFINITY ? std::nullopt
+                                                      : std::optional<std::uint64_t>(nproc.rlim_cur),
+                      root ? std::nullopt : threads_alive,
+                      root ? "root is exempt" : "threads in this process"});
+  }
+  if (const auto dir = pids_cgroup_dir()) {
+    if (const auto max = read_number(*dir + "/pids.max")) {
+      limits.push_back({"cgroup pids.max", max, read_number(*dir + "/pids.current"), "in the cgroup"});
+    }
+  }
+
+  // The limit closest to full is the likely culprit.
+  const limit_reading* closest = nullptr;
+  double closest_ratio = 0.0;
+  std::string details;
+  for (const auto& limit : limits) {
+    if (!details.empty()) details += ", ";
+    details += limit.name + "=" + (limit.value ? std::to_string(*limit.value) : "unlimited");
+    if (limit.used) {
+      details += " (" + grouped(*limit.used) + " " + limit.note + ")";
+    } else if (!limit.note.empty()) {
+      details += " (" + limit.note + ")";
+    }
+    if (limit.value && limit.used && *limit.value > 0) {
+      const double ratio = static_cast<double>(*limit.used) / static_cast<double>(*limit.value);
+      if (ratio > closest_ratio) {
+        closest_ratio = ratio;
+        closest = &limit;
+      }
+    }
+  }
+  message += " (" + details + ")";
+  if (closest != nullptr && closest_ratio > 0.95) message += "; likely limit: " + closest->name;
+  return message;
+}
+
+// describe_thread_failure reads /proc; if even that fails, keep the original error.
+std::string describe_thread_failure_safely(const std::exception& error) noexcept {
+  try {
+    return describe_thread_failure(error);
+  } catch (...) {
+    try {
+      return std::string("thread creation failed: ") + error.what();
+    } catch (...) {
+      return {};
+    }
+  }
+}
+
+std::uint64_t run_task(const bulk_job& job, std::uint64_t task) {
+  std::uint64_t sum = 0;
+  for (std::uint32_t round = 0; round < job.rounds; ++round) {
+    if (job.wait.count() > 0) std::this_thread::sleep_for(job.wait);
+    sum += job.run_round(task, round);
+  }
+  return sum;
+}
+
+// Threads of a bulk run report here when their task is done, so the launcher joins them at
+// once: a joined thread's stack goes back to glibc's stack cache for the next thread, and an
+// unjoined one would keep its stack (2 maps) until the end of the run.
+class finish_line {
+ public:
+  // Room for `threads` reports, made by the launcher before it starts a thread, so a
+  // finishing thread never allocates.
+  void make_room(std::size_t threads) {
+    if (taken_.capacity() >= threads) return;
+    const std::size_t capacity = std::max<std::size_t>(64, 2 * threads);
+    taken_.reserve(capacity);
+    std::lock_guard lock(mutex_);
+    finished_.reserve(capacity);
+  }
+
+  void finish(std::size_t slot, std::uint64_t result) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      finished_.push_back({slot, result});
+      wake = launcher_waiting_;
+    }
+    if (wake) finished_cv_.notify_one();
+  }
+
+  // The threads that finished since the last call; blocks until there is one if `block`.
+  const std::vector<std::pair<std::size_t, std::uint64_t>>& take(bool block) {
+    taken_.clear();
+    std::unique_lock lock(mutex_);
+    if (block) {
+      launcher_waiting_ = true;
+      finished_cv_.wait(lock, [&] { return !finished_.empty(); });
+      launcher_waiting_ = false;
+    }
+    taken_.swap(finished_);
+    return taken_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable finished_cv_;
+  bool launcher_waiting_ = false;
+  std::vector<std::pair<std::size_t, std::uint64_t>> finished_;
+  std::vector<std::pair<std::size_t, std::uint64_t>> taken_;  // launcher's side of the swap
+};
+
+// Shared by every thread of one tree: the first failure wins and stops further creation.
+struct tree_run {
+  std::uint32_t fanout = 10;
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  std::string error;
+
+  void fail(const std::exception& cause) noexcept {
+    std::lock_guard lock(error_mutex);
+    if (failed.load(std::memory_order_relaxed)) return;
+    error = describe_thread_failure_safely(cause);
+    failed.store(true, std::memory_order_relaxed);
+  }
+};
+
+// The children of one tree unit note the order they finish in, so the unit joins each child as
+// soon as it is done: an exited thread keeps its stack (2 maps) until it is joined, and joining
+// in creation order would leave finished siblings holding theirs while an early one runs.
+class finish_order {
+ public:
+  explicit finish_order(std::uint32_t children) : order_(children) {}
+
+  void finished(std::uint32_t child) {
+    std::atomic<std::uint32_t>& slot = order_[count_.fetch_add(1, std::memory_order_relaxed)];
+    slot.store(child + 1, std::memory_order_release);
+    slot.notify_one();  // safe: the parent joins this thread before order_ goes away
+  }
+
+  // The index of the k-th child to finish; blocks until it has.
+  std::uint32_t wait(std::uint32_t k) {
+    std::atomic<std::uint32_t>& slot = order_[k];
+    slot.wait(0, std::memory_order_acquire);
+    return slot.load(std::memory_order_acquire) - 1;
+  }
+
+ private:
+  std::vector<std::atomic<std::uint32_t>> order_;  // [k]: 1 + the k-th child to finish, 0 until then
+  std::atomic<std::uint32_t> count_{0};
+};
+
+// One tree unit: start `fanout` child threads, join them all, return their sum.
+std::uint64_t tree_unit(tree_run& run, std::uint64_t first, std::uint64_t size) noexcept {
+  if (size == 1) return first;
+  const std::uint64_t child_size = size / run.fanout;
+  std::vector<std::jthread> children;
+  std::vector<std::uint64_t> results;
+  std::optional<finish_order> order;
+  try {
+    results.resize(run.fanout);
+    order.emplace(run.fanout);
+    children.reserve(run.fanout);
+    for (std::uint32_t c = 0; c < run.fanout; ++c) {
+      if (run.failed.load(std::memory_order_relaxed)) break;
+      children.emplace_back([&run, &results, &order, c, first, child_size] {
+        results[c] = tree_unit(run, first + c * child_size, child_size);
+        order->finished(c);
+      });
+    }
+  } catch (const std::exception& e) {
+    run.fail(e);
+  }
+  std::uint64_t sum = 0;
+  for (std::uint32_t k = 0; k < children.size(); ++k) {
+    const std::uint32_t c = order->wait(k);
+    children[c].join();
+    sum += results[c];
+  }
+  return sum;
+}
+
+}  // namespace
+}  // namespace detail
+
+class threads_spawn {
+ public:
+  static constexpr model_info info{
+      "threads", "spawn", "one std::jthread per task or tree unit (the seeds' threading.Thread)",
+      "each task or tree unit is a std::jthread created for it and joined when done (at most "
+      "max_alive alive at once in bulk, no cap in the tree); waits are blocking sleeps; results "
+      "come back through memory the joiner reads after join"};
+
+  explicit threads_spawn(const model_config& config) : max_alive_(config.max_alive) {}
+
+  std::uint64_t run_bulk(const bulk_job& job) {
+    detail::finish_line finished;  // first: outlives the threads that report to it
+    std::vector<std::jthread> threads;  // slot -> thread; a joined slot is reused
+    std::vector<std::size_t> free_slots;
+    std::uint64_t sum = 0;
+    std::uint64_t alive = 0;
+    auto join_finished = [&](bool block) {
+      for (const auto& [slot, result] : finished.take(block)) {
+        threads[slot].join();
+        sum += result;
+        free_slots.push_back(slot);
+        --alive;
+      }
+    };
+
+    std::optional<std::string> failure;
+    for (std::uint64_t task = 0; task < job.tasks; ++task) {
+      join_finished(max_alive_ != 0 && alive >= max_alive_);
+      try {
+        if (free_slots.empty()) {
+          finished.make_room(threads.size() + 1);
+          threads.emplace_back();
+          free_slots.push_back(threads.size() - 1);
+        }
+        const std::size_t slot = free_slots.back();
+        threads[slot] = std::jthread([&job, &finished, slot, task] {
+          finished.finish(slot, detail::run_task(job, task));
+        });
+        free_slots.pop_back();
+      } catch (const std::exception& e) {
+        failure = detail::describe_thread_failure_safely(e);
+        break;
+      }
+      ++alive;
+    }
+    while (alive > 0) join_finished(true);
+    if (failure) throw limit_error(*failure);
+    return sum;
+  }
+
+  std::uint64_t run_tree(const tree_job& job) {
+    detail::tree_run run;
+    run.fanout = job.fanout;
+    std::uint64_t sum = 0;
+    try {
+      // The root is a unit like the others: a thread of its own.
+      std::jthread root([&] { sum = detail::tree_unit(run, 0, job.leaves); });
+    } catch (const std::exception& e) {
+      run.fail(e);
+    }
+    if (run.failed.load()) throw limit_error(run.error);
+    return sum;
+  }
+
+ private:
+  std::uint64_t max_alive_;
+};
+
+CMBENCH_REGISTER_MODEL(threads_spawn);
+
+}  // namespace cmbench
