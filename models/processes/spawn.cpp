@@ -1,0 +1,337 @@
+// processes/spawn: one fork() per unit, the seeds' multiprocessing.Process.
+//
+// Every task and every tree unit is a real child process. Results come back through a MAP_SHARED
+// region the parent maps before forking (one 8-byte slot per unit); exit statuses come back
+// through waitpid() and every one is checked.
+//
+// A run's processes are children of a process created for that run (the bulk supervisor, the
+// tree's root unit), never of the caller: waitpid(-1) then reaps exactly this run's children and
+// can never steal the exit status of another child of the caller (a pool's workers, a node).
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "models/model.hpp"
+#include "models/processes/shared_memory.hpp"
+
+namespace cmbench {
+namespace {
+
+using detail::cache_line;
+using detail::process_limits;
+using detail::reap;
+using detail::shared_region;
+
+// The first thing that went wrong in a run, recorded by the process that saw it (first writer
+// wins) and turned into an exception by the caller, the only one allowed to allocate.
+struct failure_record {
+  enum kind_type : std::uint32_t { none, fork_failed, out_of_memory, unit_failed, wait_failed };
+
+  std::atomic<std::uint32_t> kind{none};
+  std::atomic<std::uint32_t> written{0};  // the fields below are complete
+  int error = 0;            // errno of fork() or waitpid()
+  pid_t pid = 0;            // the unit that failed
+  int status = 0;           // its wait status
+  std::uint64_t alive = 0;  // this run's processes alive when fork() failed or was refused
+  process_limits limits;
+};
+
+// The head of a run's shared region; the per-unit result slots follow it.
+struct run_header {
+  alignas(cache_line) std::atomic<std::uint32_t> failed{0};  // polled before every fork
+  alignas(cache_line) std::atomic<std::uint64_t> alive{0};   // forked and not yet reaped
+  detail::memory_budget budget;                              // set before the first fork
+  alignas(cache_line) failure_record failure;
+};
+
+constexpr std::size_t results_offset = detail::round_up(sizeof(run_header), cache_line);
+
+// One run's shared state: the header, `units` result slots and optionally `units` pid slots
+// (bulk only, to name the task whose process failed).
+class run_region {
+ public:
+  run_region(std::uint64_t units, bool with_pids)
+      : units_(units),
+        region_(results_offset + units * sizeof(std::uint64_t) +
+                (with_pids ? units * sizeof(pid_t) : 0)),
+        header_(new (region_.data()) run_header{}),
+        results_(region_.at<std::uint64_t>(results_offset)),
+        pids_(with_pids ? region_.at<pid_t>(results_offset + units * sizeof(std::uint64_t))
+                        : nullptr) {}
+
+  run_header& header() const { return *header_; }
+  std::uint64_t* results() const { return results_; }
+  pid_t* pids() const { return pids_; }
+  bool failed() const { return header_->failed.load(std::memory_order_relaxed) != 0; }
+
+  // Called in children: async-signal-safe, the first failure wins, every failure stops forking.
+  void record_fork_failure(int error, std::uint64_t alive) const noexcept {
+    const process_limits limits = detail::read_process_limits();
+    record(failure_record::fork_failed, [&](failure_record& f) {
+      f.error = error;
+      f.alive = alive;
+      f.limits = limits;
+    });
+  }
+  void record_out_of_memory(std::uint64_t alive) const noexcept {
+    record(failure_record::out_of_memory, [&](failure_record& f) { f.alive = alive; });
+  }
+  void record_unit_failure(pid_t pid, int status) const noexcept {
+    record(failure_record::unit_failed, [&](failure_record& f) {
+      f.pid = pid;
+      f.status = status;
+    });
+  }
+  void record_wait_failure(int error) const noexcept {
+    record(failure_record::wait_failed, [&](failure_record& f) { f.error = error; });
+  }
+
+  // In the caller, once the run's top process has been reaped with `status`: throws the run's
+  // failure if there was one. `unit_name` is "task" or "tree unit".
+  void throw_if_failed(int status, const char* unit_name) const {
+    const failure_record& f = header_->failure;
+    if (f.written.load(std::memory_order_acquire) != 0) {
+      switch (f.kind.load(std::memory_order_relaxed)) {
+        case failure_record::fork_failed:
+          throw limit_error("processes/spawn: " +
+                            detail::describe_fork_failure(
+                                f.error, detail::with_thousands(f.alive) + " processes alive",
+                                f.limits));
+        case failure_record::out_of_memory:
+          throw limit_error("processes/spawn: " +
+                            detail::describe_memory_limit(f.alive, header_->budget));
+        case failure_record::unit_failed:
+          throw std::runtime_error("processes/spawn: " + std::string(unit_name) + name_pid(f.pid) +
+                                   " " + detail::describe_status(f.status));
+        default:
+          throw std::runtime_error("processes/spawn: lost track of child processes: waitpid: " +
+                                   std::string(std::strerror(f.error)));
+      }
+    }
+    if (!detail::exited_cleanly(status)) {
+      throw std::runtime_error("processes/spawn: the run's top process " +
+                               detail::describe_status(status));
+    }
+  }
+
+ private:
+  template <class Fill>
+  void record(failure_record::kind_type kind, Fill fill) const noexcept {
+    header_->failed.store(1, std::memory_order_relaxed);
+    std::uint32_t expected = failure_record::none;
+    if (header_->failure.kind.compare_exchange_strong(expected, kind)) {
+      fill(header_->failure);
+      header_->failure.written.store(1, std::memory_order_release);
+    }
+  }
+
+  std::string name_pid(pid_t pid) const {
+    std::string name;
+    for (std::uint64_t i = 0; pids_ != nullptr && i < units_; ++i) {
+      if (pids_[i] == pid) {
+        name = " " + std::to_string(i);
+        break;
+      }
+    }
+    return name + " (pid " + std::to_string(pid) + ")";
+  }
+
+  std::uint64_t units_;
+  shared_region region_;
+  run_header* header_;
+  std::uint64_t* results_;
+  pid_t* pids_;
+};
+
+// Reaps one child of this process (every child is this run's) and checks how it ended.
+// Returns false when there was nothing to reap (WNOHANG) or nothing left (ECHILD).
+bool reap_one(const run_region& run, int options) noexcept {
+  int status = 0;
+  const pid_t pid = reap(-1, status, options);
+  if (pid > 0) {
+    if (!detail::exited_cleanly(status)) run.record_unit_failure(pid, status);
+    return true;
+  }
+  if (pid < 0) run.record_wait_failure(errno);  // SIGCHLD ignored: the kernel reaped them
+  return false;
+}
+
+// ---- bulk: a supervisor process forks one child per task ----
+
+[[noreturn]] void run_task(const bulk_job& job, std::uint64_t task, std::uint64_t* results) noexcept {
+  std::uint64_t sum = 0;
+  for (std::uint32_t round = 0; round < job.rounds; ++round) {
+    if (job.wait.count() > 0) std::this_thread::sleep_for(job.wait);
+    sum += job.run_round(task, round);
+  }
+  results[task] = sum;  // the parent's waitpid() orders this write before its read
+  ::_exit(0);           // no atexit handlers, no stdio flush, never back into the caller's stack
+}
+
+[[noreturn]] void supervise_bulk(const bulk_job& job, std::uint64_t max_alive,
+                                 const run_region& run) noexcept {
+  std::uint64_t alive = 0;
+  for (std::uint64_t task = 0; task < job.tasks && !run.failed();) {
+    // Reap what has finished before forking more, as multiprocessing does on every start():
+    // a zombie holds its pid, so an uncapped run would otherwise exhaust pid_max with
+    // processes that are already done.
+    while (alive > 0 && reap_one(run, WNOHANG)) --alive;
+    if (max_alive != 0 && alive >= max_alive) {
+      if (!reap_one(run, 0)) break;
+      --alive;
+      continue;
+    }
+    if (alive >= run.header().budget.max_processes) {
+      run.record_out_of_memory(alive);
+      break;
+    }
+    const pid_t pid = ::fork();
+    if (pid == 0) run_task(job, task, run.results());
+    if (pid < 0) {
+      run.record_fork_failure(errno, alive);
+      break;
+    }
+    run.pids()[task++] = pid;
+    ++alive;
+  }
+  // On failure, stop forking and let the children already started finish: every one is reaped.
+  while (alive > 0 && reap_one(run, 0)) --alive;
+  ::_exit(run.failed() ? 1 : 0);
+}
+
+// ---- tree: every unit is a process that forks its children ----
+
+// Units are numbered breadth-first: unit u's children are u * fanout + 1 ... u * fanout + fanout,
+// so the result slots are one flat array of tree_units(job) entries.
+[[noreturn]] void run_unit(std::uint32_t fanout, const run_region& run, std::uint64_t unit,
+                           std::uint64_t first, std::uint64_t size) noexcept {
+  run_header& header = run.header();
+  std::uint64_t* results = run.results();
+  for (;;) {  // a forked child continues here as its own unit, without growing the stack
+    if (size == 1) {
+      results[unit] = first;
+      ::_exit(0);
+    }
+    const std::uint64_t child_size = size / fanout;
+    std::uint32_t started = 0;
+    bool child = false;
+    while (started < fanout && !run.failed()) {
+      const std::uint64_t alive = header.alive.load(std::memory_order_relaxed);
+      if (alive >= header.budget.max_processes) {
+        run.record_out_of_memory(alive);
+        break;
+      }
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        unit = unit * fanout + 1 + started;
+        first += started * child_size;
+        size = child_size;
+        child = true;
+        break;
+      }
+      if (pid < 0) {
+        run.record_fork_failure(errno, header.alive.load(std::memory_order_relaxed));
+        break;
+      }
+      // Counted once forked, so forks still in flight elsewhere do not inflate the count.
+      header.alive.fetch_add(1, std::memory_order_relaxed);
+      ++started;
+    }
+    if (child) continue;
+
+    for (std::uint32_t c = 0; c < started; ++c) {
+      if (!reap_one(run, 0)) break;
+      header.alive.fetch_sub(1, std::memory_order_relaxed);
+    }
+    // A failure anywhere (here, below, or in another branch) fails every ancestor: exit code 1
+    // travels up while the record names the cause.
+    if (run.failed()) ::_exit(1);
+    std::uint64_t sum = 0;
+    for (std::uint32_t c = 0; c < fanout; ++c) sum += results[unit * fanout + 1 + c];
+    results[unit] = sum;
+    ::_exit(0);
+  }
+}
+
+}  // namespace
+
+class processes_spawn {
+ public:
+  static constexpr model_info info{
+      "processes", "spawn",
+      "one fork() per task or tree unit, the seeds' multiprocessing.Process",
+      "one child process per task (forked by a per-run supervisor process, at most max_alive "
+      "alive, finished children reaped before each fork) or per tree unit (each unit forks its "
+      "children and waitpid()s them); results in 8-byte slots of a MAP_SHARED region mapped "
+      "before forking; exit statuses checked; waits are blocking sleeps; a run stops with a "
+      "limit error at pid_max/RLIMIT_NPROC (fork fails) or when its processes' page tables "
+      "would fill 7/8 of MemAvailable"};
+
+  explicit processes_spawn(const model_config& config) : max_alive_(config.max_alive) {}
+
+  std::uint64_t run_bulk(const bulk_job& job) {
+    if (job.tasks == 0) return 0;
+    run_region run(job.tasks, true);
+    run.header().budget = detail::read_memory_budget();
+    const pid_t supervisor = fork_or_throw(0);
+    if (supervisor == 0) supervise_bulk(job, max_alive_, run);
+    const int status = wait_for(supervisor);
+    run.throw_if_failed(status, "task");
+    std::uint64_t sum = 0;
+    for (std::uint64_t task = 0; task < job.tasks; ++task) sum += run.results()[task];
+    return sum;
+  }
+
+  std::uint64_t run_tree(const tree_job& job) {
+    check_tree(job);
+    run_region run(tree_units(job), false);
+    run.header().budget = detail::read_memory_budget();
+    run.header().alive.store(1, std::memory_order_relaxed);  // the root
+    const pid_t root = fork_or_throw(0);
+    if (root == 0) run_unit(job.fanout, run, 0, 0, job.leaves);
+    const int status = wait_for(root);
+    run.throw_if_failed(status, "tree unit");
+    return run.results()[0];
+  }
+
+ private:
+  static pid_t fork_or_throw(std::uint64_t alive) {
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      const int error = errno;
+      throw limit_error("processes/spawn: " +
+                        detail::describe_fork_failure(
+                            error, detail::with_thousands(alive) + " processes alive",
+                            detail::read_process_limits()));
+    }
+    return pid;
+  }
+
+  static int wait_for(pid_t pid) {
+    int status = 0;
+    if (reap(pid, status) != pid) {
+      throw std::system_error(errno, std::generic_category(), "processes/spawn: waitpid");
+    }
+    return status;
+  }
+
+  // The breadth-first numbering needs a complete tree: leaves a power of fanout.
+  static void check_tree(const tree_job& job) {
+    std::uint64_t size = job.leaves;
+    while (size > 1 && job.fanout >= 2 && size % job.fanout == 0) size /= job.fanout;
+    if (job.leaves == 0 || size != 1) {
+      throw std::invalid_argument("processes/spawn: tree leaves must be a power of the fanout");
+    }
+  }
+
+  std::uint64_t max_alive_;
+};
+
+CMBENCH_REGISTER_MODEL(processes_spawn);
+
+}  // namespace cmbench
