@@ -1,0 +1,78 @@
+// coroutines/asio: one io_context run by one thread, C++20 coroutines (the seeds' asyncio).
+#include "models/coroutines/asio_common.hpp"  // first: it fixes Asio's configuration
+
+#include <memory>
+#include <stdexcept>
+
+#include "models/model.hpp"
+
+namespace cmbench {
+namespace detail {
+namespace {
+
+// Every tree unit on the one loop; children complete on the loop that waits for them.
+struct one_loop {
+  static constexpr bool multi_loop = false;
+  loop_executor loop;
+  loop_executor executor(unsigned /*loop*/) const { return loop; }
+  bool spreads(std::uint64_t /*child_leaves*/) const { return false; }
+  unsigned child_loop(unsigned parent_loop, std::uint32_t /*child*/) const { return parent_loop; }
+};
+
+}  // namespace
+}  // namespace detail
+
+class asio_single {
+ public:
+  static constexpr model_info info{
+      "coroutines", "asio",
+      "one Asio io_context on one thread, C++20 coroutines (asyncio)",
+      "one io_context (concurrency hint 1) run on the calling thread; every task and tree unit is "
+      "an asio::awaitable started with co_spawn, all in flight at once; waits are steady_timer "
+      "async_waits; a parent suspends on a wait group until its children's co_spawn handlers "
+      "count out; workers and max_alive are ignored (one thread)"};
+
+  explicit asio_single(const model_config& /*config*/)
+      : io_(std::make_unique<asio::io_context>(1)) {}
+
+  std::uint64_t run_bulk(const bulk_job& job) {
+    return run([&] { return detail::bulk_driver(job, 0, 1); });
+  }
+
+  std::uint64_t run_tree(const tree_job& job) {
+    const detail::one_loop placement{io_->get_executor()};
+    return run([&] { return detail::make_tree_unit(placement, 0, 0, job.leaves, job.fanout); });
+  }
+
+ private:
+  // co_spawns the job's root coroutine and runs the loop on this thread until no work is left.
+  template <class MakeRoot>
+  std::uint64_t run(MakeRoot&& make_root) {
+    detail::job_outcome outcome;
+    bool completed = false;
+    try {
+      asio::co_spawn(io_->get_executor(), std::forward<MakeRoot>(make_root)(),
+                     [&](std::exception_ptr error, std::uint64_t value) {
+                       outcome = {value, std::move(error)};
+                       completed = true;
+                     });
+      io_->run();
+      io_->restart();
+    } catch (...) {
+      // Asio itself threw out of run() (it could not allocate an operation): suspended frames
+      // point into this call, so destroy them with the loop and start a fresh one.
+      outcome.error = std::current_exception();
+      completed = true;
+      io_ = std::make_unique<asio::io_context>(1);
+    }
+    // A loop that ran out of work without the root's completion lost a handler.
+    if (!completed) throw std::runtime_error("coroutines/asio: the event loop lost a completion");
+    return detail::job_result(outcome, "coroutines/asio");
+  }
+
+  std::unique_ptr<asio::io_context> io_;
+};
+
+CMBENCH_REGISTER_MODEL(asio_single);
+
+}  // namespace cmbench

@@ -1,0 +1,238 @@
+// coroutines/asio-mt: W event loops on W threads, one io_context per thread.
+#include "models/coroutines/asio_common.hpp"  // first: it fixes Asio's configuration
+
+#include <asio/executor_work_guard.hpp>
+
+#include <atomic>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "models/model.hpp"
+
+namespace cmbench {
+namespace detail {
+namespace {
+
+// The loops: one io_context per thread (concurrency hint 1: only its own thread runs it, so posts
+// from that thread go to its private queue), each kept alive between jobs by a work guard.
+// Everything a job touches lives here, so that if Asio ever throws out of a loop's run() the
+// whole set can be stopped and destroyed (with the frames suspended in it) and built afresh.
+class loop_set {
+ public:
+  explicit loop_set(unsigned count) {
+    loops_.reserve(count);
+    executors_.reserve(count);
+    for (unsigned i = 0; i < count; ++i) {
+      loops_.push_back(std::make_unique<loop>());
+      executors_.push_back(loops_.back()->io.get_executor());
+    }
+    for (auto& l : loops_) l->thread = std::thread([this, &l = *l] { run(l); });
+  }
+
+  loop_set(const loop_set&) = delete;
+  loop_set& operator=(const loop_set&) = delete;
+
+  ~loop_set() {
+    const bool abandon = failed();
+    for (auto& l : loops_) {
+      if (abandon) l->io.stop();  // the failed job's handlers are destroyed with the io_contexts
+      l->guard.reset();
+    }
+    // Every thread stops before any io_context (and the frames queued in it) is destroyed.
+    for (auto& l : loops_) {
+      if (l->thread.joinable()) l->thread.join();
+    }
+  }
+
+  unsigned size() const { return static_cast<unsigned>(executors_.size()); }
+  const loop_executor* executors() const { return executors_.data(); }
+  const loop_executor& executor(unsigned i) const { return executors_[i]; }
+  bool failed() const { return state_.load(std::memory_order_acquire) & failed_bit; }
+
+  // A job's last completion handler calls this, from any loop.
+  void job_done() {
+    state_.fetch_add(1, std::memory_order_release);
+    state_.notify_one();
+  }
+
+  // Blocks the caller until job_done() brings the finished count to `jobs`. Rethrows what escaped
+  // a loop's run() if that happened instead (the set is then unusable).
+  void wait_jobs(std::uint64_t jobs) {
+    for (;;) {
+      const std::uint64_t state = state_.load(std::memory_order_acquire);
+      if (state & failed_bit) std::rethrow_exception(failure_);
+      if (state >= jobs) return;
+      state_.wait(state, std::memory_order_acquire);
+    }
+  }
+
+ private:
+  struct loop {
+    asio::io_context io{1};
+    asio::executor_work_guard<loop_executor> guard{io.get_executor()};
+    std::thread thread;
+  };
+
+  static constexpr std::uint64_t failed_bit = std::uint64_t{1} << 63;
+
+  void run(loop& l) {
+    try {
+      l.io.run();
+    } catch (...) {
+      // Only Asio's own allocations can throw out of a handler here (the coroutines catch
+      // everything), and a completion is then lost: fail the job instead of letting it hang.
+      // This loop runs nothing more, so no frame it holds is destroyed while another loop may
+      // still touch it; the caller stops the other loops before destroying any io_context.
+      bool expected = false;
+      if (failure_claimed_.compare_exchange_strong(expected, true)) {
+        failure_ = std::current_exception();
+        state_.fetch_or(failed_bit, std::memory_order_release);
+        state_.notify_all();
+      }
+    }
+  }
+
+  std::vector<std::unique_ptr<loop>> loops_;
+  std::vector<loop_executor> executors_;
+  std::atomic<std::uint64_t> state_{0};  // jobs finished, plus failed_bit
+  std::atomic<bool> failure_claimed_{false};
+  std::exception_ptr failure_;
+};
+
+// Tree placement: children of big subtrees go round-robin across the loops, starting at the
+// parent's; a subtree smaller than `grain` leaves stays on its parent's loop, where a child's
+// spawn and completion are private-queue posts and its join needs no atomics.
+struct spread_loops {
+  static constexpr bool multi_loop = true;
+  const loop_executor* loops;
+  unsigned count;
+  std::uint64_t grain;
+
+  loop_executor executor(unsigned loop) const { return loops[loop]; }
+  bool spreads(std::uint64_t child_leaves) const {
+    return count > 1 && child_leaves >= grain;
+  }
+  unsigned child_loop(unsigned parent_loop, std::uint32_t child) const {
+    return static_cast<unsigned>((parent_loop + child) % count);
+  }
+};
+
+// Measured (1M leaves, fanout 10, 2 loops): spreading every child across the loops costs
+// ~0.8 us a unit (a cross-thread post per child), keeping all on one loop ~0.3 us; spreading
+// only subtrees of at least 1000 leaves (~0.3 ms of work each) gives ~0.16 us, and keeps trees
+// as small as 10^4 leaves parallel.
+constexpr std::uint64_t tree_grain = 1000;
+
+}  // namespace
+}  // namespace detail
+
+class asio_mt {
+ public:
+  static constexpr model_info info{
+      "coroutines", "asio-mt",
+      "W Asio io_contexts on W threads, C++20 coroutines",
+      "one io_context (concurrency hint 1) per worker thread, started at setup with a work guard; "
+      "every task and tree unit is an asio::awaitable started with co_spawn; bulk tasks go "
+      "round-robin to the loops, each loop's driver spawning its share; tree children of large "
+      "subtrees go round-robin across loops, small subtrees stay on their parent's loop; a parent "
+      "suspends on an atomic wait group; waits are steady_timer async_waits; the caller blocks on "
+      "an atomic wait; max_alive is ignored"};
+
+  explicit asio_mt(const model_config& config) : workers_(config.workers) {
+    if (workers_ == 0) {
+      throw std::invalid_argument("coroutines/asio-mt: workers must be at least 1");
+    }
+    loops_ = std::make_unique<detail::loop_set>(workers_);
+  }
+
+  std::uint64_t run_bulk(const bulk_job& job) {
+    std::vector<detail::job_outcome> outcomes(workers_);
+    detail::loop_set* loops = begin_job();
+    const unsigned count = loops->size();
+    // The caller's own count keeps the job open while it spawns the drivers.
+    std::atomic<unsigned> pending{1};
+    std::exception_ptr spawn_error;
+    for (unsigned i = 0; i < count && !spawn_error; ++i) {
+      pending.fetch_add(1, std::memory_order_relaxed);
+      try {
+        asio::co_spawn(
+            loops->executor(i), detail::bulk_driver(job, i, count),
+            [&outcomes, &pending, loops, i](std::exception_ptr error, std::uint64_t value) {
+              outcomes[i] = {value, std::move(error)};
+              if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) loops->job_done();
+            });
+      } catch (...) {
+        pending.fetch_sub(1, std::memory_order_relaxed);
+        spawn_error = std::current_exception();
+      }
+    }
+    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      loops->job_done();  // every driver finished before the caller let go
+    }
+    detail::job_outcome total{0, spawn_error};
+    wait_job();
+    for (const auto& outcome : outcomes) {
+      if (outcome.error && !total.error) total.error = outcome.error;
+      total.value += outcome.value;
+    }
+    return detail::job_result(total, "coroutines/asio-mt");
+  }
+
+  std::uint64_t run_tree(const tree_job& job) {
+    detail::loop_set* loops = begin_job();
+    const detail::spread_loops placement{loops->executors(), loops->size(),
+                                         detail::tree_grain};
+    detail::job_outcome outcome;
+    try {
+      asio::co_spawn(loops->executor(0),
+                     detail::make_tree_unit(placement, 0, 0, job.leaves, job.fanout),
+                     [&outcome, loops](std::exception_ptr error, std::uint64_t value) {
+                       outcome = {value, std::move(error)};
+                       loops->job_done();
+                     });
+    } catch (...) {
+      outcome.error = std::current_exception();
+      loops->job_done();
+    }
+    wait_job();
+    return detail::job_result(outcome, "coroutines/asio-mt");
+  }
+
+ private:
+  // Counts the job that is about to be handed to the loops (nothing may throw between this and
+  // the hand-off, or the count would wait for a job that never ran). A set whose loop threw was
+  // destroyed by wait_job(): build a fresh one first.
+  detail::loop_set* begin_job() {
+    if (!loops_) {
+      loops_ = std::make_unique<detail::loop_set>(workers_);
+      jobs_ = 0;
+    }
+    ++jobs_;
+    return loops_.get();
+  }
+
+  void wait_job() {
+    try {
+      loops_->wait_jobs(jobs_);
+    } catch (...) {
+      // Frames still suspended in the loops point into the caller's frame: stop the loops and
+      // destroy them (and those frames) before the exception leaves this call.
+      loops_.reset();
+      try {
+        throw;
+      } catch (const std::bad_alloc&) {
+        throw limit_error("coroutines/asio-mt: out of memory (limit: memory) in an event loop");
+      }
+    }
+  }
+
+  unsigned workers_;
+  std::uint64_t jobs_ = 0;
+  std::unique_ptr<detail::loop_set> loops_;
+};
+
+CMBENCH_REGISTER_MODEL(asio_mt);
+
+}  // namespace cmbench
