@@ -1,0 +1,154 @@
+// cmbench: run the same verified work under threads, processes and coroutines; report it.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "harness/params.hpp"
+#include "harness/suite.hpp"
+#include "harness/system.hpp"
+#include "harness/trial.hpp"
+
+namespace cmbench {
+namespace {
+
+std::string self_executable() {
+  char path[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) throw std::runtime_error("cannot find this executable (/proc/self/exe)");
+  path[n] = '\0';
+  return path;
+}
+
+std::string default_out() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char name[64];
+  std::strftime(name, sizeof(name), "results/cmbench-%Y%m%d-%H%M%S.json", &local);
+  return name;
+}
+
+nlohmann::json list_json() {
+  nlohmann::json models = nlohmann::json::array();
+  for (const auto& m : all_models()) {
+    models.push_back({{"name", m.name}, {"family", m.info.family}, {"variant", m.info.variant},
+                      {"description", m.info.description}, {"mechanism", m.info.mechanism}});
+  }
+  nlohmann::json workloads = nlohmann::json::array();
+  for (const auto& w : all_workloads()) {
+    nlohmann::json params = nlohmann::json::array();
+    for (const auto& p : w.params) {
+      params.push_back({{"name", p.name}, {"help", p.help}, {"min", p.min}, {"max", p.max},
+                        {"presets", {{"quick", p.quick}, {"default", p.standard}, {"full", p.full}}},
+                        {"zero_means_cpus", p.zero_means_cpus}});
+    }
+    workloads.push_back({{"name", w.name}, {"description", w.description}, {"measures", w.measures},
+                         {"params", params}});
+  }
+  return {{"models", models}, {"workloads", workloads}};
+}
+
+void print_list() {
+  std::printf("models (--models NAME, a family, or all):\n");
+  for (const auto& m : all_models()) {
+    std::printf("  %-20s %s\n  %-20s   how: %s\n", m.name.c_str(), std::string(m.info.description).c_str(), "",
+                std::string(m.info.mechanism).c_str());
+  }
+  std::printf("\nworkloads (--workloads NAME or all), parameters with quick / default / full values:\n");
+  for (const auto& w : all_workloads()) {
+    std::printf("  %s: %s\n    measures: %s\n", w.name.c_str(), w.description.c_str(), w.measures.c_str());
+    for (const auto& p : w.params) {
+      std::printf("    %-12s %9lld / %9lld / %9lld   %s [%lld..%lld]\n", p.name.c_str(),
+                  static_cast<long long>(p.quick), static_cast<long long>(p.standard),
+                  static_cast<long long>(p.full), p.help.c_str(), static_cast<long long>(p.min),
+                  static_cast<long long>(p.max));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cmbench
+
+int main(int argc, char** argv) {
+  using namespace cmbench;
+  CLI::App app{"cmbench: which concurrency model should my project use?\n"
+               "Runs identical, verified workloads under threads, processes and coroutines."};
+  app.require_subcommand(1);
+
+  auto* list = app.add_subcommand("list", "print models, workloads, parameters and presets");
+  bool as_json = false;
+  list->add_flag("--json", as_json, "machine-readable output");
+
+  auto* run = app.add_subcommand("run", "run a matrix of models x workloads x parameters; write a report");
+  std::string models = "all", workloads = "all", preset_text = "default", out;
+  std::vector<std::string> params;
+  int repetitions = 3, warmup = 0;
+  double timeout_s = 120;
+  run->add_option("--models", models, "comma-separated models, families (threads) or all")->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--workloads", workloads, "comma-separated workloads or all")->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--param", params, "[WORKLOAD.]NAME=V1,V2,... (repeatable; every combination runs)");
+  run->add_option("--preset", preset_text, "quick, default or full")->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--repetitions", repetitions, "measured trials per run, each a fresh process")->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--warmup", warmup, "discarded trials per run before the measured ones")->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--timeout", timeout_s, "seconds one trial may take before its process group is killed")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--out", out, "report path (default results/cmbench-DATE.json)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+
+  auto* trial = app.add_subcommand("trial", "run one trial in this process (used by run)");
+  trial->group("");  // internal: hidden from --help
+  std::string request_text, result_path;
+  trial->add_option("--request", request_text)->required();
+  trial->add_option("--result", result_path)->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  try {
+    if (list->parsed()) {
+      if (as_json) std::cout << list_json().dump(2) << "\n";
+      else print_list();
+      return 0;
+    }
+    if (trial->parsed()) {
+      return run_trial_here(request_from_json(nlohmann::json::parse(request_text)), result_path);
+    }
+    suite_options options;
+    options.models = select_models(models);
+    options.workloads = select_workloads(workloads);
+    for (const auto& p : params) options.overrides.push_back(parse_param_override(p));
+    options.chosen_preset = parse_preset(preset_text);
+    options.repetitions = repetitions;
+    options.warmup = warmup;
+    if (!(timeout_s > 0)) throw std::invalid_argument("--timeout must be a positive number of seconds");
+    options.timeout = std::chrono::milliseconds{static_cast<long long>(timeout_s * 1000)};
+    options.out = out.empty() ? default_out() : out;
+    if (out.empty()) std::filesystem::create_directories("results");
+    options.self_exe = self_executable();
+    for (int i = 0; i < argc; ++i) options.command_line += (i ? " " : "") + std::string(argv[i]);
+    return run_suite(options);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "cmbench: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "cmbench: " << e.what() << "\n";
+    return 1;
+  }
+}

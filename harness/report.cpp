@@ -1,0 +1,362 @@
+#include "harness/report.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <stdexcept>
+
+#include "harness/system.hpp"
+
+namespace cmbench {
+namespace {
+
+std::string hex(std::uint64_t v) {
+  char text[24];
+  std::snprintf(text, sizeof(text), "0x%016llx", static_cast<unsigned long long>(v));
+  return text;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::string command_output(const std::string& command) {
+  std::string out;
+  if (FILE* pipe = popen(command.c_str(), "r")) {
+    char buffer[256];
+    while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) out += buffer;
+    pclose(pipe);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+std::string iso_date() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[40];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%S%z", &local);
+  std::string s = text;
+  if (s.size() > 5) s.insert(s.size() - 2, ":");  // +0000 -> +00:00 (ISO 8601)
+  return s;
+}
+
+bool is_verified(const run_record& r, const trial_result& t) { return t.ok && t.checksum == r.expected_checksum; }
+
+std::string failure_of(const run_record& r, const trial_result& t) {
+  if (!t.ok) return t.error;
+  if (t.checksum != r.expected_checksum) {
+    return "checksum mismatch: got " + hex(t.checksum) + ", serial/baseline computes " + hex(r.expected_checksum);
+  }
+  return "";
+}
+
+// The figures of one ok trial, by name: `resources` and `metrics` of a row.
+struct figures {
+  nlohmann::ordered_json resources;
+  nlohmann::ordered_json metrics;
+};
+
+figures figures_of(const run_record& r, const trial_result& t) {
+  figures f;
+  const double wall_s = static_cast<double>(t.wall_ns) / 1e9;
+  const double cpu_ns = static_cast<double>(t.usage.user_ns + t.usage.sys_ns);
+  f.resources = {{"wall_ns", t.wall_ns},
+                 {"setup_ns", t.setup_ns},
+                 {"user_cpu_ns", t.usage.user_ns},
+                 {"sys_cpu_ns", t.usage.sys_ns},
+                 {"cpu_utilization", t.wall_ns > 0 ? cpu_ns / static_cast<double>(t.wall_ns) : 0.0},
+                 {"peak_rss_bytes", t.peak_rss_bytes},
+                 {"rss_before_bytes", t.rss_before_bytes},
+                 {"peak_processes", t.peak_processes},
+                 {"voluntary_context_switches", t.usage.voluntary_switches},
+                 {"involuntary_context_switches", t.usage.involuntary_switches},
+                 {"minor_page_faults", t.usage.minor_faults},
+                 {"major_page_faults", t.usage.major_faults}};
+  const double units = static_cast<double>(r.workload->units(r.params));
+  const double extra = static_cast<double>(std::max<std::int64_t>(0, t.peak_rss_bytes - t.rss_before_bytes));
+  f.metrics = {{"units", units},
+               {"ns_per_unit", units > 0 ? static_cast<double>(t.wall_ns) / units : 0.0},
+               {"units_per_second", wall_s > 0 ? units / wall_s : 0.0},
+               {"bytes_per_unit", units > 0 ? extra / units : 0.0}};
+  if (r.workload->metrics != nullptr) {
+    for (const auto& [name, value] : r.workload->metrics(r.params, trial_figures{wall_s, extra})) {
+      f.metrics[name] = value;
+    }
+  }
+  return f;
+}
+
+nlohmann::ordered_json identity(const run_record& r) {
+  return {{"name", r.run_name()},
+          {"run_name", r.run_name()},
+          {"family_index", r.family_index},
+          {"per_family_instance_index", r.instance_index},
+          {"repetitions", r.repetitions()},
+          {"threads", r.workers()},
+          {"iterations", 1},
+          {"time_unit", "ms"},
+          {"workload", r.workload->name},
+          {"model", r.model->name},
+          {"family", r.model->info.family},
+          {"variant", r.model->info.variant},
+          {"mechanism", r.model->info.mechanism},
+          {"params", r.params},
+          {"expected_checksum", hex(r.expected_checksum)}};
+}
+
+void mark_failed(nlohmann::ordered_json& row, const std::string& status, const std::string& error) {
+  row["status"] = status;
+  row["error"] = error;
+  row["error_occurred"] = true;
+  row["error_message"] = error;
+}
+
+nlohmann::ordered_json aggregate_row(const run_record& r) {
+  nlohmann::ordered_json row = identity(r);
+  row["name"] = r.run_name() + "_median";
+  row["run_type"] = "aggregate";
+  row["aggregate_name"] = "median";
+  row["aggregate_unit"] = "time";
+
+  std::vector<const trial_result*> ok;
+  std::string first_failure;
+  for (const auto& t : r.trials) {
+    if (is_verified(r, t)) {
+      ok.push_back(&t);
+    } else if (first_failure.empty()) {
+      first_failure = "repetition " + std::to_string(&t - r.trials.data()) + ": " + failure_of(r, t);
+    }
+  }
+  std::vector<double> real, cpu;
+  std::vector<figures> all;
+  for (const auto* t : ok) {
+    real.push_back(static_cast<double>(t->wall_ns) / 1e6);
+    cpu.push_back(static_cast<double>(t->usage.user_ns + t->usage.sys_ns) / 1e6);
+    all.push_back(figures_of(r, *t));
+  }
+  row["real_time"] = median(real);
+  row["cpu_time"] = median(cpu);
+  row["samples"] = {{"real_time", real}, {"cpu_time", cpu}};
+  row["ok_repetitions"] = ok.size();
+  row["verified"] = !ok.empty();
+  row["checksum"] = ok.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(hex(ok.front()->checksum));
+  // Each figure's median over the verified repetitions.
+  for (const char* group : {"resources", "metrics"}) {
+    nlohmann::ordered_json medians = nlohmann::ordered_json::object();
+    if (!all.empty()) {
+      for (const auto& [key, unused] : (group[0] == 'r' ? all.front().resources : all.front().metrics).items()) {
+        std::vector<double> values;
+        for (const auto& f : all) values.push_back((group[0] == 'r' ? f.resources : f.metrics).at(key).get<double>());
+        medians[key] = median(values);
+      }
+    }
+    row[group] = medians;
+  }
+  if (ok.size() == r.repetitions()) {
+    row["status"] = "ok";
+    row["error"] = nullptr;
+  } else if (r.trials.empty()) {
+    mark_failed(row, "skipped", r.skipped.front());
+  } else {
+    mark_failed(row, "failed", first_failure.empty() ? r.skipped.front() : first_failure);
+  }
+  return row;
+}
+
+}  // namespace
+
+std::string run_record::run_name() const {
+  std::string label = workload->name + "/" + model->name;
+  for (const auto& spec : workload->params) label += "/" + spec.name + ":" + std::to_string(params.at(spec.name));
+  return label;
+}
+
+unsigned run_record::workers() const {
+  const auto it = params.find("workers");
+  return it == params.end() ? 1u : static_cast<unsigned>(it->second);
+}
+
+nlohmann::ordered_json build_rows(const std::vector<run_record>& runs) {
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  for (const auto& r : runs) {
+    std::size_t index = 0;
+    for (const auto& t : r.trials) {
+      nlohmann::ordered_json row = identity(r);
+      row["run_type"] = "iteration";
+      row["repetition_index"] = index++;
+      row["real_time"] = static_cast<double>(t.wall_ns) / 1e6;
+      row["cpu_time"] = static_cast<double>(t.usage.user_ns + t.usage.sys_ns) / 1e6;
+      row["checksum"] = t.ok ? nlohmann::ordered_json(hex(t.checksum)) : nlohmann::ordered_json(nullptr);
+      row["verified"] = is_verified(r, t);
+      if (t.ok) {
+        auto f = figures_of(r, t);
+        row["resources"] = std::move(f.resources);
+        row["metrics"] = std::move(f.metrics);
+      } else {
+        row["resources"] = {{"setup_ns", t.setup_ns}, {"peak_rss_bytes", t.peak_rss_bytes},
+                            {"peak_processes", t.peak_processes}};
+        row["metrics"] = nlohmann::ordered_json::object();
+      }
+      if (row["verified"].get<bool>()) {
+        row["status"] = "ok";
+        row["error"] = nullptr;
+      } else {
+        mark_failed(row, "failed", failure_of(r, t));
+      }
+      rows.push_back(std::move(row));
+    }
+    for (const auto& why : r.skipped) {
+      nlohmann::ordered_json row = identity(r);
+      row["run_type"] = "iteration";
+      row["repetition_index"] = index++;
+      row["real_time"] = 0.0;
+      row["cpu_time"] = 0.0;
+      row["checksum"] = nullptr;
+      row["verified"] = false;
+      row["resources"] = nlohmann::ordered_json::object();
+      row["metrics"] = nlohmann::ordered_json::object();
+      mark_failed(row, "skipped", why);
+      rows.push_back(std::move(row));
+    }
+    rows.push_back(aggregate_row(r));
+  }
+  return rows;
+}
+
+nlohmann::ordered_json build_context(const report_settings& settings, const std::vector<run_record>& runs) {
+  const std::vector<int> cpus = system::affinity();
+  const auto usable = static_cast<unsigned>(std::max<std::size_t>(1, cpus.size()));
+  const std::string source_dir = CMBENCH_SOURCE_DIR;
+  std::string sha = command_output("git -C '" + source_dir + "' rev-parse HEAD 2>/dev/null");
+  const bool dirty = !sha.empty() &&
+      !command_output("git -C '" + source_dir + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
+  if (sha.empty()) sha = "unknown";
+
+  nlohmann::ordered_json warnings = nlohmann::ordered_json::array();
+  const std::string build_type = CMBENCH_BUILD_TYPE;
+  if (build_type != "Release" && build_type != "RelWithDebInfo") {
+    warnings.push_back("debug build (CMAKE_BUILD_TYPE=" + build_type + "): timings are not representative");
+  }
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  warnings.push_back("sanitizer build: timings and memory are not representative");
+#endif
+  std::size_t oversubscribed = 0, failed = 0, skipped = 0, mismatched = 0;
+  for (const auto& r : runs) {
+    if (r.workers() > usable && r.model->info.family != "serial") ++oversubscribed;
+    for (const auto& t : r.trials) {
+      if (!t.ok) ++failed;
+      else if (t.checksum != r.expected_checksum) ++mismatched;
+    }
+    skipped += r.skipped.size();
+  }
+  if (oversubscribed > 0) {
+    warnings.push_back("oversubscribed: " + std::to_string(oversubscribed) + " runs use more workers than the " +
+                       std::to_string(usable) + " CPUs this process may use");
+  }
+  const auto load = system::load_average();
+  if (!load.empty() && load[0] > 0.5 * usable) {
+    char text[128];
+    std::snprintf(text, sizeof(text), "the machine was busy: load average %.2f on %u CPUs", load[0], usable);
+    warnings.push_back(text);
+  }
+  if (const std::string g = system::governor(); g != "unknown" && g != "performance") {
+    warnings.push_back("CPU frequency governor is '" + g + "', not 'performance': clock speed may vary");
+  }
+  if (failed > 0) warnings.push_back(std::to_string(failed) + " trials failed (see status and error)");
+  if (mismatched > 0) warnings.push_back(std::to_string(mismatched) + " trials computed a wrong checksum");
+  if (skipped > 0) warnings.push_back(std::to_string(skipped) + " repetitions skipped after a limit or timeout");
+
+  return {{"date", iso_date()},
+          {"host_name", system::host_name()},
+          {"executable", command_output("readlink /proc/" + std::to_string(getpid()) + "/exe")},
+          {"num_cpus", usable},
+          {"mhz_per_cpu", static_cast<int>(system::cpu_mhz())},
+          {"cpu_scaling_enabled", system::governor() != "unknown" && system::governor() != "performance"},
+          {"caches", nlohmann::ordered_json::array()},
+          {"load_avg", load},
+          {"library_build_type", build_type == "Debug" ? "debug" : "release"},
+          {"json_schema_version", json_schema_version},
+          {"cmbench_version", CMBENCH_VERSION},
+          {"cpu_model", system::cpu_model()},
+          {"online_cpus", sysconf(_SC_NPROCESSORS_ONLN)},
+          {"affinity", cpus},
+          {"governor", system::governor()},
+          {"kernel", system::kernel()},
+          {"compiler", CMBENCH_COMPILER},
+          {"compiler_flags", CMBENCH_CXX_FLAGS},
+          {"build_type", build_type},
+          {"git_sha", sha},
+          {"git_dirty", dirty},
+          {"library_versions",
+           {{"tbb", CMBENCH_TBB_VERSION}, {"asio", CMBENCH_ASIO_VERSION},
+            {"nlohmann_json", CMBENCH_JSON_VERSION}, {"cli11", CMBENCH_CLI11_VERSION}}},
+          {"command_line", settings.command_line},
+          {"preset", settings.preset},
+          {"repetitions", settings.repetitions},
+          {"warmup", settings.warmup},
+          {"timeout_seconds", settings.timeout_seconds},
+          {"limits", system::limits()},
+          {"warnings", warnings}};
+}
+
+void write_atomically(const std::string& path, const std::string& text) {
+  const std::filesystem::path target(path);
+  const std::string temp = path + ".tmp." + std::to_string(getpid());
+  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write report " + path + ": " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string reason = std::strerror(errno);
+      close(fd);
+      unlink(temp.c_str());
+      throw std::runtime_error("cannot write report " + path + ": " + reason);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (fsync(fd) != 0 || close(fd) != 0) {
+    unlink(temp.c_str());
+    throw std::runtime_error("cannot write report " + path + ": " + std::strerror(errno));
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    unlink(temp.c_str());
+    throw std::runtime_error("cannot write report " + path + ": " + reason);
+  }
+}
+
+void check_writable(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  std::error_code ec;
+  if (fs::is_directory(target, ec)) throw std::runtime_error("--out " + path + " is a directory, not a file");
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir, ec)) throw std::runtime_error("--out " + path + ": directory " + dir.string() + " does not exist");
+  // Create and remove a probe file: the only check that also holds for root and odd filesystems.
+  const std::string probe = (dir / (".cmbench-probe-" + std::to_string(getpid()))).string();
+  const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw std::runtime_error("--out " + path + ": cannot create files in " + dir.string() + ": " + std::strerror(errno));
+  }
+  close(fd);
+  unlink(probe.c_str());
+  if (fs::exists(target, ec) && !fs::is_regular_file(target, ec)) {
+    throw std::runtime_error("--out " + path + " exists and is not a regular file");
+  }
+}
+
+}  // namespace cmbench

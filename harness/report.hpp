@@ -1,0 +1,52 @@
+// The report: Google Benchmark's JSON (context + benchmarks rows) plus cmbench's structured
+// fields. Built from the runs of a suite, written atomically.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/trial.hpp"
+#include "models/model.hpp"
+#include "workloads/workload.hpp"
+
+namespace cmbench {
+
+inline constexpr int json_schema_version = 1;
+
+// One run: a model on a workload at one parameter combination, over its repetitions.
+struct run_record {
+  const workload_entry* workload = nullptr;
+  const model_entry* model = nullptr;
+  param_values params;
+  std::uint64_t expected_checksum = 0;
+  std::vector<trial_result> trials;  // one per repetition, in order
+  std::vector<std::string> skipped;  // for repetitions not run: why (index = repetition - trials.size())
+  std::size_t family_index = 0;
+  std::size_t instance_index = 0;
+
+  std::string run_name() const;
+  std::size_t repetitions() const { return trials.size() + skipped.size(); }
+  unsigned workers() const;
+};
+
+struct report_settings {
+  std::string command_line;
+  std::string preset;
+  int repetitions = 1;
+  int warmup = 0;
+  double timeout_seconds = 0;
+};
+
+nlohmann::ordered_json build_context(const report_settings& settings, const std::vector<run_record>& runs);
+nlohmann::ordered_json build_rows(const std::vector<run_record>& runs);
+
+// Writes `text` to a temporary file beside `path` and renames it over `path`: a report is whole
+// or absent, never half-written. Throws std::runtime_error with the reason.
+void write_atomically(const std::string& path, const std::string& text);
+// Checks that `path` can be written, before any work is done. Throws with the reason.
+void check_writable(const std::string& path);
+
+}  // namespace cmbench

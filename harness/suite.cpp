@@ -1,0 +1,261 @@
+#include "harness/suite.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "harness/system.hpp"
+
+namespace cmbench {
+namespace {
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> parts;
+  std::stringstream in(list);
+  for (std::string part; std::getline(in, part, ',');) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+template <class T>
+void add_unique(std::vector<const T*>& to, const T* item) {
+  if (std::find(to.begin(), to.end(), item) == to.end()) to.push_back(item);
+}
+
+std::string format_ms(double ms) {
+  char text[32];
+  if (ms >= 100) std::snprintf(text, sizeof(text), "%.0f", ms);
+  else if (ms >= 1) std::snprintf(text, sizeof(text), "%.2f", ms);
+  else std::snprintf(text, sizeof(text), "%.4f", ms);
+  return text;
+}
+
+std::string format_bytes(double bytes) {
+  char text[32];
+  if (bytes >= 1024.0 * 1024 * 1024) std::snprintf(text, sizeof(text), "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+  else if (bytes >= 1024.0 * 1024) std::snprintf(text, sizeof(text), "%.1f MiB", bytes / (1024.0 * 1024));
+  else if (bytes >= 1024.0) std::snprintf(text, sizeof(text), "%.1f KiB", bytes / 1024.0);
+  else std::snprintf(text, sizeof(text), "%.0f B", bytes);
+  return text;
+}
+
+}  // namespace
+
+std::vector<const model_entry*> select_models(const std::string& list) {
+  std::vector<const model_entry*> chosen;
+  for (const auto& name : split(list)) {
+    bool found = false;
+    for (const auto& m : all_models()) {
+      if (name == "all" || m.name == name || m.info.family == name) {
+        add_unique(chosen, &m);
+        found = true;
+      }
+    }
+    if (!found) {
+      std::string known;
+      for (const auto& m : all_models()) known += (known.empty() ? "" : ", ") + m.name;
+      throw std::invalid_argument("unknown model '" + name + "' (known: " + known +
+                                  "; or a family: serial, threads, processes, coroutines; or all)");
+    }
+  }
+  if (chosen.empty()) throw std::invalid_argument("--models selects no model");
+  return chosen;
+}
+
+std::vector<const workload_entry*> select_workloads(const std::string& list) {
+  std::vector<const workload_entry*> chosen;
+  for (const auto& name : split(list)) {
+    bool found = false;
+    for (const auto& w : all_workloads()) {
+      if (name == "all" || w.name == name) {
+        add_unique(chosen, &w);
+        found = true;
+      }
+    }
+    if (!found) {
+      std::string known;
+      for (const auto& w : all_workloads()) known += (known.empty() ? "" : ", ") + w.name;
+      throw std::invalid_argument("unknown workload '" + name + "' (known: " + known + "; or all)");
+    }
+  }
+  if (chosen.empty()) throw std::invalid_argument("--workloads selects no workload");
+  return chosen;
+}
+
+int run_suite(const suite_options& options) {
+  if (options.repetitions < 1) throw std::invalid_argument("--repetitions must be at least 1");
+  if (options.warmup < 0) throw std::invalid_argument("--warmup must not be negative");
+  if (options.timeout.count() <= 0) throw std::invalid_argument("--timeout must be positive");
+  check_overrides(options.workloads, options.overrides);
+
+  // Plan everything first: bad parameters fail before a single trial runs.
+  const unsigned cpus = system::usable_cpus();
+  std::vector<run_record> runs;
+  std::size_t family = 0;
+  for (const auto* w : options.workloads) {
+    const auto combos = combinations(*w, options.chosen_preset, options.overrides, cpus);
+    for (const auto* m : options.models) {
+      std::size_t instance = 0;
+      for (const auto& params : combos) {
+        run_record r;
+        r.workload = w;
+        r.model = m;
+        r.params = params;
+        r.family_index = family;
+        r.instance_index = instance++;
+        runs.push_back(std::move(r));
+      }
+      ++family;
+    }
+  }
+  check_writable(options.out);
+
+  // The reference checksum of every combination, once: what serial/baseline computes.
+  std::map<std::pair<const workload_entry*, param_values>, std::uint64_t> references;
+  for (auto& r : runs) {
+    auto key = std::make_pair(r.workload, r.params);
+    auto it = references.find(key);
+    if (it == references.end()) it = references.emplace(key, r.workload->reference(r.params)).first;
+    r.expected_checksum = it->second;
+  }
+
+  const std::size_t total = runs.size() * static_cast<std::size_t>(options.repetitions + options.warmup);
+  std::size_t done = 0;
+  auto progress = [&](const run_record& r, const std::string& what, const trial_result* t) {
+    std::fprintf(stderr, "[%4zu/%zu] %-6s %-20s %s  %s", ++done, total, r.workload->name.c_str(),
+                 r.model->name.c_str(), params_label(*r.workload, r.params).c_str(), what.c_str());
+    if (t != nullptr) {
+      if (t->ok) std::fprintf(stderr, "  %s ms%s", format_ms(static_cast<double>(t->wall_ns) / 1e6).c_str(),
+                              t->checksum == r.expected_checksum ? "" : "  CHECKSUM MISMATCH");
+      else std::fprintf(stderr, "  failed: %s", t->error.c_str());
+    }
+    std::fputc('\n', stderr);
+  };
+
+  // Repetitions interleave across models, so slow drift of the machine touches every model alike.
+  // A run that hit a limit or the timeout is not tried again: the answer would be the same.
+  std::vector<std::string> stopped(runs.size());
+  const int rounds = options.warmup + options.repetitions;
+  for (std::size_t first = 0; first < runs.size();) {
+    std::size_t last = first;
+    while (last < runs.size() && runs[last].workload == runs[first].workload) ++last;
+    for (int round = 0; round < rounds; ++round) {
+      const bool warmup = round < options.warmup;
+      for (std::size_t i = first; i < last; ++i) {
+        run_record& r = runs[i];
+        if (!stopped[i].empty()) {
+          if (!warmup && r.repetitions() < static_cast<std::size_t>(options.repetitions)) {
+            r.skipped.push_back("not repeated: an earlier trial failed: " + stopped[i]);
+          }
+          ++done;
+          continue;
+        }
+        const std::string label = warmup ? "warmup " + std::to_string(round + 1)
+                                         : "rep " + std::to_string(round - options.warmup + 1) + "/" +
+                                               std::to_string(options.repetitions);
+        trial_result t = run_trial_process(trial_request{r.workload->name, r.model->name, r.params},
+                                           options.timeout, options.self_exe);
+        progress(r, label, &t);
+        if (t.limit_hit || t.timed_out) stopped[i] = t.error;
+        // A warmup that hit a limit stands as the run's first repetition: that is the finding.
+        if (!warmup || !stopped[i].empty()) r.trials.push_back(std::move(t));
+      }
+    }
+    first = last;
+  }
+
+  report_settings settings{options.command_line, std::string(preset_name(options.chosen_preset)),
+                           options.repetitions, options.warmup,
+                           static_cast<double>(options.timeout.count()) / 1000.0};
+  nlohmann::ordered_json report = {{"context", build_context(settings, runs)}, {"benchmarks", build_rows(runs)}};
+  write_atomically(options.out, report.dump(2) + "\n");
+
+  std::cout << summary_table(runs);
+  std::size_t mismatched = 0;
+  for (const auto& r : runs) {
+    for (const auto& t : r.trials) mismatched += (t.ok && t.checksum != r.expected_checksum) ? 1 : 0;
+  }
+  std::cout << "\nreport: " << options.out << "\n";
+  for (const auto& w : report["context"]["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
+  if (mismatched > 0) {
+    std::cerr << "cmbench: " << mismatched << " trials computed a wrong checksum\n";
+    return 1;
+  }
+  return 0;
+}
+
+std::string summary_table(const std::vector<run_record>& runs) {
+  std::ostringstream out;
+  char line[512];
+  const char* header = "%-20s %-8s %11s %19s %8s %6s %10s %10s %9s\n";
+  std::string current;
+  for (const auto& r : runs) {
+    const std::string group = r.workload->name + "  " + params_label(*r.workload, r.params);
+    if (group != current) {
+      current = group;
+      out << "\n" << group << "\n";
+      std::snprintf(line, sizeof(line), header, "model", "status", "median ms", "min..max ms", "speedup",
+                    "CPUs", "peak RSS", "bytes/unit", "ctx sw");
+      out << line;
+    }
+    std::vector<double> walls;
+    const trial_result* mid = nullptr;
+    for (const auto& t : r.trials) {
+      if (t.ok && t.checksum == r.expected_checksum) walls.push_back(static_cast<double>(t.wall_ns) / 1e6);
+    }
+    std::string status = walls.size() == r.repetitions() ? "ok" : r.trials.empty() ? "skipped" : "FAILED";
+    if (walls.empty()) {
+      std::string why = r.trials.empty() ? r.skipped.front() : r.trials.front().error;
+      if (why.empty() && !r.trials.empty()) why = "checksum mismatch";
+      std::snprintf(line, sizeof(line), "%-20s %-8s %s\n", r.model->name.c_str(), status.c_str(), why.c_str());
+      out << line;
+      continue;
+    }
+    std::vector<double> sorted = walls;
+    std::sort(sorted.begin(), sorted.end());
+    const double med = sorted.size() % 2 ? sorted[sorted.size() / 2]
+                                          : (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]) / 2;
+    for (const auto& t : r.trials) {
+      if (t.ok && (mid == nullptr || std::abs(static_cast<double>(t.wall_ns) / 1e6 - med) <
+                                         std::abs(static_cast<double>(mid->wall_ns) / 1e6 - med))) {
+        mid = &t;
+      }
+    }
+    // Speedup against serial/baseline at the same parameters, when it ran.
+    std::string speedup = "-";
+    for (const auto& s : runs) {
+      if (s.workload == r.workload && s.params == r.params && s.model->info.family == "serial") {
+        std::vector<double> sw;
+        for (const auto& t : s.trials) {
+          if (t.ok) sw.push_back(static_cast<double>(t.wall_ns) / 1e6);
+        }
+        if (!sw.empty()) {
+          std::sort(sw.begin(), sw.end());
+          char text[16];
+          std::snprintf(text, sizeof(text), "%.2fx", sw[sw.size() / 2] / med);
+          speedup = text;
+        }
+      }
+    }
+    const double cpu = static_cast<double>(mid->usage.user_ns + mid->usage.sys_ns) / static_cast<double>(mid->wall_ns);
+    const double units = static_cast<double>(r.workload->units(r.params));
+    const double extra = static_cast<double>(std::max<std::int64_t>(0, mid->peak_rss_bytes - mid->rss_before_bytes));
+    char cpus[16], range[48], switches[32];
+    std::snprintf(cpus, sizeof(cpus), "%.2f", cpu);
+    std::snprintf(range, sizeof(range), "%s..%s", format_ms(sorted.front()).c_str(), format_ms(sorted.back()).c_str());
+    std::snprintf(switches, sizeof(switches), "%lld",
+                  static_cast<long long>(mid->usage.voluntary_switches + mid->usage.involuntary_switches));
+    std::snprintf(line, sizeof(line), header, r.model->name.c_str(), status.c_str(), format_ms(med).c_str(), range,
+                  speedup.c_str(), cpus, format_bytes(static_cast<double>(mid->peak_rss_bytes)).c_str(),
+                  format_bytes(units > 0 ? extra / units : 0).c_str(), switches);
+    out << line;
+  }
+  return out.str();
+}
+
+}  // namespace cmbench

@@ -1,0 +1,39 @@
+// `cmbench run`: plan the matrix, run every trial in its own process, write the report, print
+// the summary. Progress goes to stderr, the summary table to stdout.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "harness/params.hpp"
+#include "harness/report.hpp"
+
+namespace cmbench {
+
+struct suite_options {
+  std::vector<const model_entry*> models;
+  std::vector<const workload_entry*> workloads;
+  std::vector<param_override> overrides;
+  preset chosen_preset = preset::standard;
+  int repetitions = 3;
+  int warmup = 0;
+  std::chrono::milliseconds timeout{std::chrono::seconds{120}};
+  std::string out;
+  std::string self_exe;
+  std::string command_line;
+};
+
+// Models named by a comma-separated list of names, family names or "all". Throws
+// std::invalid_argument naming the unknown entry and listing the known ones.
+std::vector<const model_entry*> select_models(const std::string& list);
+std::vector<const workload_entry*> select_workloads(const std::string& list);
+
+// Returns the process exit status: 0 when the report was written and every ok run verified.
+// Throws std::invalid_argument for bad input before any trial runs.
+int run_suite(const suite_options& options);
+
+// The human summary of a set of runs (one line per run), as printed at the end of `cmbench run`.
+std::string summary_table(const std::vector<run_record>& runs);
+
+}  // namespace cmbench

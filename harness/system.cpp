@@ -1,0 +1,175 @@
+#include "harness/system.hpp"
+
+#include <dirent.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace cmbench::system {
+namespace {
+
+std::string first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+std::int64_t number_in(const std::string& path) {
+  const std::string text = first_line(path);
+  return text.empty() ? -1 : std::strtoll(text.c_str(), nullptr, 10);
+}
+
+std::string cpuinfo_field(const std::string& key) {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key, 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(" \t", colon + 1));
+    }
+  }
+  return "";
+}
+
+std::int64_t ns_of(const timeval& tv) {
+  return static_cast<std::int64_t>(tv.tv_sec) * 1'000'000'000 + static_cast<std::int64_t>(tv.tv_usec) * 1000;
+}
+
+}  // namespace
+
+std::vector<int> affinity() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    }
+  }
+  return cpus;
+}
+
+unsigned usable_cpus() {
+  const auto n = affinity().size();
+  return n == 0 ? 1u : static_cast<unsigned>(n);
+}
+
+std::string cpu_model() {
+  const std::string model = cpuinfo_field("model name");
+  return model.empty() ? "unknown" : model;
+}
+
+double cpu_mhz() {
+  const std::string mhz = cpuinfo_field("cpu MHz");
+  return mhz.empty() ? 0.0 : std::strtod(mhz.c_str(), nullptr);
+}
+
+std::string kernel() {
+  utsname u{};
+  if (uname(&u) != 0) return "unknown";
+  return std::string(u.sysname) + " " + u.release + " " + u.machine;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
+
+std::string governor() {
+  const std::string g = first_line("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor");
+  return g.empty() ? "unknown" : g;
+}
+
+std::vector<double> load_average() {
+  double loads[3] = {0, 0, 0};
+  if (getloadavg(loads, 3) != 3) return {};
+  return {loads[0], loads[1], loads[2]};
+}
+
+std::map<std::string, std::int64_t> limits() {
+  rlimit nproc{};
+  getrlimit(RLIMIT_NPROC, &nproc);
+  rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  rlimit stack{};
+  getrlimit(RLIMIT_STACK, &stack);
+  auto lim = [](rlim_t v) { return v == RLIM_INFINITY ? std::int64_t{-1} : static_cast<std::int64_t>(v); };
+  return {{"pid_max", number_in("/proc/sys/kernel/pid_max")},
+          {"threads_max", number_in("/proc/sys/kernel/threads-max")},
+          {"max_map_count", number_in("/proc/sys/vm/max_map_count")},
+          {"rlimit_nproc", lim(nproc.rlim_cur)},
+          {"rlimit_nofile", lim(nofile.rlim_cur)},
+          {"rlimit_stack_bytes", lim(stack.rlim_cur)},
+          {"memory_bytes", static_cast<std::int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGESIZE)}};
+}
+
+usage current_usage() {
+  rusage self{};
+  rusage children{};
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &children);
+  usage u;
+  u.user_ns = ns_of(self.ru_utime) + ns_of(children.ru_utime);
+  u.sys_ns = ns_of(self.ru_stime) + ns_of(children.ru_stime);
+  u.voluntary_switches = self.ru_nvcsw + children.ru_nvcsw;
+  u.involuntary_switches = self.ru_nivcsw + children.ru_nivcsw;
+  u.minor_faults = self.ru_minflt + children.ru_minflt;
+  u.major_faults = self.ru_majflt + children.ru_majflt;
+  u.self_max_rss_bytes = self.ru_maxrss * 1024;  // Linux reports KiB
+  u.children_max_rss_bytes = children.ru_maxrss * 1024;
+  return u;
+}
+
+usage operator-(const usage& after, const usage& before) {
+  usage d = after;
+  d.user_ns -= before.user_ns;
+  d.sys_ns -= before.sys_ns;
+  d.voluntary_switches -= before.voluntary_switches;
+  d.involuntary_switches -= before.involuntary_switches;
+  d.minor_faults -= before.minor_faults;
+  d.major_faults -= before.major_faults;
+  return d;
+}
+
+group_memory process_group_memory(pid_t group) {
+  static const std::int64_t page = sysconf(_SC_PAGESIZE);
+  group_memory total;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return total;
+  char path[300];
+  char buffer[512];
+  while (dirent* entry = readdir(proc)) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    std::snprintf(path, sizeof(path), "/proc/%s/stat", entry->d_name);
+    FILE* f = std::fopen(path, "r");
+    if (f == nullptr) continue;  // exited meanwhile
+    const std::size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, f);
+    std::fclose(f);
+    buffer[n] = '\0';
+    // Fields after the command name, which may hold spaces: state ppid pgrp ... rss is field 24.
+    const char* rest = std::strrchr(buffer, ')');
+    if (rest == nullptr) continue;
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    if (std::sscanf(rest + 2, "%c %ld %ld", &state, &ppid, &pgrp) != 3 || pgrp != group) continue;
+    if (state == 'Z') continue;  // a zombie holds no memory
+    std::istringstream fields(rest + 2);
+    std::string field;
+    for (int i = 3; i <= 24 && fields >> field; ++i) {
+      if (i == 24) total.rss_bytes += std::strtoll(field.c_str(), nullptr, 10) * page;
+    }
+    ++total.processes;
+  }
+  closedir(proc);
+  return total;
+}
+
+}  // namespace cmbench::system

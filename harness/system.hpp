@@ -1,0 +1,47 @@
+// Facts about this machine and the accounting of a trial's processes, read from /proc and the
+// kernel: the only place the harness talks to the operating system about resources.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cmbench::system {
+
+// CPUs this process may run on (sched_getaffinity), as ids.
+std::vector<int> affinity();
+unsigned usable_cpus();
+std::string cpu_model();
+double cpu_mhz();
+std::string kernel();
+std::string host_name();
+std::string governor();  // "unknown" where cpufreq is not exposed (virtual machines)
+std::vector<double> load_average();
+// Kernel limits that bound how many units a model may create, by name.
+std::map<std::string, std::int64_t> limits();
+
+// Resource counters of this process and its waited-for descendants (getrusage SELF + CHILDREN).
+struct usage {
+  std::int64_t user_ns = 0;
+  std::int64_t sys_ns = 0;
+  std::int64_t voluntary_switches = 0;
+  std::int64_t involuntary_switches = 0;
+  std::int64_t minor_faults = 0;
+  std::int64_t major_faults = 0;
+  std::int64_t self_max_rss_bytes = 0;      // this process's high-water mark
+  std::int64_t children_max_rss_bytes = 0;  // the largest waited-for descendant's
+};
+usage current_usage();
+usage operator-(const usage& after, const usage& before);  // counters subtract; peaks keep `after`'s
+
+// Resident memory of every live process in a process group, summed, and how many there are.
+struct group_memory {
+  std::int64_t rss_bytes = 0;
+  std::int64_t processes = 0;
+};
+group_memory process_group_memory(pid_t group);
+
+}  // namespace cmbench::system

@@ -1,0 +1,247 @@
+#include "harness/trial.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace cmbench {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+std::int64_t ns_between(clock::time_point a, clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
+}
+
+nlohmann::json usage_json(const system::usage& u) {
+  return {{"user_ns", u.user_ns},
+          {"sys_ns", u.sys_ns},
+          {"voluntary_switches", u.voluntary_switches},
+          {"involuntary_switches", u.involuntary_switches},
+          {"minor_faults", u.minor_faults},
+          {"major_faults", u.major_faults},
+          {"self_max_rss_bytes", u.self_max_rss_bytes},
+          {"children_max_rss_bytes", u.children_max_rss_bytes}};
+}
+
+system::usage usage_from(const nlohmann::json& j) {
+  system::usage u;
+  u.user_ns = j.at("user_ns");
+  u.sys_ns = j.at("sys_ns");
+  u.voluntary_switches = j.at("voluntary_switches");
+  u.involuntary_switches = j.at("involuntary_switches");
+  u.minor_faults = j.at("minor_faults");
+  u.major_faults = j.at("major_faults");
+  u.self_max_rss_bytes = j.at("self_max_rss_bytes");
+  u.children_max_rss_bytes = j.at("children_max_rss_bytes");
+  return u;
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw std::runtime_error("cannot write " + temp);
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + temp);
+}
+
+std::string signal_text(int sig) {
+  const char* name = strsignal(sig);
+  return "signal " + std::to_string(sig) + " (" + (name ? name : "unknown") + ")";
+}
+
+}  // namespace
+
+nlohmann::json to_json(const trial_request& request) {
+  return {{"workload", request.workload}, {"model", request.model}, {"params", request.params}};
+}
+
+trial_request request_from_json(const nlohmann::json& j) {
+  return {j.at("workload").get<std::string>(), j.at("model").get<std::string>(),
+          j.at("params").get<param_values>()};
+}
+
+nlohmann::json to_json(const trial_result& r) {
+  return {{"ok", r.ok},
+          {"error", r.error},
+          {"limit_hit", r.limit_hit},
+          {"timed_out", r.timed_out},
+          {"checksum", r.checksum},
+          {"wall_ns", r.wall_ns},
+          {"setup_ns", r.setup_ns},
+          {"usage", usage_json(r.usage)},
+          {"rss_before_bytes", r.rss_before_bytes},
+          {"peak_rss_bytes", r.peak_rss_bytes},
+          {"peak_processes", r.peak_processes}};
+}
+
+trial_result result_from_json(const nlohmann::json& j) {
+  trial_result r;
+  r.ok = j.at("ok");
+  r.error = j.at("error");
+  r.limit_hit = j.at("limit_hit");
+  r.timed_out = j.at("timed_out");
+  r.checksum = j.at("checksum");
+  r.wall_ns = j.at("wall_ns");
+  r.setup_ns = j.at("setup_ns");
+  r.usage = usage_from(j.at("usage"));
+  r.rss_before_bytes = j.at("rss_before_bytes");
+  r.peak_rss_bytes = j.at("peak_rss_bytes");
+  r.peak_processes = j.at("peak_processes");
+  return r;
+}
+
+int run_trial_here(const trial_request& request, const std::string& path) {
+  trial_result result;
+  try {
+    const workload_entry* workload = find_workload(request.workload);
+    const model_entry* model_entry = find_model(request.model);
+    if (workload == nullptr) throw std::invalid_argument("unknown workload " + request.workload);
+    if (model_entry == nullptr) throw std::invalid_argument("unknown model " + request.model);
+
+    // Input first: a job built now is valid in every process the model forks.
+    std::unique_ptr<prepared_run> prepared = workload->prepare(request.params);
+
+    const auto setup_start = clock::now();
+    std::unique_ptr<model_instance> model = model_entry->make(prepared->config());
+    result.setup_ns = ns_between(setup_start, clock::now());
+
+    result.rss_before_bytes = system::process_group_memory(getpgrp()).rss_bytes;
+    const system::usage before = system::current_usage();
+    const auto start = clock::now();
+    result.checksum = prepared->run(*model);
+    const auto stop = clock::now();
+    model.reset();  // joins threads and reaps processes, so their CPU time is counted
+    result.usage = system::current_usage() - before;
+    result.wall_ns = ns_between(start, stop);
+    result.ok = true;
+  } catch (const limit_error& e) {
+    result.error = e.what();
+    result.limit_hit = true;
+  } catch (const std::exception& e) {
+    result.error = e.what();
+  }
+  result.peak_rss_bytes = system::current_usage().self_max_rss_bytes;
+  try {
+    write_file_atomically(path, to_json(result).dump());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cmbench trial: %s\n", e.what());
+    return 3;
+  }
+  return 0;
+}
+
+trial_result run_trial_process(const trial_request& request, std::chrono::milliseconds timeout,
+                               const std::string& self_exe) {
+  trial_result failed;
+  char dir_template[] = "/tmp/cmbench-trial-XXXXXX";
+  if (mkdtemp(dir_template) == nullptr) {
+    failed.error = std::string("cannot create a temporary directory: ") + std::strerror(errno);
+    return failed;
+  }
+  const std::string dir = dir_template;
+  const std::string result_path = dir + "/result.json";
+  const std::string request_text = to_json(request).dump();
+
+  // Orphaned descendants of the trial are re-parented to us, so we can reap them.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    failed.error = std::string("cannot start the trial process: ") + std::strerror(errno);
+    rmdir(dir.c_str());
+    return failed;
+  }
+  if (pid == 0) {
+    setpgid(0, 0);
+    dup2(STDERR_FILENO, STDOUT_FILENO);  // stdout belongs to the summary table
+    execl(self_exe.c_str(), self_exe.c_str(), "trial", "--request", request_text.c_str(), "--result",
+          result_path.c_str(), static_cast<char*>(nullptr));
+    std::fprintf(stderr, "cmbench: cannot exec %s: %s\n", self_exe.c_str(), std::strerror(errno));
+    _exit(127);
+  }
+  setpgid(pid, pid);  // both sides set it, so no sample or kill races the child's own call
+
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  const auto deadline = clock::now() + timeout;
+  std::int64_t peak_rss = 0;
+  std::int64_t peak_processes = 0;
+  // Sampling costs CPU on a machine the trial uses: keep it under ~5% of one CPU.
+  std::chrono::milliseconds interval{20};
+  int status = 0;
+  bool exited = false;
+  bool timed_out = false;
+  while (!exited) {
+    const auto sample_start = clock::now();
+    const system::group_memory m = system::process_group_memory(pid);
+    const auto sample_cost = clock::now() - sample_start;
+    peak_rss = std::max(peak_rss, m.rss_bytes);
+    peak_processes = std::max(peak_processes, m.processes);
+    interval = std::max(std::chrono::milliseconds{20},
+                        std::chrono::duration_cast<std::chrono::milliseconds>(sample_cost * 20));
+
+    const auto now = clock::now();
+    if (now >= deadline) {
+      timed_out = true;
+      kill(-pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    const auto wait_for = std::min<clock::duration>(interval, deadline - now);
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      poll(&p, 1, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait_for).count()) + 1);
+    } else {
+      usleep(static_cast<useconds_t>(std::chrono::duration_cast<std::chrono::microseconds>(wait_for).count()));
+    }
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    exited = done == pid;
+  }
+  if (pidfd >= 0) close(pidfd);
+  // Nothing the trial started outlives it.
+  kill(-pid, SIGKILL);
+  while (waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+
+  trial_result result;
+  if (timed_out) {
+    char text[64];
+    std::snprintf(text, sizeof(text), "timeout after %g s", static_cast<double>(timeout.count()) / 1000.0);
+    result.error = text;
+    result.timed_out = true;
+  } else if (WIFSIGNALED(status)) {
+    result.error = "trial process killed by " + signal_text(WTERMSIG(status));
+  } else {
+    std::ifstream in(result_path);
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+      result = result_from_json(nlohmann::json::parse(text.str()));
+    } catch (const std::exception&) {
+      result = trial_result{};
+      result.error = "trial process exited with status " + std::to_string(WEXITSTATUS(status)) +
+                     " without a result";
+    }
+  }
+  result.peak_rss_bytes = std::max(result.peak_rss_bytes, peak_rss);
+  result.peak_processes = std::max<std::int64_t>(peak_processes, 1);
+  std::remove(result_path.c_str());
+  rmdir(dir.c_str());
+  return result;
+}
+
+}  // namespace cmbench

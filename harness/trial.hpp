@@ -1,0 +1,52 @@
+// One trial: one fresh process that prepares the input, sets the model up (timed apart), runs the
+// measured region once, tears the model down and reports what it measured.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/system.hpp"
+#include "workloads/workload.hpp"
+
+namespace cmbench {
+
+struct trial_request {
+  std::string workload;
+  std::string model;
+  param_values params;
+};
+
+struct trial_result {
+  bool ok = false;
+  std::string error;        // why it failed: the limit hit, the exception, the signal, the timeout
+  bool limit_hit = false;   // a model named a system limit it could not pass
+  bool timed_out = false;
+  std::uint64_t checksum = 0;
+  std::int64_t wall_ns = 0;   // the measured region, read inside the trial
+  std::int64_t setup_ns = 0;  // constructing the model: pools, forks, event loops
+  system::usage usage;        // measured region and teardown, every process of the trial
+  std::int64_t rss_before_bytes = 0;  // all the trial's processes, just before the measured region
+  std::int64_t peak_rss_bytes = 0;    // all the trial's processes at once, sampled, at least the trial's own peak
+  std::int64_t peak_processes = 0;
+};
+
+nlohmann::json to_json(const trial_request& request);
+trial_request request_from_json(const nlohmann::json& j);
+nlohmann::json to_json(const trial_result& result);
+trial_result result_from_json(const nlohmann::json& j);
+
+// Child side (`cmbench trial`): runs the trial in this process and writes the result to `path`.
+// Returns the process exit status: 0 when a result (ok or failed) was written.
+int run_trial_here(const trial_request& request, const std::string& path);
+
+// Parent side: runs the trial in a fresh process of its own process group, sampling the group's
+// memory, killing the whole group at the timeout. Never throws for a failed trial.
+trial_result run_trial_process(const trial_request& request, std::chrono::milliseconds timeout,
+                               const std::string& self_exe);
+
+}  // namespace cmbench
