@@ -1,0 +1,240 @@
+// The cmbench tool end to end: every model on every workload at quick sizes, the report's fields,
+// bad input, timeouts. Runs the built binary as a user would.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct command_result {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+command_result run(const std::string& args) {
+  command_result r;
+  const std::string command = std::string(CMBENCH_EXE) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) r.output += buffer;
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+class temp_dir {
+ public:
+  temp_dir() {
+    char name[] = "/tmp/cmbench-test-XXXXXX";
+    path_ = mkdtemp(name);
+  }
+  ~temp_dir() { fs::remove_all(path_); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+nlohmann::json load(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+TEST(cli, list_json_names_every_model_and_workload) {
+  const auto r = run("list --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  std::set<std::string> models, workloads;
+  for (const auto& m : j.at("models")) models.insert(m.at("name").get<std::string>());
+  for (const auto& w : j.at("workloads")) {
+    workloads.insert(w.at("name").get<std::string>());
+    EXPECT_FALSE(w.at("params").empty());
+  }
+  EXPECT_EQ(models.size(), 8u);
+  for (const char* w : {"cpu", "io", "spawn"}) EXPECT_TRUE(workloads.count(w)) << w;
+}
+
+// Bad input: a clear message naming the problem, a non-zero exit, and no report written; a file
+// already at --out survives untouched.
+struct bad_input {
+  std::string args;
+  std::string message;
+  friend void PrintTo(const bad_input& b, std::ostream* os) { *os << b.args; }
+};
+
+class cli_bad_input : public ::testing::TestWithParam<bad_input> {};
+
+TEST_P(cli_bad_input, exits_non_zero_with_a_message_and_writes_nothing) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  {
+    std::ofstream existing(out);
+    existing << "precious";
+  }
+  const auto r = run("run --preset quick --repetitions 1 --workloads cpu --out " + out + " " + GetParam().args);
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(GetParam().message), std::string::npos) << r.output;
+  std::ifstream in(out);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "precious");
+  EXPECT_EQ(std::distance(fs::directory_iterator(fs::path(out).parent_path()), fs::directory_iterator{}), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    all, cli_bad_input,
+    ::testing::Values(bad_input{"--models threads/nope", "unknown model 'threads/nope'"},
+                      bad_input{"--models gpus", "unknown model 'gpus'"},
+                      bad_input{"--workloads cpu,nope", "unknown workload 'nope'"},
+                      bad_input{"--param nope=3", "--param nope: no selected workload has this parameter"},
+                      bad_input{"--param tasks=abc", "'abc' is not an integer"},
+                      bad_input{"--param tasks=0", "tasks=0 is out of range"},
+                      bad_input{"--param io.tasks=5", "workload 'io' is not selected"},
+                      bad_input{"--preset fast", "unknown preset 'fast'"},
+                      bad_input{"--repetitions 0", "--repetitions must be at least 1"},
+                      bad_input{"--timeout -1", "--timeout must be"},
+                      bad_input{"--bogus-flag", "bogus-flag"}));
+
+TEST(cli, unwritable_out_is_refused_before_any_trial) {
+  temp_dir dir;
+  for (const std::string& out : {std::string("/nonexistent-dir/report.json"), dir.file(""),
+                                std::string("/proc/cmbench-report.json")}) {
+    const auto r = run("run --preset quick --repetitions 1 --workloads cpu --models serial --out " + out);
+    EXPECT_NE(r.exit_code, 0) << out << ": " << r.output;
+    EXPECT_NE(r.output.find("--out"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("rep 1/1"), std::string::npos) << "a trial ran before the check: " << r.output;
+  }
+}
+
+// The conformance suite over the real tool: every model, every workload, quick sizes, each
+// checksum equal to serial/baseline's.
+class cli_conformance : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(cli_conformance, every_model_verifies_at_quick_sizes) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --preset quick --repetitions 1 --workloads " + GetParam() + " --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = load(out);
+  std::set<std::string> verified;
+  for (const auto& row : report.at("benchmarks")) {
+    if (row.at("run_type") != "aggregate") continue;
+    EXPECT_EQ(row.at("status"), "ok") << row.at("name") << ": " << row.at("error");
+    EXPECT_TRUE(row.at("verified").get<bool>()) << row.at("name");
+    EXPECT_EQ(row.at("checksum"), row.at("expected_checksum")) << row.at("name");
+    verified.insert(row.at("model").get<std::string>());
+  }
+  EXPECT_EQ(verified.size(), 8u) << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(all, cli_conformance, ::testing::Values("cpu", "io", "spawn"));
+
+TEST(cli, report_has_google_benchmark_and_cmbench_fields) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --preset quick --repetitions 2 --workloads cpu --models serial,threads/pool "
+                     "--param workers=1,2 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("threads/pool"), std::string::npos) << "summary table missing: " << r.output;
+  const auto report = load(out);
+  const auto& context = report.at("context");
+  for (const char* key : {"date", "host_name", "num_cpus", "mhz_per_cpu", "cpu_scaling_enabled", "caches",
+                          "load_avg", "library_build_type", "json_schema_version", "cpu_model", "affinity",
+                          "governor", "kernel", "compiler", "compiler_flags", "build_type", "git_sha",
+                          "library_versions", "warnings", "limits", "preset", "repetitions", "warmup",
+                          "timeout_seconds", "command_line"}) {
+    EXPECT_TRUE(context.contains(key)) << key;
+  }
+  EXPECT_EQ(context.at("json_schema_version"), 1);
+  for (const char* lib : {"tbb", "asio", "nlohmann_json", "cli11"}) {
+    EXPECT_FALSE(context.at("library_versions").at(lib).get<std::string>().empty()) << lib;
+  }
+  const auto& rows = report.at("benchmarks");
+  // 2 models x 2 worker counts x (2 repetitions + 1 median).
+  ASSERT_EQ(rows.size(), 12u);
+  int iterations = 0, aggregates = 0;
+  for (const auto& row : rows) {
+    for (const char* key : {"name", "run_name", "run_type", "repetitions", "threads", "iterations", "real_time",
+                            "cpu_time", "time_unit", "family_index", "per_family_instance_index", "workload",
+                            "model", "family", "variant", "params", "status", "error", "verified", "checksum",
+                            "expected_checksum", "mechanism", "resources", "metrics"}) {
+      EXPECT_TRUE(row.contains(key)) << key << " in " << row.at("name");
+    }
+    EXPECT_EQ(row.at("params").at("tasks"), 64);
+    EXPECT_EQ(row.at("threads"), row.at("params").at("workers"));
+    EXPECT_NE(row.at("name").get<std::string>().find("workers:" + std::to_string(row.at("threads").get<int>())),
+              std::string::npos);
+    const auto& res = row.at("resources");
+    for (const char* key : {"wall_ns", "setup_ns", "user_cpu_ns", "sys_cpu_ns", "cpu_utilization", "peak_rss_bytes",
+                            "rss_before_bytes", "peak_processes", "voluntary_context_switches",
+                            "involuntary_context_switches", "minor_page_faults", "major_page_faults"}) {
+      EXPECT_TRUE(res.contains(key)) << key;
+    }
+    EXPECT_GT(res.at("peak_rss_bytes").get<double>(), 0);
+    EXPECT_GT(row.at("real_time").get<double>(), 0);
+    EXPECT_NEAR(row.at("real_time").get<double>() * 1e6, res.at("wall_ns").get<double>(),
+                res.at("wall_ns").get<double>() * 1e-6 + 1);
+    EXPECT_TRUE(row.at("metrics").contains("tasks_per_second"));
+    if (row.at("run_type") == "iteration") {
+      ++iterations;
+      EXPECT_EQ(row.at("name"), row.at("run_name"));
+      EXPECT_LT(row.at("repetition_index").get<int>(), 2);
+    } else {
+      ++aggregates;
+      EXPECT_EQ(row.at("aggregate_name"), "median");
+      EXPECT_EQ(row.at("name"), row.at("run_name").get<std::string>() + "_median");
+      EXPECT_EQ(row.at("samples").at("real_time").size(), 2u);
+      EXPECT_EQ(row.at("ok_repetitions"), 2);
+    }
+  }
+  EXPECT_EQ(iterations, 8);
+  EXPECT_EQ(aggregates, 4);
+}
+
+TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  // Serial waits of 197 x 50 ms take 10 s: far over the 0.5 s timeout.
+  const auto r = run("run --models serial,processes/spawn --workloads io --param tasks=197 --param wait_ms=50 "
+                     "--param concurrency=10 --repetitions 2 --timeout 0.5 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = load(out);
+  int checked = 0;
+  for (const auto& row : report.at("benchmarks")) {
+    if (row.at("model") != "serial/baseline" && row.at("model") != "processes/spawn") continue;
+    if (row.at("run_type") == "aggregate") {
+      EXPECT_EQ(row.at("status"), "failed");
+      EXPECT_NE(row.at("error").get<std::string>().find("timeout after 0.5 s"), std::string::npos) << row.at("error");
+    } else if (row.at("repetition_index") == 0) {
+      EXPECT_EQ(row.at("status"), "failed");
+      EXPECT_TRUE(row.at("error_occurred").get<bool>());
+      EXPECT_EQ(row.at("error"), "timeout after 0.5 s");
+    } else {
+      EXPECT_EQ(row.at("status"), "skipped");
+      EXPECT_NE(row.at("error").get<std::string>().find("not repeated"), std::string::npos);
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 6);
+  // The whole process group died with the trial: no child of processes/spawn is left behind.
+  // (The trial's request, with its unusual tasks=197, is on its command line and its children's.)
+  FILE* pipe = popen("pgrep -f '\"tasks\":19[7],'", "r");  // [7]: the shell running pgrep must not match
+  ASSERT_NE(pipe, nullptr);
+  char buffer[256];
+  std::string left;
+  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) left += buffer;
+  pclose(pipe);
+  EXPECT_EQ(left, "") << "processes left behind";
+}
+
+}  // namespace
