@@ -1,0 +1,662 @@
+"""Ranking concurrency models for a project profile, from a report's measured evidence.
+
+SCORING (printed by `scripts/advise --help`; keep the two in step)
+
+A profile describes one "wave" of work: `concurrent_requests` (N) requests in flight at once,
+each needing `compute_us` of CPU and `wait_ms` of waiting (I/O), on `cpus` CPUs. For every
+model the report has runs of, the estimate is
+
+    T_wave = T_wait + T_compute                                     (lower is better)
+    T_wait    from the `io` run at the tasks count nearest N (at or above N preferred) and the
+              wait nearest wait_ms, best over the model's other parameters (workers,
+              concurrency): each model as well tuned as the report shows. With R = its
+              makespan / ideal wait, measured at t tasks and a wait of w:
+                R < 2: every task waited at once; the excess (makespan - w) is overhead per
+                       task:      T_wait = wait_ms + (makespan - w) x N / t
+                R >= 2: waits queued behind each other (waves of a pool); the excess grows
+                       with the wait:  T_wait = wait_ms x (1 + (R - 1) x N / t)
+    T_compute = N x compute_us / S  S = speedup over serial/baseline in the `cpu` run at the
+                                    task_us nearest compute_us, at the largest task count, best
+                                    over workers.
+
+Waiting and computing are assumed not to overlap (conservative, the same for every model).
+Throughput = N / T_wave. The interval of T_wave comes from the intervals of R and S.
+
+Constraints; a model that breaks one is ranked after every model that does not:
+  - concurrency: an `io` run with at least N tasks alive at once ran ok. A failed or skipped
+    run at N or more excludes the model with that run's error; no run at N or more leaves it
+    "unproven" (ranked, flagged, and the run to make is printed).
+  - memory (with `memory_budget_mb` and wait_ms > 0): bytes_per_unit of that io run x N must fit.
+  - latency (with `latency_target_ms`): the `server` run at the offered rate nearest
+    `request_rate` (or the lowest rate run) at `latency_percentile` must meet the target;
+    `pingpong` round trips (a lower bound) stand in only when no model has server runs.
+  - correctness: a run of the model in any workload whose checksum differed from
+    serial/baseline's excludes it ("wrong result"); only ok runs are ever cited.
+serial/baseline is ranked too: on one CPU with nothing to wait for, it can be the answer.
+With `objective: latency` the measured latency ranks first and T_wave breaks ties.
+
+A model the report lacks evidence for is listed as not rankable, with the `cmbench run`
+command that would measure it. "What would change the answer" re-runs the ranking with
+compute, wait, concurrency and offered rate scaled by 1/100 to 100x and reports the nearest
+change of the winner, the memory budget and latency target that would exclude it, a runner-up
+whose interval overlaps the winner's (with the command for more repetitions), and every
+extrapolation the estimate made (with the command that would measure it instead).
+"""
+
+import json
+import math
+import os
+
+from . import results as R
+from . import style as S
+from .report_io import ReportError
+
+PROFILE_FIELDS = {
+    "name": (str, None, "short name of the profile"),
+    "description": (str, None, "one line saying what the project is"),
+    "compute_us": ((int, float), 0.0, "CPU work per request, microseconds"),
+    "wait_ms": ((int, float), 0.0, "waiting (I/O, remote calls) per request, milliseconds"),
+    "concurrent_requests": ((int, float), 1, "requests in flight at once"),
+    "memory_budget_mb": ((int, float), None, "memory for the requests in flight, MiB"),
+    "latency_target_ms": ((int, float), None, "latency target for one request, milliseconds"),
+    "latency_percentile": ((int, float), 99.0, "the percentile the latency target applies to"),
+    "request_rate": ((int, float), None, "offered requests per second (server evidence)"),
+    "cpus": ((int, float), None, "CPUs the project will run on (default: the report's)"),
+    "objective": (str, "throughput", "throughput (rank by T_wave) or latency (by measured latency)"),
+}
+
+
+def load_profile(path):
+    if not os.path.isfile(path):
+        raise ReportError("%s: no such profile file" % path)
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            doc = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReportError("%s: profile is not valid JSON (%s)" % (path, e))
+    if not isinstance(doc, dict):
+        raise ReportError("%s: a profile is a JSON object of %s" % (path, ", ".join(PROFILE_FIELDS)))
+    return doc
+
+
+def make_profile(doc, where="profile"):
+    """Validates and completes a profile dict. Raises ReportError."""
+    unknown = [k for k in doc if k not in PROFILE_FIELDS]
+    if unknown:
+        raise ReportError("%s: unknown field%s %s (known: %s)" % (
+            where, "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(PROFILE_FIELDS)))
+    out = {}
+    for key, (types, default, _) in PROFILE_FIELDS.items():
+        v = doc.get(key, default)
+        if v is not None and (not isinstance(v, types) or isinstance(v, bool)):
+            raise ReportError("%s: %s is %r, expected a %s" % (
+                where, key, v, "number" if types != str else "string"))
+        if v is not None and types != str:
+            if not math.isfinite(v) or v < 0:
+                raise ReportError("%s: %s is %r, expected a number >= 0" % (where, key, v))
+        out[key] = v
+    if out["concurrent_requests"] < 1:
+        raise ReportError("%s: concurrent_requests must be at least 1" % where)
+    if out["compute_us"] == 0 and out["wait_ms"] == 0:
+        raise ReportError("%s: compute_us and wait_ms are both 0: nothing to estimate" % where)
+    if not 0 < out["latency_percentile"] < 100:
+        raise ReportError("%s: latency_percentile must be between 0 and 100" % where)
+    if out["objective"] not in ("throughput", "latency"):
+        raise ReportError("%s: objective must be throughput or latency" % where)
+    if out["objective"] == "latency" and out["latency_target_ms"] is None:
+        raise ReportError("%s: objective latency needs latency_target_ms" % where)
+    out["concurrent_requests"] = int(round(out["concurrent_requests"]))
+    out["name"] = out["name"] or "custom"
+    return out
+
+
+def describe_profile(p, cpus):
+    bits = ["compute %s + %s per request" % (
+                S.fmt_time_ns(p["compute_us"] * 1e3),
+                "wait %s" % S.fmt_time_ns(p["wait_ms"] * 1e6) if p["wait_ms"] else "no wait"),
+            "%s in flight" % S.fmt_int(p["concurrent_requests"])]
+    if p["memory_budget_mb"] is not None:
+        bits.append("memory budget %s" % S.fmt_bytes(p["memory_budget_mb"] * (1 << 20)))
+    if p["latency_target_ms"] is not None:
+        bits.append("p%g latency target %s" % (p["latency_percentile"], S.fmt_time_ns(p["latency_target_ms"] * 1e6)))
+    if p["request_rate"] is not None:
+        bits.append("%s requests/s offered" % S.fmt_int(p["request_rate"]))
+    bits.append("%s CPUs" % (cpus if cpus else "?"))
+    bits.append("objective: %s" % p["objective"])
+    return ", ".join(bits)
+
+
+# --- evidence ------------------------------------------------------------------------------------
+
+class Evidence:
+    def __init__(self, kind, text, rows, value=None, lo=None, hi=None, extrapolated=None):
+        self.kind = kind              # "wait", "compute", "memory", "latency", "concurrency"
+        self.text = text              # one line, with the figures
+        self.rows = rows              # names of the report rows used
+        self.value = value
+        self.lo = lo if lo is not None else value
+        self.hi = hi if hi is not None else value
+        self.extrapolated = extrapolated  # why the figure is not measured at the profile, or None
+
+    def to_json(self):
+        return {"kind": self.kind, "text": self.text, "rows": self.rows, "value": self.value,
+                "interval": [self.lo, self.hi], "extrapolated": self.extrapolated}
+
+
+class Need:
+    """A run the report lacks: (workload, params, models)."""
+
+    def __init__(self, workload, params, model, why, repetitions=None):
+        self.workload, self.params, self.model, self.why = workload, params, model, why
+        self.repetitions = repetitions
+
+
+def _nearest(values, target, prefer_at_least=False):
+    vals = sorted(set(v for v in values if v is not None))
+    if not vals:
+        return None
+    if prefer_at_least:
+        above = [v for v in vals if v >= target]
+        if above:
+            return above[0]
+    return min(vals, key=lambda v: (abs(math.log((v + 1e-9) / (target + 1e-9))), -v))
+
+
+def _far(a, b, factor=2.0):
+    if a <= 0 or b <= 0:
+        return a != b
+    return max(a / b, b / a) > factor
+
+
+class Assessment:
+    def __init__(self, model):
+        self.model = model
+        self.evidence = []
+        self.problems = []      # constraint broken: excludes
+        self.unproven = []      # constraint not shown either way
+        self.missing = []       # evidence the estimate needs and lacks
+        self.needs = []
+        self.t_wave = None
+        self.t_lo = None
+        self.t_hi = None
+        self.latency_ns = None
+        self.memory_bytes = None
+
+    @property
+    def group(self):
+        if self.missing:
+            return 2
+        if self.problems:
+            return 1
+        return 0
+
+    def to_json(self):
+        return {"model": self.model, "estimate_ms": self.t_wave,
+                "estimate_interval_ms": [self.t_lo, self.t_hi],
+                "latency_ns": self.latency_ns, "memory_bytes": self.memory_bytes,
+                "excluded_by": self.problems, "unproven": self.unproven,
+                "missing": self.missing,
+                "evidence": [e.to_json() for e in self.evidence]}
+
+
+def _compute_evidence(res, model, profile, cpus, a):
+    pts = res.points_for("cpu")
+    if not pts:
+        a.missing.append("no cpu runs in the report")
+        a.needs.append(Need("cpu", {"task_us": profile["compute_us"], "workers": cpus}, model, "speedup"))
+        return None
+    target = _nearest([p.params.get("task_us") for p in pts], profile["compute_us"])
+    mine = [p for p in res.points_for("cpu", model) if p.params.get("task_us") == target]
+    if not mine:
+        a.missing.append("no cpu run of %s" % model)
+        a.needs.append(Need("cpu", {"task_us": max(1, round(profile["compute_us"])), "workers": cpus}, model, "speedup"))
+        return None
+    ok = [(res.speedup(p), p) for p in mine if p.ok]
+    ok = [(s, p) for s, p in ok if s is not None]
+    if not ok:
+        bad = next((p for p in mine if not p.ok), None)
+        if bad is not None:
+            err = bad.error or "no reason given"
+            a.missing.append("cpu run %s %s" % (bad.name, err if err.startswith(bad.status) else "%s: %s" % (bad.status, err)))
+        else:
+            a.missing.append("no serial/baseline cpu run to compute a speedup against")
+            a.needs.append(Need("cpu", {"task_us": target}, R.BASELINE_MODEL, "the 1x reference"))
+        return None
+    biggest = max(p.params.get("tasks", 0) for _, p in ok)
+    ok = [(s, p) for s, p in ok if p.params.get("tasks", 0) == biggest]
+    (s, lo, hi, base), p = max(ok, key=lambda sp: sp[0][0])
+    extra = None
+    if _far(target, profile["compute_us"]):
+        extra = "measured at task_us=%s, the profile needs %s" % (S.fmt_int(target), S.fmt_int(profile["compute_us"]))
+        a.needs.append(Need("cpu", {"task_us": max(1, round(profile["compute_us"])), "workers": cpus}, model,
+                            "speedup at the profile's compute per request"))
+    t = profile["concurrent_requests"] * profile["compute_us"] / 1000.0
+    ev = Evidence("compute", "%s x %s / speedup %s (workers=%s) = %s" % (
+        S.fmt_int(profile["concurrent_requests"]), S.fmt_time_ns(profile["compute_us"] * 1e3),
+        S.fmt_ratio(s), p.params.get("workers", "?"), S.fmt_time_ns(t / s * 1e6)),
+        list(dict.fromkeys([p.name, base.name])), value=t / s, lo=t / hi, hi=t / lo, extrapolated=extra)
+    a.evidence.append(ev)
+    return ev
+
+
+def _io_points(res, model):
+    return [p for p in res.points_for("io", model) if "tasks" in p.params]
+
+
+def _wait_evidence(res, model, profile, a):
+    n = profile["concurrent_requests"]
+    all_io = [p for p in res.points if p.workload == "io" and "tasks" in p.params]
+    mine = _io_points(res, model)
+    need_params = {"tasks": n, "wait_ms": max(0, round(profile["wait_ms"]))}
+    if not all_io or not mine:
+        a.missing.append("no io run of %s" % model)
+        a.needs.append(Need("io", need_params, model, "waiting at the profile's concurrency"))
+        return None
+    # Concurrency: anything at >= n that failed or was skipped excludes the model.
+    at_or_above = [p for p in mine if p.params["tasks"] >= n]
+    ok_at_or_above = [p for p in at_or_above if p.ok]
+    bad = sorted((p for p in at_or_above if not p.ok), key=lambda p: p.params["tasks"])
+    if bad and not ok_at_or_above:
+        p = bad[0]
+        a.problems.append("%s tasks alive at once %s: %s (run %s)" % (
+            S.fmt_int(p.params["tasks"]), p.status, p.error or "no reason given", p.name))
+    for p in mine:
+        if _wrong_result(p):
+            continue  # reported once for every workload in assess()
+        if p.status == "failed" and any(q.ok and q.params["tasks"] >= p.params["tasks"] for q in mine):
+            a.unproven.append("flaky: %s failed (%s) though a larger run passed" % (p.name, p.error))
+    ok = [p for p in mine if p.ok and p.metrics.get("makespan_over_ideal") is not None]
+    if not ok:
+        if not a.problems:
+            worst = next((p for p in mine if not p.ok), None)
+            a.missing.append("no io run of %s ran ok%s" % (model, (": %s" % worst.error) if worst else ""))
+        return None
+    tasks_target = _nearest([p.params["tasks"] for p in ok], n, prefer_at_least=True)
+    cands = [p for p in ok if p.params["tasks"] == tasks_target]
+    wait_target = _nearest([p.params.get("wait_ms", 0) for p in cands], profile["wait_ms"])
+    cands = [p for p in cands if p.params.get("wait_ms", 0) == wait_target]
+    p = min(cands, key=lambda q: q.metrics["makespan_over_ideal"])
+    ratio = p.metrics["makespan_over_ideal"]
+    iv = R.MAKESPAN_OVER_IDEAL.interval(p) or (ratio, ratio)
+    t_meas = p.params["tasks"]
+    scale = n / t_meas
+    w_meas = p.params.get("wait_ms", 0) or p.metrics.get("ideal_ms") or 0
+    w = profile["wait_ms"]
+
+    def t_wait(r):
+        """Estimated makespan (ms) of N tasks waiting w ms, from a measured ratio r."""
+        if ratio < 2:
+            return w + (r - 1) * w_meas * scale
+        return w * (1 + (r - 1) * scale)
+    extra = []
+    if tasks_target < n:
+        a.unproven.append("concurrency: the largest io run that ran ok had %s tasks, the profile needs %s"
+                          % (S.fmt_int(t_meas), S.fmt_int(n)))
+        a.needs.append(Need("io", need_params, model, "%s tasks alive at once" % S.fmt_int(n)))
+    if _far(t_meas, n):
+        extra.append("scaled from %s tasks to %s" % (S.fmt_int(t_meas), S.fmt_int(n)))
+    if _far(wait_target, profile["wait_ms"]) and profile["wait_ms"] > 0:
+        extra.append("measured with wait_ms=%s, the profile waits %s ms" % (S.fmt_int(wait_target), S.fmt_count(profile["wait_ms"])))
+        if not any(nd.workload == "io" for nd in a.needs):
+            a.needs.append(Need("io", need_params, model, "the profile's wait"))
+    knobs = ", ".join("%s=%s" % (k, S.fmt_int(v)) for k, v in p.params.items() if k not in ("tasks", "wait_ms"))
+    if t_meas == n and w_meas == w:
+        how = "as measured"
+    elif ratio < 2:
+        how = "all waited at once, so %s + overhead %s" % (S.fmt_time_ns(w * 1e6), S.fmt_time_ns((t_wait(ratio) - w) * 1e6))
+    else:
+        how = "waits queued in waves, so %s x %s" % (S.fmt_time_ns(w * 1e6), S.fmt_ratio(t_wait(ratio) / w))
+    ev = Evidence("wait", "makespan/ideal %s at %s tasks, wait_ms=%s (%s) -> %s tasks: %s = %s" % (
+        S.fmt_ratio(ratio), S.fmt_int(t_meas), S.fmt_int(w_meas), knobs or "as run", S.fmt_int(n), how,
+        S.fmt_time_ns(t_wait(ratio) * 1e6)),
+        [p.name], value=t_wait(ratio), lo=t_wait(iv[0]), hi=t_wait(iv[1]),
+        extrapolated="; ".join(extra) or None)
+    a.evidence.append(ev)
+    return ev, p
+
+
+def _memory_evidence(profile, io_point, a):
+    b = io_point.metrics.get("bytes_per_unit")
+    n = profile["concurrent_requests"]
+    if b is None:
+        a.unproven.append("memory: the io run has no bytes_per_unit (an older report?)")
+        return None
+    total = max(b, 0) * n
+    a.memory_bytes = total
+    budget = profile["memory_budget_mb"]
+    verdict = ""
+    if budget is not None:
+        verdict = " of %s: %s" % (S.fmt_bytes(budget * (1 << 20)),
+                                   "fits" if total <= budget * (1 << 20) else "DOES NOT FIT")
+        if total > budget * (1 << 20):
+            a.problems.append("memory: %s per request x %s = %s exceeds the budget of %s" % (
+                S.fmt_bytes(b), S.fmt_int(n), S.fmt_bytes(total), S.fmt_bytes(budget * (1 << 20))))
+    ev = Evidence("memory", "%s per waiting task x %s = %s%s" % (S.fmt_bytes(b), S.fmt_int(n), S.fmt_bytes(total), verdict),
+                  [io_point.name], value=total)
+    a.evidence.append(ev)
+    return ev
+
+
+def _latency_evidence(res, model, profile, a):
+    q = float(profile["latency_percentile"])
+    server = [p for p in res.points_for("server", model)]
+    source = None
+    if server:
+        if profile["request_rate"] is not None and any("rate" in p.params for p in server):
+            rate = _nearest([p.params.get("rate") for p in server if "rate" in p.params], profile["request_rate"],
+                            prefer_at_least=True)
+            pts = [p for p in server if p.params.get("rate") == rate]
+            note = "server at rate=%s" % S.fmt_int(rate)
+            extra = ("measured at %s requests/s, the profile offers %s" % (S.fmt_int(rate), S.fmt_int(profile["request_rate"]))
+                     if _far(rate, profile["request_rate"], 1.5) else None)
+        else:
+            rate = min((p.params.get("rate", 0) for p in server), default=0)
+            pts = [p for p in server if p.params.get("rate", 0) == rate]
+            note = "server at its lightest load (rate=%s)" % S.fmt_int(rate)
+            extra = "no request_rate in the profile: the lightest load measured"
+        bad = [p for p in pts if not p.ok]
+        pts = [p for p in pts if p.ok and p.latency]
+        if not pts and bad:
+            a.problems.append("latency: %s %s: %s" % (bad[0].name, bad[0].status, bad[0].error))
+            return None
+        source = (pts, note, extra)
+    any_server = any(p.workload == "server" and p.ok and p.latency for p in res.points)
+    if (source is None or not source[0]) and not any_server:
+        # A lower bound is only comparable with other lower bounds: never against server runs.
+        ping = [p for p in res.points_for("pingpong", model) if p.ok and p.latency]
+        if ping:
+            source = (ping, "pingpong round trip", "pingpong is a lower bound on a request's latency")
+    if source is None or not source[0]:
+        a.missing.append("no %slatency measurement of %s" % ("server " if any_server else "", model))
+        params = {"rate": int(profile["request_rate"])} if profile["request_rate"] else {}
+        a.needs.append(Need("server", params, model, "latency at p%g" % q))
+        return None
+    pts, note, extra = source
+    p = min(pts, key=lambda x: x.latency["percentiles_ns"].get(q, math.inf))
+    pcts = p.latency["percentiles_ns"]
+    use_q = q if q in pcts else min((k for k in pcts if k >= q), default=max(pcts))
+    v = pcts[use_q]
+    a.latency_ns = v
+    verdict = ""
+    if profile["latency_target_ms"] is not None:
+        target = profile["latency_target_ms"] * 1e6
+        verdict = "; target %s: %s" % (S.fmt_time_ns(target), "meets" if v <= target else "MISSES")
+        if v > target:
+            a.problems.append("latency: p%g %s misses the target of %s (%s)" % (
+                use_q, S.fmt_time_ns(v), S.fmt_time_ns(target), p.name))
+    ev = Evidence("latency", "p%g %s, %s%s" % (use_q, S.fmt_time_ns(v), note, verdict), [p.name], value=v,
+                  extrapolated=extra)
+    a.evidence.append(ev)
+    return ev
+
+
+def _wrong_result(point):
+    return point.status == "failed" and point.verified is False and bool(point.error) \
+        and "checksum" in point.error
+
+
+def assess(res, profile, cpus):
+    models = res.models()  # serial/baseline included: "no concurrency" can be the answer
+    out = []
+    for model in models:
+        a = Assessment(model)
+        for p in res.points:
+            if p.model == model and _wrong_result(p):
+                a.problems.append("wrong result: %s: %s" % (p.name, p.error))
+        t, lo, hi = 0.0, 0.0, 0.0
+        if profile["wait_ms"] > 0:
+            # Waiting requests are units alive at once: concurrency, wait and memory from io.
+            got = _wait_evidence(res, model, profile, a)
+            if got is not None:
+                ev, io_point = got
+                t += ev.value
+                lo += ev.lo
+                hi += ev.hi
+                _memory_evidence(profile, io_point, a)
+        if profile["compute_us"] > 0:
+            ev = _compute_evidence(res, model, profile, cpus, a)
+            if ev is not None:
+                t += ev.value
+                lo += ev.lo
+                hi += ev.hi
+        if profile["latency_target_ms"] is not None or profile["objective"] == "latency":
+            _latency_evidence(res, model, profile, a)
+        if not a.missing:
+            a.t_wave, a.t_lo, a.t_hi = t, lo, hi
+        if profile["objective"] == "latency" and a.latency_ns is not None and a.missing:
+            # Latency decides; the estimate only breaks ties, so its gaps do not unrank.
+            a.unproven.extend("no tie-break estimate: %s" % m for m in a.missing)
+            a.missing = []
+        out.append(a)
+
+    def key(a):
+        if profile["objective"] == "latency":
+            primary = a.latency_ns if a.latency_ns is not None else math.inf
+        else:
+            primary = a.t_wave if a.t_wave is not None else math.inf
+        return (a.group, primary, a.t_wave if a.t_wave is not None else math.inf, R.model_sort_key(a.model))
+    out.sort(key=key)
+    return out
+
+
+def _winner(ranked):
+    return ranked[0].model if ranked and ranked[0].group == 0 else None
+
+
+def what_would_change(res, profile, cpus, ranked):
+    out = []
+    scored = [a for a in ranked if a.group == 0]
+    if not scored:
+        return out
+    top = scored[0]
+    if len(scored) > 1:
+        second = scored[1]
+        if profile["objective"] == "throughput" and second.t_lo is not None and top.t_hi is not None \
+                and second.t_lo <= top.t_hi:
+            for e in top.evidence + second.evidence:
+                pt = res.find_by_name(e.rows[0]) if e.rows else None
+                if pt is not None and e.kind in ("compute", "wait"):
+                    top.needs.append(Need(pt.workload, {k: v for k, v in pt.params.items()},
+                                          top.model if e in top.evidence else second.model,
+                                          "more repetitions to separate %s and %s" % (top.model, second.model),
+                                          repetitions=10))
+            out.append("%s and %s are within measurement noise (estimates %s-%s vs %s-%s): more "
+                       "repetitions could swap them." % (
+                           top.model, second.model, S.fmt_time_ns(top.t_lo * 1e6), S.fmt_time_ns(top.t_hi * 1e6),
+                           S.fmt_time_ns(second.t_lo * 1e6), S.fmt_time_ns(second.t_hi * 1e6)))
+        elif profile["objective"] == "throughput" and second.t_wave and top.t_wave:
+            out.append("%s leads %s by %s on the estimate." % (top.model, second.model,
+                                                             S.fmt_ratio(second.t_wave / top.t_wave)))
+        elif profile["objective"] == "latency" and top.latency_ns and second.latency_ns:
+            ratio = second.latency_ns / top.latency_ns
+            out.append("%s leads %s by %s on p%g latency (%s vs %s)%s." % (
+                top.model, second.model, S.fmt_ratio(ratio), profile["latency_percentile"],
+                S.fmt_time_ns(top.latency_ns), S.fmt_time_ns(second.latency_ns),
+                ": within the usual run-to-run spread of tail latency, rerun with more repetitions"
+                if ratio < 1.1 else ""))
+            if ratio < 1.1:
+                for a in (top, second):
+                    for e in a.evidence:
+                        pt = res.find_by_name(e.rows[0]) if e.kind == "latency" and e.rows else None
+                        if pt is not None:
+                            top.needs.append(Need(pt.workload, dict(pt.params), a.model,
+                                                  "more repetitions to separate %s and %s" % (top.model, second.model),
+                                                  repetitions=10))
+    factors = [2, 5, 10, 100]
+    labels = {"compute_us": ("compute per request", lambda v: S.fmt_time_ns(v * 1e3)),
+              "wait_ms": ("wait per request", lambda v: S.fmt_time_ns(v * 1e6)),
+              "concurrent_requests": ("requests in flight", S.fmt_int),
+              "request_rate": ("offered rate", lambda v: "%s requests/s" % S.fmt_int(v))}
+    for field, (label, fmt) in labels.items():
+        base = profile[field]
+        if not base:
+            continue
+        for direction in (1, -1):
+            for f in factors:
+                changed = dict(profile)
+                changed[field] = base * f if direction > 0 else base / f
+                if field == "concurrent_requests":
+                    changed[field] = max(1, int(round(changed[field])))
+                    if changed[field] == base:
+                        continue
+                try:
+                    new = _winner(assess(res, changed, cpus))
+                except ReportError:
+                    continue
+                if new != top.model:
+                    out.append("with %s at %s (%s%g), %s would rank first%s." % (
+                        label, fmt(changed[field]),
+                        "x" if direction > 0 else "/", f,
+                        new if new else "no model", "" if new else " (every model excluded or unscored)"))
+                    break
+    if top.memory_bytes:
+        nxt = next((a for a in scored[1:] if a.memory_bytes is not None and a.memory_bytes < top.memory_bytes), None)
+        out.append("a memory budget below %s would exclude %s%s." % (
+            S.fmt_bytes(top.memory_bytes), top.model, "; %s would then lead" % nxt.model if nxt else ""))
+    if profile["latency_target_ms"] is not None and top.latency_ns is not None:
+        out.append("a p%g target below %s would exclude %s." % (profile["latency_percentile"],
+                                                               S.fmt_time_ns(top.latency_ns), top.model))
+    for e in top.evidence:
+        if e.extrapolated:
+            out.append("%s's %s figure is extrapolated (%s): measuring it could change the answer."
+                       % (top.model, e.kind, e.extrapolated))
+    for u in top.unproven:
+        out.append("%s: %s." % (top.model, u))
+    return out
+
+
+def commands(ranked, res, cmbench, preset):
+    """Exact `cmbench run` commands for the runs the assessment found missing, merged per
+    workload and parameter set."""
+    merged = {}
+    for a in ranked:
+        for need in a.needs:
+            key = (need.workload, tuple(sorted(need.params.items())), need.repetitions)
+            entry = merged.setdefault(key, {"models": [], "why": []})
+            for m in ([need.model] + ([R.BASELINE_MODEL] if need.workload == "cpu" else [])):
+                if m not in entry["models"]:
+                    entry["models"].append(m)
+            if need.why not in entry["why"]:
+                entry["why"].append(need.why)
+    out = []
+    for (workload, params, reps), entry in sorted(merged.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
+        models = sorted(entry["models"], key=R.model_sort_key)
+        parts = [cmbench, "run", "--models", ",".join(models), "--workloads", workload]
+        for k, v in params:
+            if v is None:
+                continue
+            parts += ["--param", "%s=%s" % (k, int(v) if float(v).is_integer() else v)]
+        slug = "-".join([workload] + ["%s%s" % (k, int(v)) for k, v in params if v is not None])
+        parts += ["--preset", preset]
+        if reps:
+            parts += ["--repetitions", str(reps)]
+            slug += "-reps%d" % reps
+        parts += ["--out", "results/advice-%s.json" % slug]
+        out.append({"command": " ".join(parts), "why": "; ".join(entry["why"])})
+    return out
+
+
+def advise(res, profile, cmbench="build/release/harness/cmbench", preset=None):
+    cpus = int(profile["cpus"]) if profile["cpus"] else res.num_cpus
+    ranked = assess(res, profile, cpus)
+    preset = preset or res.context.get("preset") or "default"
+    return {
+        "profile": profile,
+        "cpus": cpus,
+        "reports": [r.path for r in res.reports],
+        "ranking": ranked,
+        "changes": what_would_change(res, profile, cpus, ranked),
+        "commands": commands(ranked, res, cmbench, preset),
+    }
+
+
+def to_json(result):
+    return {
+        "profile": result["profile"],
+        "cpus": result["cpus"],
+        "reports": result["reports"],
+        "scoring": "T_wave = wait_ms x makespan/ideal (io) + requests x compute_us / speedup (cpu)",
+        "ranking": [dict(a.to_json(), rank=i + 1, status=("ranked" if a.group == 0 else "excluded" if a.group == 1 else "not rankable"))
+                    for i, a in enumerate(result["ranking"])],
+        "what_would_change": result["changes"],
+        "commands": result["commands"],
+    }
+
+
+def to_text(result, res):
+    p = result["profile"]
+    ctx = res.context
+    lines = []
+    title = "cmbench advice for profile %r" % p["name"]
+    if p.get("description"):
+        title += ": %s" % p["description"]
+    lines.append(title)
+    lines.append("profile: %s" % describe_profile(p, result["cpus"]))
+    lines.append("report:  %s (%s, %s CPUs, %s build, %s)" % (
+        ", ".join(result["reports"]), ctx.get("host_name", "?"), ctx.get("num_cpus", "?"),
+        ctx.get("build_type") or ctx.get("library_build_type") or "?", ctx.get("date", "?")))
+    warnings = res.warnings()
+    for w in warnings:
+        if "debug" in w or "scaling" in w:
+            lines.append("warning: %s" % w)
+    lines.append("")
+    n = p["concurrent_requests"]
+    if p["objective"] == "latency":
+        lines.append("Ranking by measured p%g latency (lower is better); the estimated time for a "
+                     "wave of %s requests breaks ties:" % (p["latency_percentile"], S.fmt_int(n)))
+    else:
+        lines.append("Ranking by the estimated time for one wave of %s requests (lower is better):"
+                     % S.fmt_int(n))
+        lines.append("  T_wave = wait x makespan/ideal (io runs) + requests x compute / speedup (cpu runs)")
+    lines.append("")
+    ranked = result["ranking"]
+    best = next((a for a in ranked if a.group == 0 and a.t_wave), None)
+    rank = 0
+    for a in ranked:
+        if a.group == 2:
+            continue
+        rank += 1
+        head = "%2d. %-20s" % (rank, a.model)
+        if a.t_wave is not None:
+            rel = (" %s" % ("best" if a is best else S.fmt_ratio(a.t_wave / best.t_wave))) if best and best.t_wave else ""
+            head += " est. %s per wave (%s-%s), %s requests/s%s" % (
+                S.fmt_time_ns(a.t_wave * 1e6),
+                S.fmt_time_ns(a.t_lo * 1e6), S.fmt_time_ns(a.t_hi * 1e6),
+                S.fmt_count(round(n / (a.t_wave / 1000.0))) if a.t_wave > 0 else "n/a", rel)
+        if a.latency_ns is not None:
+            head += "%s p%g %s measured" % ("," if a.t_wave is not None else "", p["latency_percentile"],
+                                            S.fmt_time_ns(a.latency_ns))
+        lines.append(head)
+        if a.group == 1:
+            lines.append("       EXCLUDED: %s" % a.problems[0])
+        for e in a.evidence:
+            lines.append("       %-8s %s" % (e.kind, e.text))
+            lines.append("                from %s" % ", ".join(e.rows))
+            if e.extrapolated:
+                lines.append("                ! extrapolated: %s" % e.extrapolated)
+        for pr in a.problems[1:]:
+            lines.append("       also excluded: %s" % pr)
+        for u in a.unproven:
+            lines.append("       ! unproven: %s" % u)
+    unrankable = [a for a in ranked if a.group == 2]
+    if unrankable:
+        lines.append("")
+        lines.append("Not rankable (the report lacks the evidence):")
+        for a in unrankable:
+            lines.append("  - %-20s %s" % (a.model, "; ".join(a.missing)))
+            for pr in a.problems:
+                lines.append("    %-20s excluded anyway: %s" % ("", pr))
+    lines.append("")
+    lines.append("What would change the answer:")
+    if result["changes"]:
+        for c in result["changes"]:
+            lines.append("  - %s" % c)
+    else:
+        lines.append("  - nothing the report can tell: no model could be ranked.")
+    if result["commands"]:
+        lines.append("")
+        lines.append("Runs the report lacks (execute, then advise again with both reports):")
+        for c in result["commands"]:
+            lines.append("  # %s" % c["why"])
+            lines.append("  %s" % c["command"])
+    return "\n".join(lines) + "\n"

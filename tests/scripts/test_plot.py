@@ -1,0 +1,180 @@
+"""scripts/plot end to end: the charts a report supports, their files, and bad input."""
+
+import json
+import os
+import unittest
+import xml.etree.ElementTree as ET
+
+from helpers import MALFORMED, TempDir, fixture, png_size, run_script
+
+
+def manifest(folder):
+    with open(os.path.join(folder, "index.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+class PlotFullReport(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir()
+        cls.out = cls.tmp.join("charts")
+        cls.proc = run_script("plot", fixture("full.json"), "--out", cls.out)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_succeeds_and_lists_what_it_wrote(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+        self.assertEqual(self.proc.stderr, "")
+        self.assertIn("charts (png, svg) written to", self.proc.stdout)
+
+    def test_every_kind_of_chart_is_there(self):
+        slugs = {c["slug"] for c in manifest(self.out)["charts"]}
+        expected = {"overview", "cpu-vs-tasks", "cpu-vs-workers", "cpu-speedup", "cpu-cpu",
+                    "io-vs-tasks", "io-vs-workers", "io-cpu", "spawn-vs-leaves",
+                    "spawn-vs-workers", "spawn-cpu", "memory"}
+        self.assertEqual(slugs, expected)
+        self.assertNotIn("io-speedup", slugs)  # speedup over serial says nothing about waiting
+
+    def test_files_are_valid_png_and_svg(self):
+        names = sorted(os.listdir(self.out))
+        for chart in manifest(self.out)["charts"]:
+            for f in chart["files"]:
+                self.assertIn(f, names)
+                path = os.path.join(self.out, f)
+                with open(path, "rb") as fh:
+                    data = fh.read()
+                if f.endswith(".png"):
+                    w, h = png_size(data)
+                    self.assertGreater(w, 500, f)
+                    self.assertGreater(h, 250, f)
+                else:
+                    root = ET.fromstring(data)
+                    self.assertTrue(root.tag.endswith("svg"), f)
+                    self.assertNotIn(b"<dc:date>", data)  # reproducible: no timestamp
+        self.assertFalse([n for n in names if n.endswith(".tmp") or n.startswith(".")])
+
+    def test_titles_and_captions_say_what_is_measured(self):
+        charts = {c["slug"]: c for c in manifest(self.out)["charts"]}
+        self.assertIn("cpu", charts["cpu-vs-workers"]["title"])
+        self.assertIn("wall time", charts["cpu-vs-workers"]["title"])
+        self.assertIn("makespan / ideal", charts["io-vs-tasks"]["title"])
+        self.assertIn("speedup", charts["cpu-speedup"]["caption"])
+        self.assertIn("min-max of 3 repetitions", charts["cpu-vs-tasks"]["caption"])
+        self.assertEqual(charts["cpu-vs-tasks"]["marked"], [])
+
+    def test_manifest_carries_the_warnings(self):
+        self.assertTrue(any("oversubscribed" in w for w in manifest(self.out)["warnings"]))
+
+
+class PlotOtherReports(unittest.TestCase):
+    def setUp(self):
+        self.tmp = TempDir()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_failed_and_skipped_runs_are_marked_not_dropped(self):
+        out = self.tmp.join("failed")
+        proc = run_script("plot", fixture("failed.json"), "--out", out, "--format", "png")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        charts = {c["slug"]: c for c in manifest(out)["charts"]}
+        marked = charts["io-vs-tasks"]["marked"]
+        by_model = {(m["model"], m["status"]) for m in marked}
+        self.assertIn(("processes/spawn", "failed"), by_model)
+        self.assertIn(("serial/baseline", "skipped"), by_model)
+        self.assertIn(("coroutines/asio-mt", "failed"), by_model)  # one bad repetition of three
+        self.assertTrue(any("pid_max" in m["error"] for m in marked))
+        overview = charts["overview"]["marked"]
+        self.assertIn("threads/tbb", {m["model"] for m in overview})
+        self.assertTrue(charts["memory"]["marked"])
+        self.assertFalse(any(f.endswith(".svg") for f in os.listdir(out)))
+
+    def test_latency_report_gets_hdr_percentile_charts(self):
+        out = self.tmp.join("latency")
+        proc = run_script("plot", fixture("latency.json"), "--out", out, "--format", "svg")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        slugs = {c["slug"] for c in manifest(out)["charts"]}
+        self.assertIn("pingpong-latency", slugs)
+        self.assertIn("server-latency", slugs)
+        self.assertIn("server-vs-rate", slugs)
+        self.assertNotIn("server-vs-requests", slugs)  # requests moves with rate
+        self.assertIn("pingpong-by-model", slugs)      # a single configuration: bars
+
+    def test_v0_report_and_merging_two_reports(self):
+        out = self.tmp.join("merged")
+        proc = run_script("plot", fixture("v0.json"), fixture("latency.json"), "--out", out,
+                          "--format", "png", "--dpi", "60")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        m = manifest(out)
+        slugs = {c["slug"] for c in m["charts"]}
+        self.assertTrue({"cpu-vs-workers", "cpu-speedup", "server-latency"} <= slugs)
+        self.assertEqual(len(m["reports"]), 2)
+        self.assertTrue(any("upgraded" in w for w in m["warnings"]))
+
+    def test_workloads_filter_and_at(self):
+        out = self.tmp.join("cpu-only")
+        proc = run_script("plot", fixture("full.json"), "--out", out, "--format", "png", "--dpi", "50",
+                          "--workloads", "cpu", "--at", "workers=4")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        charts = {c["slug"]: c for c in manifest(out)["charts"]}
+        self.assertFalse([s for s in charts if s.startswith(("io", "spawn"))])
+        self.assertIn("workers=4", charts["cpu-cpu"]["caption"])
+
+
+class PlotBadInput(unittest.TestCase):
+    def setUp(self):
+        self.tmp = TempDir()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def assert_refused(self, proc, fragment, out):
+        self.assertEqual(proc.returncode, 2, proc.stdout + proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, proc.stderr)
+        self.assertTrue(lines[0].startswith("plot: error: "), lines[0])
+        self.assertIn(fragment, lines[0])
+        self.assertFalse(os.path.exists(out), "the output folder was created")
+        self.assertEqual(proc.stdout, "")
+
+    def test_malformed_reports(self):
+        for name, fragment in MALFORMED.items():
+            with self.subTest(name=name):
+                out = self.tmp.join("out-" + name)
+                self.assert_refused(run_script("plot", fixture(name), "--out", out), fragment, out)
+
+    def test_missing_file_even_alongside_a_good_one(self):
+        out = self.tmp.join("out")
+        proc = run_script("plot", fixture("full.json"), fixture("nope.json"), "--out", out)
+        self.assert_refused(proc, "no such file", out)
+
+    def test_bad_options(self):
+        out = self.tmp.join("out")
+        self.assert_refused(run_script("plot", fixture("full.json"), "--out", out, "--format", "gif"),
+                            "--format", out)
+        self.assert_refused(run_script("plot", fixture("full.json"), "--out", out, "--workloads", "ring"),
+                            "ring not in the report", out)
+        self.assert_refused(run_script("plot", fixture("full.json"), "--out", out, "--at", "workers"),
+                            "NAME=VALUE", out)
+
+    def test_output_path_that_is_a_file(self):
+        path = self.tmp.join("a-file")
+        with open(path, "w") as f:
+            f.write("keep me")
+        proc = run_script("plot", fixture("v0.json"), "--out", path)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("not a folder", proc.stderr)
+        with open(path) as f:
+            self.assertEqual(f.read(), "keep me")
+
+    def test_help_explains_the_charts(self):
+        proc = run_script("plot", "--help")
+        self.assertEqual(proc.returncode, 0)
+        for word in ("overview", "speedup", "latency", "memory", "--out", "atomically"):
+            self.assertIn(word, proc.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
