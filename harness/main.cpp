@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (trial->parsed()) {
-      return run_trial_here(request_from_json(nlohmann::json::parse(request_text)), result_path);
+      return run_trial_here(nlohmann::json::parse(request_text).get<trial_request>(), result_path);
     }
     suite_options options;
     options.models = select_models(models);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace cmbench::system {
 
 // CPUs this process may run on (sched_getaffinity), as ids.
@@ -34,6 +36,8 @@ struct usage {
   std::int64_t self_max_rss_bytes = 0;      // this process's high-water mark
   std::int64_t children_max_rss_bytes = 0;  // the largest waited-for descendant's
 };
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(usage, user_ns, sys_ns, voluntary_switches, involuntary_switches,
+                                   minor_faults, major_faults, self_max_rss_bytes, children_max_rss_bytes)
 usage current_usage();
 usage operator-(const usage& after, const usage& before);  // counters subtract; peaks keep `after`'s
 

@@ -26,30 +26,6 @@ std::int64_t ns_between(clock::time_point a, clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
 }
 
-nlohmann::json usage_json(const system::usage& u) {
-  return {{"user_ns", u.user_ns},
-          {"sys_ns", u.sys_ns},
-          {"voluntary_switches", u.voluntary_switches},
-          {"involuntary_switches", u.involuntary_switches},
-          {"minor_faults", u.minor_faults},
-          {"major_faults", u.major_faults},
-          {"self_max_rss_bytes", u.self_max_rss_bytes},
-          {"children_max_rss_bytes", u.children_max_rss_bytes}};
-}
-
-system::usage usage_from(const nlohmann::json& j) {
-  system::usage u;
-  u.user_ns = j.at("user_ns");
-  u.sys_ns = j.at("sys_ns");
-  u.voluntary_switches = j.at("voluntary_switches");
-  u.involuntary_switches = j.at("involuntary_switches");
-  u.minor_faults = j.at("minor_faults");
-  u.major_faults = j.at("major_faults");
-  u.self_max_rss_bytes = j.at("self_max_rss_bytes");
-  u.children_max_rss_bytes = j.at("children_max_rss_bytes");
-  return u;
-}
-
 void write_file_atomically(const std::string& path, const std::string& text) {
   const std::string temp = path + ".tmp";
   {
@@ -66,45 +42,6 @@ std::string signal_text(int sig) {
 }
 
 }  // namespace
-
-nlohmann::json to_json(const trial_request& request) {
-  return {{"workload", request.workload}, {"model", request.model}, {"params", request.params}};
-}
-
-trial_request request_from_json(const nlohmann::json& j) {
-  return {j.at("workload").get<std::string>(), j.at("model").get<std::string>(),
-          j.at("params").get<param_values>()};
-}
-
-nlohmann::json to_json(const trial_result& r) {
-  return {{"ok", r.ok},
-          {"error", r.error},
-          {"limit_hit", r.limit_hit},
-          {"timed_out", r.timed_out},
-          {"checksum", r.checksum},
-          {"wall_ns", r.wall_ns},
-          {"setup_ns", r.setup_ns},
-          {"usage", usage_json(r.usage)},
-          {"rss_before_bytes", r.rss_before_bytes},
-          {"peak_rss_bytes", r.peak_rss_bytes},
-          {"peak_processes", r.peak_processes}};
-}
-
-trial_result result_from_json(const nlohmann::json& j) {
-  trial_result r;
-  r.ok = j.at("ok");
-  r.error = j.at("error");
-  r.limit_hit = j.at("limit_hit");
-  r.timed_out = j.at("timed_out");
-  r.checksum = j.at("checksum");
-  r.wall_ns = j.at("wall_ns");
-  r.setup_ns = j.at("setup_ns");
-  r.usage = usage_from(j.at("usage"));
-  r.rss_before_bytes = j.at("rss_before_bytes");
-  r.peak_rss_bytes = j.at("peak_rss_bytes");
-  r.peak_processes = j.at("peak_processes");
-  return r;
-}
 
 int run_trial_here(const trial_request& request, const std::string& path) {
   trial_result result;
@@ -138,7 +75,7 @@ int run_trial_here(const trial_request& request, const std::string& path) {
   }
   result.peak_rss_bytes = system::current_usage().self_max_rss_bytes;
   try {
-    write_file_atomically(path, to_json(result).dump());
+    write_file_atomically(path, nlohmann::json(result).dump());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cmbench trial: %s\n", e.what());
     return 3;
@@ -156,7 +93,7 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   }
   const std::string dir = dir_template;
   const std::string result_path = dir + "/result.json";
-  const std::string request_text = to_json(request).dump();
+  const std::string request_text = nlohmann::json(request).dump();
 
   // Orphaned descendants of the trial are re-parented to us, so we can reap them.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -230,7 +167,7 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
     std::stringstream text;
     text << in.rdbuf();
     try {
-      result = result_from_json(nlohmann::json::parse(text.str()));
+      result = nlohmann::json::parse(text.str()).get<trial_result>();
     } catch (const std::exception&) {
       result = trial_result{};
       result.error = "trial process exited with status " + std::to_string(WEXITSTATUS(status)) +

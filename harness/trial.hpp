@@ -35,10 +35,10 @@ struct trial_result {
   std::int64_t peak_processes = 0;
 };
 
-nlohmann::json to_json(const trial_request& request);
-trial_request request_from_json(const nlohmann::json& j);
-nlohmann::json to_json(const trial_result& result);
-trial_result result_from_json(const nlohmann::json& j);
+// Parent and child exchange requests and results as JSON, field for field.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_request, workload, model, params)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_result, ok, error, limit_hit, timed_out, checksum, wall_ns, setup_ns,
+                                   usage, rss_before_bytes, peak_rss_bytes, peak_processes)
 
 // Child side (`cmbench trial`): runs the trial in this process and writes the result to `path`.
 // Returns the process exit status: 0 when a result (ok or failed) was written.
