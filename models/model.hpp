@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -57,6 +58,72 @@ constexpr std::uint64_t tree_units(const tree_job& job) {
   return units;
 }
 
+// Units joined by channels, mutexes and one barrier: the shape of pingpong, ring, pipeline,
+// contention and memory. Each unit is a small state machine the workload writes once (`step`);
+// the model calls step(), performs the operation it returns with the model's own primitive (a
+// blocking channel between threads or processes, an Asio channel between coroutines, a parked
+// actor in a pool), then calls step() again, until the unit finishes. The workload never sees the
+// model's primitives and the model never sees the workload's logic, so every model does the same
+// work by construction.
+enum class unit_op : std::uint8_t {
+  send,     // copy the unit's message into channel `target`, waiting while the channel is full
+  receive,  // wait until channel `target` holds a message, then move the oldest into the unit's message
+  lock,     // acquire mutex `target`; the unit holds it until its own unlock
+  unlock,   // release mutex `target`
+  arrive,   // the barrier of all units: wait until every unit has arrived; the last to arrive
+            // first waits `hold` with the model's natural wait, then every unit goes on (the
+            // barrier is then ready for the next round)
+  finish,   // the unit is done; its state's `result` joins the job's wrapping sum
+};
+
+struct unit_action {
+  unit_op op = unit_op::finish;
+  std::uint32_t target = 0;  // the channel or mutex
+};
+
+// Everything a unit keeps between steps: plain words the workload owns, so a model may hold it
+// anywhere (a thread's stack, a coroutine frame, shared memory between processes).
+struct unit_state {
+  std::uint32_t unit = 0;  // this unit's index, set by the model before the first step
+  std::uint32_t pc = 0;    // the workload's program counter, 0 before the first step
+  std::uint64_t count = 0;
+  std::uint64_t value = 0;
+  std::uint64_t stamp = 0;
+  std::uint64_t result = 0;  // read by the model when the unit finishes
+};
+
+// The rules every model keeps, and every workload relies on:
+// - Every unit exists from the start of the job and runs until it finishes; a model creates each
+//   unit as its own kind of unit (a thread, a process, a coroutine, a parked actor of a pool).
+// - Channel c is a bounded FIFO of `capacity` messages of `message_bytes` bytes; a message is
+//   copied in on send and out on receive (into the receiving unit's own message buffer, 8-byte
+//   aligned, `message_bytes` long, zeroed before the unit's first step). Any unit may use any
+//   channel; a workload gives each channel one sender and one receiver.
+// - A unit never sends, receives or arrives while it holds a mutex, so a pool may block a worker
+//   on a mutex but must park (not block) a unit waiting on a channel or the barrier: the job
+//   completes whatever the number of workers.
+// - step() runs in whatever thread or process runs the unit; the context is in memory every
+//   process of the model shares (the workload maps it MAP_SHARED), and shared state in it is
+//   touched only under a mutex of the job. step() allocates nothing and takes no lock of its
+//   own, so it may run in a forked child of a multi-threaded parent.
+struct graph_job {
+  std::uint32_t units = 0;
+  std::uint32_t channels = 0;
+  std::uint32_t capacity = 1;        // messages per channel, at least 1
+  std::uint32_t message_bytes = 16;  // at least 16, a multiple of 8
+  std::uint32_t mutexes = 0;
+  std::chrono::nanoseconds hold{0};  // arrive: how long the last unit to arrive holds the rest
+  unit_action (*step)(void* context, unit_state& state, std::byte* message) = nullptr;
+  void* context = nullptr;
+
+  unit_action next(unit_state& state, std::byte* message) const { return step(context, state, message); }
+};
+
+struct graph_result {
+  std::uint64_t checksum = 0;       // wrapping sum of every unit's result
+  std::uint64_t blocked_sends = 0;  // sends that found their channel full and had to wait
+};
+
 struct model_info {
   std::string_view family;       // "threads"
   std::string_view variant;      // "pool"
@@ -73,10 +140,11 @@ class limit_error : public std::runtime_error {
 
 template <class M>
 concept backend = std::constructible_from<M, const model_config&> &&
-    requires(M& m, const bulk_job& bulk, const tree_job& tree) {
+    requires(M& m, const bulk_job& bulk, const tree_job& tree, const graph_job& graph) {
       { M::info } -> std::convertible_to<model_info>;
       { m.run_bulk(bulk) } -> std::same_as<std::uint64_t>;
       { m.run_tree(tree) } -> std::same_as<std::uint64_t>;
+      { m.run_graph(graph) } -> std::same_as<graph_result>;
     };
 
 // Type erasure at the harness boundary: the harness never sees TBB or Asio types.
@@ -85,6 +153,7 @@ class model_instance {
   virtual ~model_instance() = default;
   virtual std::uint64_t run_bulk(const bulk_job& job) = 0;
   virtual std::uint64_t run_tree(const tree_job& job) = 0;
+  virtual graph_result run_graph(const graph_job& job) = 0;
 };
 
 struct model_entry {
@@ -105,6 +174,7 @@ class model_adapter final : public model_instance {
   explicit model_adapter(const model_config& config) : model_(config) {}
   std::uint64_t run_bulk(const bulk_job& job) override { return model_.run_bulk(job); }
   std::uint64_t run_tree(const tree_job& job) override { return model_.run_tree(job); }
+  graph_result run_graph(const graph_job& job) override { return model_.run_graph(job); }
 
  private:
   M model_;

@@ -1,5 +1,6 @@
 // coroutines/asio-mt: W event loops on W threads, one io_context per thread.
 #include "models/coroutines/asio_common.hpp"  // first: it fixes Asio's configuration
+#include "models/coroutines/asio_graph.hpp"
 
 #include <asio/executor_work_guard.hpp>
 
@@ -34,7 +35,11 @@ class loop_set {
   loop_set(const loop_set&) = delete;
   loop_set& operator=(const loop_set&) = delete;
 
-  ~loop_set() {
+  ~loop_set() { halt(); }
+
+  // Stops every thread; the io_contexts (and the frames queued in them) stay until destruction,
+  // so objects bound to them can still be destroyed first.
+  void halt() {
     const bool abandon = failed();
     for (auto& l : loops_) {
       if (abandon) l->io.stop();  // the failed job's handlers are destroyed with the io_contexts
@@ -138,7 +143,19 @@ class asio_mt {
       "round-robin to the loops, each loop's driver spawning its share; tree children of large "
       "subtrees go round-robin across loops, small subtrees stay on their parent's loop; a parent "
       "suspends on an atomic wait group; waits are steady_timer async_waits; the caller blocks on "
-      "an atomic wait; max_alive is ignored"};
+      "an atomic wait; graph units are co_spawned awaitables looping over next(), spread "
+      "round-robin over the loops and started inline by each loop's driver; a channel is an "
+      "asio::experimental::concurrent_channel of the job's capacity carrying slot indices into a "
+      "capacity+2 message ring (bytes copied in on send, out on receive; its buffer a reused "
+      "ring, no allocation per message), try_send/try_receive first, then co_await "
+      "async_send/async_receive, the waker posting to the parked unit's own loop (a full "
+      "try_send is one blocked send); a mutex is a concurrent_channel<void()> of capacity 1 used "
+      "as an async semaphore (lock = try_send, else park in async_send; unlock = try_receive, "
+      "handing it to the oldest parked unit); the barrier is an atomic count and one "
+      "steady_timer per loop at time_point::max() that the loop's waiters async_wait on, the "
+      "last arriver co_awaiting `hold` on a timer, then cancelling every loop's timer on that "
+      "loop; every wait parks the coroutine and an idle loop sleeps in the kernel (blocking, no "
+      "spin); max_alive is ignored"};
 
   explicit asio_mt(const model_config& config) : workers_(config.workers) {
     if (workers_ == 0) {
@@ -148,36 +165,34 @@ class asio_mt {
   }
 
   std::uint64_t run_bulk(const bulk_job& job) {
-    std::vector<detail::job_outcome> outcomes(workers_);
-    detail::loop_set* loops = begin_job();
-    const unsigned count = loops->size();
-    // The caller's own count keeps the job open while it spawns the drivers.
-    std::atomic<unsigned> pending{1};
-    std::exception_ptr spawn_error;
-    for (unsigned i = 0; i < count && !spawn_error; ++i) {
-      pending.fetch_add(1, std::memory_order_relaxed);
-      try {
-        asio::co_spawn(
-            loops->executor(i), detail::bulk_driver(job, i, count),
-            [&outcomes, &pending, loops, i](std::exception_ptr error, std::uint64_t value) {
-              outcomes[i] = {value, std::move(error)};
-              if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) loops->job_done();
-            });
-      } catch (...) {
-        pending.fetch_sub(1, std::memory_order_relaxed);
-        spawn_error = std::current_exception();
-      }
+    return run_drivers([&job](unsigned loop, unsigned count) {
+      return detail::bulk_driver(job, loop, count);
+    });
+  }
+
+  graph_result run_graph(const graph_job& job) {
+    detail::loop_set* loops = begin_job_set();
+    graph_result result;
+    // Bound to the loops: if a loop fails, it is destroyed after the threads stop and before the
+    // io_contexts go (see wait_job).
+    auto graph =
+        std::make_unique<detail::graph_state<true>>(job, loops->executors(), loops->size());
+    try {
+      result.checksum = run_drivers(
+          [&graph](unsigned loop, unsigned /*count*/) {
+            return detail::graph_driver(*graph, loop);
+          },
+          [&graph] { graph.reset(); });
+    } catch (...) {
+      // Report what made the job abort, not the cancellations it caused in the other units.
+      if (!graph || !graph->abort_cause()) throw;
+      drain_releases(graph);
+      detail::job_result({0, graph->abort_cause()}, "coroutines/asio-mt");  // throws it
+      throw;
     }
-    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      loops->job_done();  // every driver finished before the caller let go
-    }
-    detail::job_outcome total{0, spawn_error};
-    wait_job();
-    for (const auto& outcome : outcomes) {
-      if (outcome.error && !total.error) total.error = outcome.error;
-      total.value += outcome.value;
-    }
-    return detail::job_result(total, "coroutines/asio-mt");
+    drain_releases(graph);
+    result.blocked_sends = graph->blocked_sends();  // the loops' writes were released by job_done
+    return result;
   }
 
   std::uint64_t run_tree(const tree_job& job) {
@@ -201,24 +216,85 @@ class asio_mt {
   }
 
  private:
-  // Counts the job that is about to be handed to the loops (nothing may throw between this and
-  // the hand-off, or the count would wait for a job that never ran). A set whose loop threw was
-  // destroyed by wait_job(): build a fresh one first.
-  detail::loop_set* begin_job() {
+  // Runs make_driver(loop, loops) on every loop and returns the sum of their results, once every
+  // driver has finished. before_reset runs if a loop failed, after its thread stopped.
+  template <class MakeDriver, class BeforeReset = void (*)()>
+  std::uint64_t run_drivers(MakeDriver make_driver, BeforeReset before_reset = [] {}) {
+    std::vector<detail::job_outcome> outcomes(workers_);
+    detail::loop_set* loops = begin_job();
+    const unsigned count = loops->size();
+    // The caller's own count keeps the job open while it spawns the drivers.
+    std::atomic<unsigned> pending{1};
+    std::exception_ptr spawn_error;
+    for (unsigned i = 0; i < count && !spawn_error; ++i) {
+      pending.fetch_add(1, std::memory_order_relaxed);
+      try {
+        asio::co_spawn(
+            loops->executor(i), make_driver(i, count),
+            [&outcomes, &pending, loops, i](std::exception_ptr error, std::uint64_t value) {
+              outcomes[i] = {value, std::move(error)};
+              if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) loops->job_done();
+            });
+      } catch (...) {
+        pending.fetch_sub(1, std::memory_order_relaxed);
+        spawn_error = std::current_exception();
+      }
+    }
+    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      loops->job_done();  // every driver finished before the caller let go
+    }
+    detail::job_outcome total{0, spawn_error};
+    wait_job(before_reset);
+    for (const auto& outcome : outcomes) {
+      if (outcome.error && !total.error) total.error = outcome.error;
+      total.value += outcome.value;
+    }
+    return detail::job_result(total, "coroutines/asio-mt");
+  }
+
+  // A barrier release posted to a loop whose units had all finished may still be queued there:
+  // a fence posted to every loop after it (the queue is FIFO) has run once the release has.
+  void drain_releases(std::unique_ptr<detail::graph_state<true>>& graph) {
+    if (!graph->posted_releases()) return;
+    detail::loop_set* loops = loops_.get();
+    for (unsigned i = 0; i < loops->size(); ++i) {
+      begin_job();
+      try {
+        asio::post(loops->executor(i), [loops] { loops->job_done(); });
+      } catch (...) {
+        loops->job_done();  // no memory for the fence: the wait below covers the others
+      }
+    }
+    wait_job([&graph] { graph.reset(); });
+  }
+
+  // The loops for a job about to be counted by begin_job(), built afresh if a loop had failed.
+  detail::loop_set* begin_job_set() {
     if (!loops_) {
       loops_ = std::make_unique<detail::loop_set>(workers_);
       jobs_ = 0;
     }
-    ++jobs_;
     return loops_.get();
   }
 
-  void wait_job() {
+  // Counts the job that is about to be handed to the loops (nothing may throw between this and
+  // the hand-off, or the count would wait for a job that never ran). A set whose loop threw was
+  // destroyed by wait_job(): build a fresh one first.
+  detail::loop_set* begin_job() {
+    detail::loop_set* loops = begin_job_set();
+    ++jobs_;
+    return loops;
+  }
+
+  template <class BeforeReset = void (*)()>
+  void wait_job(BeforeReset before_reset = [] {}) {
     try {
       loops_->wait_jobs(jobs_);
     } catch (...) {
       // Frames still suspended in the loops point into the caller's frame: stop the loops and
       // destroy them (and those frames) before the exception leaves this call.
+      loops_->halt();
+      before_reset();
       loops_.reset();
       try {
         throw;

@@ -10,16 +10,31 @@
 // Idle workers sleep on a process-shared futex (an eventcount: a sequence word plus a sleeper
 // count, so a producer makes no system call while everyone is busy); the caller sleeps on the
 // job's completion futex, waking every 100 ms to check that no worker has died.
+//
+// Graph units are parked actors, so any number of them runs on W workers: a unit's whole state
+// (its unit_state, the operation it is parked on, its message buffer) lives in a graph area of
+// the arena, reserved before the fork and touched only as far as a job reaches. A runnable unit is
+// its index pushed on the ring; the worker that pops it runs its steps until it has to wait, and
+// then drops it: a unit waiting on a channel is remembered in the channel's one parked-sender or
+// parked-receiver slot (decided under the channel's futex lock, so no wake-up is lost), a unit at
+// the barrier only by the barrier's count. Whoever changes the channel, or arrives last, pushes
+// the parked units back. See run_graph_units() for the hand-off.
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
 #include <csignal>
+#include <cstring>
+#include <fstream>
 #include <new>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "models/model.hpp"
@@ -49,6 +64,11 @@ constexpr std::uint32_t max_levels = 64;
 // round trip drops from ~6 us to ~1 us). Only when every worker has a CPU of its own:
 // oversubscribed, a spinning worker takes the CPU from one with work.
 constexpr std::uint32_t idle_spin_rounds = 2000;
+
+// Address space for a graph job's units, channels and mutexes (MAP_NORESERVE: only the pages a
+// job touches are ever backed). A million units with 64-byte messages take 112 MiB; the ring caps
+// a job at ring_capacity units anyway.
+constexpr std::size_t graph_area_bytes = std::size_t{2} << 30;
 
 // How long the caller sleeps before checking that every worker is still alive.
 constexpr timespec health_check_period{0, 100'000'000};
@@ -84,7 +104,43 @@ struct tree_shape {
   std::uint64_t level_unit_size[max_levels] = {};
 };
 
-enum class job_kind : std::uint32_t { bulk, tree };
+// A graph unit in the graph area, followed by its message buffer (message_bytes). All zero is a
+// unit not yet started: the area is zero at the start of every job (fresh pages, or given back
+// with MADV_REMOVE after the previous job), so the caller writes nothing per unit.
+struct graph_unit {
+  unit_state state;
+  std::uint32_t pending_target;  // the operation it parked on, retried when it is run again
+  unit_op pending_op;
+  std::uint8_t started;
+};
+static_assert(sizeof(graph_unit) == 48 && alignof(graph_unit) == 8);
+
+// A channel: its lock, ring indices and the one unit of each side that may wait on it (a channel
+// has one sender and one receiver), stored as unit + 1 so zero means nobody; then its slots.
+struct graph_channel {
+  detail::futex_mutex lock;
+  std::uint32_t head;
+  std::uint32_t size;
+  std::uint32_t parked_sender;
+  std::uint32_t parked_receiver;
+};
+constexpr std::size_t channel_header_bytes = detail::round_up(sizeof(graph_channel), 8);
+
+struct alignas(cache_line) graph_mutex {
+  detail::futex_mutex mutex;
+};
+
+// Where a graph job's pieces are in the graph area, computed by the caller per job.
+struct graph_shape {
+  graph_job job;
+  std::size_t unit_stride = 0;  // sizeof(graph_unit) + message_bytes
+  std::size_t channels_offset = 0;
+  std::size_t channel_stride = 0;  // whole cache lines, so two channels never share one
+  std::size_t mutexes_offset = 0;
+  std::size_t used_bytes = 0;  // rounded up to whole pages
+};
+
+enum class job_kind : std::uint32_t { bulk, tree, graph };
 
 struct control_block {
   // The ring's two ends, each on its own cache line.
@@ -105,9 +161,14 @@ struct control_block {
   alignas(cache_line) job_kind kind = job_kind::bulk;
   bulk_job bulk;
   tree_shape tree;
+  graph_shape graph;
 
-  // Completion: bulk workers add their share of results and tasks; the last one, or the tree's
-  // root, stores the result and wakes the caller.
+  // The graph's barrier count, and its sends that found their channel full.
+  alignas(cache_line) std::atomic<std::uint32_t> graph_arrived{0};
+  alignas(cache_line) std::atomic<std::uint64_t> graph_blocked_sends{0};
+
+  // Completion: bulk workers (and graph workers, per finished unit) add their share of results
+  // and tasks; the last one, or the tree's root, stores the result and wakes the caller.
   alignas(cache_line) std::atomic<std::uint64_t> bulk_sum{0};
   std::atomic<std::uint64_t> bulk_remaining{0};
   alignas(cache_line) std::atomic<std::uint32_t> done{0};
@@ -116,7 +177,9 @@ struct control_block {
 
 constexpr std::size_t cells_offset = detail::round_up(sizeof(control_block), 4096);
 constexpr std::size_t nodes_offset = cells_offset + ring_capacity * sizeof(cell);
-constexpr std::size_t arena_bytes = nodes_offset + ring_capacity * sizeof(tree_node);
+constexpr std::size_t graph_offset =
+    detail::round_up(nodes_offset + ring_capacity * sizeof(tree_node), 4096);
+constexpr std::size_t arena_bytes = graph_offset + graph_area_bytes;
 
 // The pointers into the arena, used by the caller and (as forked copies) by every worker.
 class shared_pool {
@@ -124,9 +187,15 @@ class shared_pool {
   explicit shared_pool(const detail::shared_region& arena)
       : control_(new (arena.data()) control_block{}),
         cells_(arena.at<cell>(cells_offset)),
-        nodes_(arena.at<tree_node>(nodes_offset)) {}
+        nodes_(arena.at<tree_node>(nodes_offset)),
+        graph_(arena.at<std::byte>(graph_offset)) {}
 
   control_block& control() const { return *control_; }
+  std::byte* graph_area() const { return graph_; }
+
+  bool all_asleep(std::uint32_t workers) const noexcept {
+    return control_->sleepers.load(std::memory_order_seq_cst) == workers;
+  }
 
   bool try_push(std::uint64_t task) const noexcept {
     std::uint64_t pos = control_->enqueue_pos.load(std::memory_order_relaxed);
@@ -262,6 +331,20 @@ class shared_pool {
     notify();
   }
 
+  // Runs graph unit `u` until it parks or finishes. A unit readied by the operation right before
+  // that is run next on this worker, with no push, wake-up or trip to another process: a
+  // ping-pong or a token ring is then a chain of direct hand-offs, as Go's runnext slot does.
+  // A unit readied earlier, whose waker went on running, goes on the ring for any worker.
+  void run_graph_units(std::uint32_t u, std::uint64_t& sum, std::uint64_t& finished) const noexcept {
+    std::uint32_t run_next = 0;  // unit + 1
+    for (;;) {
+      run_graph_unit(u, run_next, sum, finished);
+      if (run_next == 0) return;
+      u = run_next - 1;
+      run_next = 0;
+    }
+  }
+
   void complete_job(std::uint64_t result) const noexcept {
     control_->result = result;
     control_->done.store(1, std::memory_order_release);
@@ -282,15 +365,175 @@ class shared_pool {
     complete_job(value);
   }
 
+  graph_unit& unit_at(std::uint32_t u) const noexcept {
+    return *reinterpret_cast<graph_unit*>(graph_ + std::size_t{u} * control_->graph.unit_stride);
+  }
+  graph_channel& channel_at(std::uint32_t c) const noexcept {
+    const graph_shape& g = control_->graph;
+    return *reinterpret_cast<graph_channel*>(graph_ + g.channels_offset + c * g.channel_stride);
+  }
+  std::byte* slot_of(graph_channel& c, std::uint32_t i) const noexcept {
+    return reinterpret_cast<std::byte*>(&c) + channel_header_bytes +
+           std::size_t{i} * control_->graph.job.message_bytes;
+  }
+  detail::futex_mutex& mutex_at(std::uint32_t m) const noexcept {
+    return reinterpret_cast<graph_mutex*>(graph_ + control_->graph.mutexes_offset)[m].mutex;
+  }
+
+  // Never fails for long: a unit is on the ring at most once and a job has at most
+  // ring_capacity units; a full answer only means a popper between its claim and its release.
+  void push_unit(std::uint32_t u) const noexcept {
+    while (!try_push(u)) ::sched_yield();
+  }
+
+  // Leaves `run_next` holding the unit to run after this one, if it readied one last.
+  void run_graph_unit(std::uint32_t u, std::uint32_t& run_next, std::uint64_t& sum,
+                      std::uint64_t& finished) const noexcept {
+    const graph_job& job = control_->graph.job;
+    graph_unit& r = unit_at(u);
+    std::byte* const message = reinterpret_cast<std::byte*>(&r) + sizeof(graph_unit);
+    // The unit's state is only ever read here: a parked unit's worker has dropped it.
+    auto park = [&r](unit_action action) {
+      r.pending_op = action.op;
+      r.pending_target = action.target;
+    };
+
+    unit_action action;
+    bool retry = false;  // the operation it parked on, run again after a wake-up
+    if (r.started != 0) {
+      action = {r.pending_op, r.pending_target};
+      retry = true;
+    } else {
+      r.started = 1;
+      r.state.unit = u;
+      action = job.next(r.state, message);
+    }
+
+    for (;;) {
+      std::uint32_t woke = 0;  // unit + 1 this operation made runnable
+      switch (action.op) {
+        case unit_op::send: {
+          graph_channel& c = channel_at(action.target);
+          c.lock.lock();
+          if (c.size == job.capacity) {
+            park(action);
+            c.parked_sender = u + 1;
+            c.lock.unlock();
+            if (!retry) control_->graph_blocked_sends.fetch_add(1, std::memory_order_relaxed);
+            return;
+          }
+          std::uint32_t tail = c.head + c.size;
+          if (tail >= job.capacity) tail -= job.capacity;
+          std::memcpy(slot_of(c, tail), message, job.message_bytes);
+          ++c.size;
+          woke = std::exchange(c.parked_receiver, 0);
+          c.lock.unlock();
+          break;
+        }
+        case unit_op::receive: {
+          graph_channel& c = channel_at(action.target);
+          c.lock.lock();
+          if (c.size == 0) {
+            park(action);
+            c.parked_receiver = u + 1;
+            c.lock.unlock();
+            return;
+          }
+          std::memcpy(message, slot_of(c, c.head), job.message_bytes);
+          if (++c.head == job.capacity) c.head = 0;
+          --c.size;
+          woke = std::exchange(c.parked_sender, 0);
+          c.lock.unlock();
+          break;
+        }
+        case unit_op::lock:
+          // This worker may block here: do not keep a runnable unit from the others meanwhile.
+          if (run_next != 0) {
+            push_unit(run_next - 1);
+            notify();
+            run_next = 0;
+          }
+          mutex_at(action.target).lock();
+          break;
+        case unit_op::unlock:
+          mutex_at(action.target).unlock();
+          break;
+        case unit_op::arrive:
+          if (!retry) {
+            // Every other unit has arrived once the count reaches `units`, so the count is the
+            // barrier's whole waiting list: the last arriver requeues every unit but itself.
+            park(action);
+            if (control_->graph_arrived.fetch_add(1, std::memory_order_acq_rel) + 1 < job.units) {
+              return;
+            }
+            control_->graph_arrived.store(0, std::memory_order_relaxed);  // the next round's
+            if (job.hold.count() > 0) std::this_thread::sleep_for(job.hold);
+            for (std::uint32_t v = 0; v < job.units; ++v) {
+              if (v == u) continue;
+              push_unit(v);
+              if ((v & 63) == 0) notify();
+            }
+            notify();
+          }
+          break;
+        case unit_op::finish:
+          sum += r.state.result;
+          ++finished;
+          return;
+      }
+      // The operation went through, so the unit goes on: a unit it readied before this one is
+      // not next after all.
+      if (run_next != 0) {
+        push_unit(run_next - 1);
+        notify();
+      }
+      run_next = woke;
+      retry = false;
+      action = job.next(r.state, message);
+    }
+  }
+
   control_block* control_;
   cell* cells_;
   tree_node* nodes_;
+  std::byte* graph_;
 };
+
+// A MAP_SHARED mapping of this process, as /proc/self/maps shows it. The device and inode name
+// the shared memory object, so a region unmapped and another mapped at the same address differ.
+struct shared_mapping {
+  std::uintptr_t start = 0;
+  std::uintptr_t end = 0;
+  std::string device;
+  std::uint64_t inode = 0;
+
+  bool operator==(const shared_mapping&) const = default;
+};
+
+std::vector<shared_mapping> read_shared_mappings() {
+  std::vector<shared_mapping> mappings;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    // "7f00-7f80 rw-s 00000000 00:01 1234   /dev/zero (deleted)"
+    std::istringstream fields(line);
+    std::string range, perms, offset;
+    shared_mapping m;
+    if (!(fields >> range >> perms >> offset >> m.device >> m.inode)) continue;
+    if (perms.size() < 4 || perms[3] != 's') continue;
+    const std::size_t dash = range.find('-');
+    if (dash == std::string::npos) continue;
+    m.start = std::stoull(range.substr(0, dash), nullptr, 16);
+    m.end = std::stoull(range.substr(dash + 1), nullptr, 16);
+    mappings.push_back(std::move(m));
+  }
+  return mappings;
+}
 
 [[noreturn]] void worker_main(const shared_pool& pool) noexcept {
   control_block& control = pool.control();
-  std::uint64_t sum = 0;    // this worker's share of the current bulk job
-  std::uint64_t count = 0;  // tasks behind `sum`
+  std::uint64_t sum = 0;    // this worker's share of the current bulk or graph job
+  std::uint64_t count = 0;  // tasks or finished graph units behind `sum`
   for (;;) {
     std::uint64_t task = 0;
     if (pool.try_pop(task)) {
@@ -299,6 +542,8 @@ class shared_pool {
       if (control.kind == job_kind::bulk) {
         sum += pool.run_bulk_task(task);
         ++count;
+      } else if (control.kind == job_kind::graph) {
+        pool.run_graph_units(static_cast<std::uint32_t>(task), sum, count);  // finished units
       } else {
         pool.run_tree_unit(task);
       }
@@ -334,11 +579,22 @@ class processes_pool {
       "shared-memory bounded MPMC ring (4M slots); bulk results summed per worker, tree units "
       "completed by their last child (pending count + partial sum per node in shared memory); "
       "idle workers and the waiting caller sleep on process-shared futexes; waits are blocking "
-      "sleeps in the workers"};
+      "sleeps in the workers. Graph units are parked actors in a shared-memory area reserved "
+      "before the fork (state + message per unit, zero pages until used): a runnable unit is its "
+      "descriptor on the ring, a worker runs its steps until it must wait; channels are bounded "
+      "rings in shared memory under a per-channel futex lock with one parked-sender and one "
+      "parked-receiver slot, the unit that changes a channel requeues its parked peer, and a "
+      "peer readied by the operation just before the unit parks runs next on the same worker "
+      "(no push, no wake-up, like Go's runnext); the mutex is a futex mutex that blocks the "
+      "worker (a unit never parks holding one); the barrier is an arrival count whose last "
+      "arriver sleeps the hold then requeues every unit. Waits block: a unit waiting on a channel "
+      "or the barrier is parked, never spun on (an idle worker polls the ring ~50 us before its "
+      "futex sleep, only when every worker has a CPU)"};
 
   explicit processes_pool(const model_config& config)
       : arena_(arena_bytes, false), pool_(arena_), owner_(::getpid()) {
     const unsigned count = std::max(config.workers, 1u);
+    inherited_ = read_shared_mappings();
     pool_.control().idle_spin = count <= std::thread::hardware_concurrency() ? idle_spin_rounds : 0;
     workers_.reserve(count);
     for (unsigned i = 0; i < count; ++i) {
@@ -385,6 +641,36 @@ class processes_pool {
     return wait_until_done();
   }
 
+  graph_result run_graph(const graph_job& job) {
+    if (job.units == 0) return {};
+    check_usable();
+    check_context_is_shared(job.context);
+    control_block& control = pool_.control();
+    control.kind = job_kind::graph;
+    control.graph = shape_of(job);
+    control.graph_arrived.store(0, std::memory_order_relaxed);
+    control.graph_blocked_sends.store(0, std::memory_order_relaxed);
+    control.bulk_sum.store(0, std::memory_order_relaxed);
+    control.bulk_remaining.store(job.units, std::memory_order_relaxed);
+    control.done.store(0, std::memory_order_relaxed);
+
+    // Every unit starts runnable, in index order; a worker creates its state on the first run.
+    for (std::uint32_t u = 0; u < job.units; ++u) {
+      while (!pool_.try_push(u)) wait_for_space();
+      if ((u & 63) == 0 || u + 1 == job.units) pool_.notify();
+    }
+    graph_result result;
+    try {
+      result.checksum = wait_until_done(true);
+    } catch (const std::logic_error&) {
+      clear_graph_area(control.graph.used_bytes);  // a deadlocked job leaves the pool usable
+      throw;
+    }
+    result.blocked_sends = control.graph_blocked_sends.load(std::memory_order_relaxed);
+    clear_graph_area(control.graph.used_bytes);
+    return result;
+  }
+
   std::uint64_t run_tree(const tree_job& job) {
     check_usable();
     control_block& control = pool_.control();
@@ -427,10 +713,92 @@ class processes_pool {
     return shape;
   }
 
-  std::uint64_t wait_until_done() {
+  // The workers see the job's context only if it lies in a MAP_SHARED mapping that existed when
+  // they were forked: memory mapped later does not exist in them at all, and private memory is
+  // their own copy. Without this check such a job would crash a worker or silently lose writes.
+  void check_context_is_shared(const void* context) const {
+    if (context == nullptr) return;
+    const auto at = reinterpret_cast<std::uintptr_t>(context);
+    for (const shared_mapping& m : read_shared_mappings()) {
+      if (at < m.start || at >= m.end) continue;
+      if (std::find(inherited_.begin(), inherited_.end(), m) != inherited_.end()) return;
+      break;
+    }
+    throw std::invalid_argument(
+        "processes/pool: the graph job's context is not in shared memory the worker processes "
+        "inherited: it must be mapped MAP_SHARED before the model is constructed (the workers "
+        "are forked then; see models/model.hpp)");
+  }
+
+  // Where a graph job's units, channels and mutexes go in the graph area.
+  static graph_shape shape_of(const graph_job& job) {
+    if (job.step == nullptr || job.capacity == 0 || job.message_bytes < 16 ||
+        job.message_bytes % 8 != 0) {
+      throw std::invalid_argument(
+          "processes/pool: a graph job needs a step, capacity >= 1 and message_bytes >= 16, a "
+          "multiple of 8");
+    }
+    if (job.units > ring_capacity) {
+      throw limit_error("processes/pool: a graph of " + detail::with_thousands(job.units) +
+                        " units does not fit the shared task ring (" +
+                        detail::with_thousands(ring_capacity) +
+                        " descriptors, sized before the workers were forked)");
+    }
+    graph_shape shape;
+    shape.job = job;
+    shape.unit_stride = sizeof(graph_unit) + job.message_bytes;
+    // 64-bit arithmetic throughout: 2^32 units or channels of 2^32 slots cannot wrap it.
+    const std::uint64_t unit_bytes = std::uint64_t{job.units} * shape.unit_stride;
+    shape.channel_stride = detail::round_up(
+        channel_header_bytes + std::uint64_t{job.capacity} * job.message_bytes, cache_line);
+    shape.channels_offset = detail::round_up(unit_bytes, cache_line);
+    const std::uint64_t channel_bytes = std::uint64_t{job.channels} * shape.channel_stride;
+    shape.mutexes_offset = shape.channels_offset + channel_bytes;
+    const std::uint64_t total =
+        shape.mutexes_offset + std::uint64_t{job.mutexes} * sizeof(graph_mutex);
+    if (total > graph_area_bytes) {
+      throw limit_error(
+          "processes/pool: a graph of " + detail::with_thousands(job.units) + " units (" +
+          detail::with_thousands(unit_bytes) + " bytes of unit state and messages), " +
+          detail::with_thousands(job.channels) + " channels (" +
+          detail::with_thousands(channel_bytes) + " bytes) and " +
+          detail::with_thousands(job.mutexes) + " mutexes needs " +
+          detail::with_thousands(total) + " bytes of the " +
+          detail::with_thousands(graph_area_bytes) +
+          "-byte graph area reserved in shared memory before the workers were forked");
+    }
+    shape.used_bytes = detail::round_up(total, 4096);
+    return shape;
+  }
+
+  // Gives the pages a graph job touched back, so the next job starts from zero pages (its initial
+  // state) and an idle pool holds no graph memory.
+  void clear_graph_area(std::size_t bytes) {
+    std::byte* area = pool_.graph_area();
+    if (bytes != 0 && ::madvise(area, bytes, MADV_REMOVE) != 0) std::memset(area, 0, bytes);
+  }
+
+  // A graph job deadlocks when its units wait on each other: every worker then sleeps with an
+  // empty ring. Seen twice, a health-check period apart with no push in between, it is final.
+  std::uint64_t wait_until_done(bool graph = false) {
     control_block& control = pool_.control();
+    std::uint64_t idle_at = UINT64_MAX;  // enqueue position when everyone was last seen idle
     while (control.done.load(std::memory_order_acquire) == 0) {
-      if (futex_wait(control.done, 0, &health_check_period) == ETIMEDOUT) check_workers();
+      if (futex_wait(control.done, 0, &health_check_period) != ETIMEDOUT) continue;
+      check_workers();
+      if (!graph) continue;
+      const std::uint64_t pushed = control.enqueue_pos.load(std::memory_order_seq_cst);
+      const auto workers = static_cast<std::uint32_t>(workers_.size());
+      if (!pool_.all_asleep(workers) || pool_.has_work() ||
+          control.done.load(std::memory_order_acquire) != 0) {
+        idle_at = UINT64_MAX;
+      } else if (idle_at != pushed) {
+        idle_at = pushed;
+      } else {
+        throw std::logic_error(
+            "processes/pool: graph job deadlocked: every worker is idle, " +
+            detail::with_thousands(control.bulk_remaining.load()) + " units wait forever");
+      }
     }
     return control.result;
   }
@@ -484,6 +852,7 @@ class processes_pool {
   shared_pool pool_;
   pid_t owner_;
   std::vector<pid_t> workers_;
+  std::vector<shared_mapping> inherited_;  // the caller's shared mappings at fork time
   std::string broken_;  // why the pool can no longer run jobs
   std::uint64_t space_timeouts_ = 0;
 };

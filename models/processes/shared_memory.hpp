@@ -24,57 +24,13 @@
 #include <system_error>
 #include <utility>
 
+#include "models/shared_region.hpp"
+#include "models/system_limits.hpp"
+
 namespace cmbench::detail {
 
-// An anonymous MAP_SHARED mapping: the parent maps it before fork() and every child writes into
-// the same pages. Pages are zero until touched, and untouched pages cost nothing.
-class shared_region {
- public:
-  shared_region() = default;
-
-  // `reserve` = false adds MAP_NORESERVE: address space for an arena most of which stays untouched.
-  explicit shared_region(std::size_t bytes, bool reserve = true) : size_(bytes) {
-    const int flags = MAP_SHARED | MAP_ANONYMOUS | (reserve ? 0 : MAP_NORESERVE);
-    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
-    if (p == MAP_FAILED) {
-      throw std::system_error(errno, std::generic_category(),
-                              "mmap of " + std::to_string(bytes) + " shared bytes");
-    }
-    data_ = p;
-  }
-
-  shared_region(shared_region&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
-  shared_region& operator=(shared_region&& other) noexcept {
-    if (this != &other) {
-      release();
-      data_ = std::exchange(other.data_, nullptr);
-      size_ = std::exchange(other.size_, 0);
-    }
-    return *this;
-  }
-  shared_region(const shared_region&) = delete;
-  shared_region& operator=(const shared_region&) = delete;
-  ~shared_region() { release(); }
-
-  void* data() const { return data_; }
-  std::size_t size() const { return size_; }
-
-  // The object of type T placed `offset` bytes into the region.
-  template <class T>
-  T* at(std::size_t offset = 0) const {
-    return static_cast<T*>(static_cast<void*>(static_cast<char*>(data_) + offset));
-  }
-
- private:
-  void release() noexcept {
-    if (data_ != nullptr) ::munmap(data_, size_);
-    data_ = nullptr;
-  }
-
-  void* data_ = nullptr;
-  std::size_t size_ = 0;
-};
+using ::cmbench::shared_region;
+using ::cmbench::with_thousands;
 
 constexpr std::size_t cache_line = 64;
 
@@ -98,6 +54,31 @@ inline void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
   ::syscall(SYS_futex, &word, FUTEX_WAKE, count, nullptr, nullptr, 0);
 }
 
+// A mutex between processes: a futex word in shared memory, 0 free, 1 held, 2 held with
+// (possible) waiters, so an uncontended lock and unlock make no system call (Drepper's
+// "Futexes Are Tricky", mutex 2). Blocking, never spinning; async-signal-safe.
+class futex_mutex {
+ public:
+  void lock() noexcept {
+    std::uint32_t seen = 0;
+    if (state_.compare_exchange_strong(seen, 1, std::memory_order_acquire)) return;
+    if (seen != 2) seen = state_.exchange(2, std::memory_order_acquire);
+    while (seen != 0) {
+      futex_wait(state_, 2);
+      seen = state_.exchange(2, std::memory_order_acquire);
+    }
+  }
+  void unlock() noexcept {
+    if (state_.fetch_sub(1, std::memory_order_release) != 1) {
+      state_.store(0, std::memory_order_release);
+      futex_wake(state_, 1);
+    }
+  }
+
+ private:
+  std::atomic<std::uint32_t> state_{0};
+};
+
 // waitpid() that survives signal interruptions. Returns the pid reaped, 0 (WNOHANG and nothing
 // ready) or -1 with errno set.
 inline pid_t reap(pid_t pid, int& status, int options = 0) noexcept {
@@ -120,65 +101,9 @@ inline std::string describe_status(int status) {
   return "ended with wait status " + std::to_string(status);
 }
 
-// 32700 -> "32,700".
-inline std::string with_thousands(std::uint64_t n) {
-  std::string digits = std::to_string(n);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-// The limits fork() runs into, read at the moment it failed. Plain numbers, so a child can fill
-// it in and leave the formatting to the parent. -1: unknown (or unlimited, for nproc).
-struct process_limits {
-  std::int64_t pid_max = -1;      // kernel.pid_max
-  std::int64_t threads_max = -1;  // kernel.threads-max
-  std::int64_t nproc = -1;        // RLIMIT_NPROC soft limit
-  std::int64_t tasks = -1;        // threads alive on the whole system (/proc/loadavg)
-};
-
-// Reads a small /proc file into `buffer` (NUL-terminated); false if it could not.
-inline bool read_small_file(const char* path, char* buffer, std::size_t size) noexcept {
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const ssize_t n = ::read(fd, buffer, size - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  buffer[n] = '\0';
-  return true;
-}
-
-inline std::int64_t parse_number(const char* s) noexcept {
-  if (*s < '0' || *s > '9') return -1;
-  std::int64_t value = 0;
-  for (; *s >= '0' && *s <= '9'; ++s) value = value * 10 + (*s - '0');
-  return value;
-}
-
-// Async-signal-safe: open/read/close/getrlimit and plain parsing.
-inline process_limits read_process_limits() noexcept {
-  process_limits limits;
-  char buffer[128];
-  if (read_small_file("/proc/sys/kernel/pid_max", buffer, sizeof buffer)) {
-    limits.pid_max = parse_number(buffer);
-  }
-  if (read_small_file("/proc/sys/kernel/threads-max", buffer, sizeof buffer)) {
-    limits.threads_max = parse_number(buffer);
-  }
-  // "0.52 0.58 0.59 3/1234 5678": the field after '/' counts every task on the system.
-  if (read_small_file("/proc/loadavg", buffer, sizeof buffer)) {
-    const char* slash = std::strchr(buffer, '/');
-    if (slash != nullptr) limits.tasks = parse_number(slash + 1);
-  }
-  rlimit nproc{};
-  if (::getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY) {
-    limits.nproc = static_cast<std::int64_t>(nproc.rlim_cur);
-  }
-  return limits;
-}
+// The limits fork() runs into, read at the moment it failed (models/system_limits.hpp).
+using process_limits = kernel_limits;
+inline process_limits read_process_limits() noexcept { return read_kernel_limits(); }
 
 // How many processes a run may keep alive before memory runs out. Every forked copy of this
 // process costs about its page tables (VmPTE: fork copies them) plus a kernel stack and task

@@ -7,7 +7,10 @@
 // A run's processes are children of a process created for that run (the bulk supervisor, the
 // tree's root unit), never of the caller: waitpid(-1) then reaps exactly this run's children and
 // can never steal the exit status of another child of the caller (a pool's workers, a node).
+#include <sys/prctl.h>
 #include <sys/types.h>
+
+#include <csignal>
 
 #include <atomic>
 #include <cstring>
@@ -17,6 +20,7 @@
 #include <thread>
 
 #include "models/model.hpp"
+#include "models/processes/futex_sync.hpp"
 #include "models/processes/shared_memory.hpp"
 
 namespace cmbench {
@@ -258,19 +262,181 @@ bool reap_one(const run_region& run, int options) noexcept {
   }
 }
 
+// ---- graph: a supervisor process forks one child per unit, all alive at once ----
+
+struct alignas(cache_line) padded_futex_mutex {
+  detail::futex_mutex mutex;
+};
+
+// Everything a graph job's units share, in one MAP_SHARED region mapped before the forks: the
+// start gate, the barrier, the mutexes, the channels with their slots, and one message buffer per
+// unit (each on its own cache lines; zero until the unit's first step, as mmap gives them).
+// Result and pid slots live in the run_region.
+class graph_region {
+ public:
+  explicit graph_region(const graph_job& job)
+      : job_(job),
+        message_stride_(detail::round_up(job.message_bytes, cache_line)),
+        slots_stride_(detail::round_up(std::size_t{job.capacity} * job.message_bytes, cache_line)),
+        mutexes_offset_(detail::round_up(sizeof(header), cache_line)),
+        channels_offset_(mutexes_offset_ + std::size_t{job.mutexes} * sizeof(padded_futex_mutex)),
+        slots_offset_(channels_offset_ + std::size_t{job.channels} * sizeof(detail::futex_channel)),
+        messages_offset_(slots_offset_ + std::size_t{job.channels} * slots_stride_),
+        region_(messages_offset_ + std::size_t{job.units} * message_stride_),
+        header_(new (region_.data()) header{detail::futex_barrier(job.units, job.hold), {}, {0}}) {
+    for (std::uint32_t m = 0; m < job.mutexes; ++m) new (&mutex(m)) padded_futex_mutex{};
+    for (std::uint32_t c = 0; c < job.channels; ++c) {
+      new (&channel(c)) detail::futex_channel(
+          region_.at<std::byte>(slots_offset_ + c * slots_stride_), job.capacity, job.message_bytes);
+    }
+  }
+
+  detail::futex_gate& gate() const { return header_->gate; }
+  std::uint64_t blocked_sends() const { return header_->blocked_sends.load(); }
+
+  // The body of unit u's process: wait for the gate, step the unit until it finishes, leave its
+  // result in `result`.
+  void run_unit(std::uint32_t u, std::uint64_t& result) const noexcept {
+    if (!header_->gate.wait()) return;
+    unit_state state;
+    state.unit = u;
+    std::byte* message = region_.at<std::byte>(messages_offset_ + std::size_t{u} * message_stride_);
+    std::uint64_t blocked_sends = 0;
+    for (;;) {
+      const unit_action action = job_.next(state, message);
+      switch (action.op) {
+        case unit_op::send:
+          blocked_sends += channel(action.target).send(message) ? 1 : 0;
+          break;
+        case unit_op::receive:
+          channel(action.target).receive(message);
+          break;
+        case unit_op::lock:
+          mutex(action.target).mutex.lock();
+          break;
+        case unit_op::unlock:
+          mutex(action.target).mutex.unlock();
+          break;
+        case unit_op::arrive:
+          header_->barrier.arrive_and_wait();
+          break;
+        case unit_op::finish:
+          result = state.result;
+          if (blocked_sends > 0) {
+            header_->blocked_sends.fetch_add(blocked_sends, std::memory_order_relaxed);
+          }
+          return;
+      }
+    }
+  }
+
+ private:
+  struct header {
+    detail::futex_barrier barrier;
+    detail::futex_gate gate;
+    alignas(cache_line) std::atomic<std::uint64_t> blocked_sends;
+  };
+
+  padded_futex_mutex& mutex(std::uint32_t m) const {
+    return region_.at<padded_futex_mutex>(mutexes_offset_)[m];
+  }
+  detail::futex_channel& channel(std::uint32_t c) const {
+    return region_.at<detail::futex_channel>(channels_offset_)[c];
+  }
+
+  const graph_job& job_;
+  std::size_t message_stride_;
+  std::size_t slots_stride_;
+  std::size_t mutexes_offset_;
+  std::size_t channels_offset_;
+  std::size_t slots_offset_;
+  std::size_t messages_offset_;
+  shared_region region_;
+  header* header_;
+};
+
+// Die with the process that forked us (PR_SET_PDEATHSIG fires when the forking thread exits),
+// so no unit outlives a killed trial; false if that process is already gone.
+bool die_with_parent(pid_t parent) noexcept {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  return ::getppid() == parent;
+}
+
+[[noreturn]] void run_graph_unit(const graph_region& graph, const run_region& run, std::uint32_t u,
+                                 pid_t supervisor) noexcept {
+  if (!die_with_parent(supervisor)) ::_exit(1);
+  graph.run_unit(u, run.results()[u]);
+  // A unit that ends cleanly clears its pid slot first, so the supervisor, which kills the units
+  // still running when one fails, never signals a pid that may have been reaped and reused.
+  std::atomic_ref<pid_t>(run.pids()[u]).store(0, std::memory_order_relaxed);
+  ::_exit(0);
+}
+
+// Kills every unit still running: its pid slot is set (it has not ended cleanly) and it is not
+// the unit that just failed (reaped, so its pid may be reused). Every other unit that failed was
+// reaped after this ran once.
+void kill_running_units(const run_region& run, std::uint32_t forked, pid_t reaped) noexcept {
+  for (std::uint32_t u = 0; u < forked; ++u) {
+    const pid_t pid = std::atomic_ref<pid_t>(run.pids()[u]).load(std::memory_order_relaxed);
+    if (pid > 0 && pid != reaped) ::kill(pid, SIGKILL);
+  }
+}
+
+[[noreturn]] void supervise_graph(const graph_job& job, const graph_region& graph,
+                                  const run_region& run, pid_t caller) noexcept {
+  if (!die_with_parent(caller)) ::_exit(1);
+  const pid_t self = ::getpid();
+  std::uint32_t forked = 0;
+  for (; forked < job.units; ++forked) {
+    const pid_t pid = ::fork();
+    if (pid == 0) run_graph_unit(graph, run, forked, self);
+    if (pid < 0) {
+      run.record_fork_failure(errno, forked);
+      break;
+    }
+    run.pids()[forked] = pid;  // before the gate opens, so before the unit can clear it
+  }
+  // Every unit exists, or the run is called off and the units forked leave before their first
+  // step: none can be waiting for a unit that was never forked.
+  graph.gate().open(!run.failed());
+  bool killed = false;
+  for (std::uint32_t reaped = 0; reaped < forked; ++reaped) {
+    int status = 0;
+    const pid_t pid = reap(-1, status);
+    if (pid < 0) {
+      run.record_wait_failure(errno);
+      break;
+    }
+    if (!detail::exited_cleanly(status)) {
+      run.record_unit_failure(pid, status);
+      // Its peers may wait for it forever: end them all, the run has failed.
+      if (!killed) kill_running_units(run, forked, pid);
+      killed = true;
+    }
+  }
+  ::_exit(run.failed() ? 1 : 0);
+}
+
 }  // namespace
 
 class processes_spawn {
  public:
   static constexpr model_info info{
       "processes", "spawn",
-      "one fork() per task or tree unit, the seeds' multiprocessing.Process",
+      "one fork() per task, tree unit or graph unit, the seeds' multiprocessing.Process",
       "one child process per task (forked by a per-run supervisor process, at most max_alive "
       "alive, finished children reaped before each fork) or per tree unit (each unit forks its "
       "children and waitpid()s them); results in 8-byte slots of a MAP_SHARED region mapped "
       "before forking; exit statuses checked; waits are blocking sleeps; a run stops with a "
       "limit error at pid_max/RLIMIT_NPROC (fork fails) or when its processes' page tables "
-      "would fill 7/8 of MemAvailable"};
+      "would fill 7/8 of MemAvailable. Graph: a supervisor process forks one child per unit, all "
+      "alive at once (PR_SET_PDEATHSIG) and started together behind a futex gate; everything "
+      "they share is in one MAP_SHARED region mapped before the forks: a channel is a "
+      "single-producer single-consumer ring of slots whose sent/taken counters are "
+      "process-shared futex words, woken only when the peer announced a sleep; the mutex is a "
+      "futex mutex (no system call uncontended); the barrier is a counter plus a generation "
+      "futex word, the last arriver sleeping the hold; every wait blocks in FUTEX_WAIT (no "
+      "spinning)"};
 
   explicit processes_spawn(const model_config& config) : max_alive_(config.max_alive) {}
 
@@ -285,6 +451,32 @@ class processes_spawn {
     std::uint64_t sum = 0;
     for (std::uint64_t task = 0; task < job.tasks; ++task) sum += run.results()[task];
     return sum;
+  }
+
+  // Every unit is its own process and all are alive at once (they talk to each other, so
+  // max_alive does not apply), forked by a supervisor process and started together behind a gate.
+  graph_result run_graph(const graph_job& job) {
+    if (job.units == 0) return {};
+    run_region run(job.units, true);
+    run.header().budget = detail::read_memory_budget();
+    // The units and the supervisor are alive together: refuse up front what memory cannot hold.
+    const std::uint64_t processes = std::uint64_t{job.units} + 1;
+    if (processes > run.header().budget.max_processes) {
+      throw limit_error("processes/spawn: a graph of " + detail::with_thousands(job.units) +
+                        " units needs " + detail::with_thousands(processes) +
+                        " processes alive at once; " +
+                        detail::describe_memory_limit(run.header().budget.max_processes,
+                                                      run.header().budget));
+    }
+    const graph_region graph(job);
+    const pid_t caller = ::getpid();
+    const pid_t supervisor = fork_or_throw(0);
+    if (supervisor == 0) supervise_graph(job, graph, run, caller);
+    const int status = wait_for(supervisor);
+    run.throw_if_failed(status, "graph unit");
+    graph_result result{0, graph.blocked_sends()};
+    for (std::uint32_t u = 0; u < job.units; ++u) result.checksum += run.results()[u];
+    return result;
   }
 
   std::uint64_t run_tree(const tree_job& job) {

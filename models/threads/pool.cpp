@@ -5,6 +5,7 @@
 // at a time through a condition variable. Bulk tasks are one item each; a tree unit is one item
 // that submits its children and returns, and the last child to finish completes its parent
 // (continuation passing), so no worker ever blocks on another task and one worker suffices.
+// Graph units are parked actors (parked_graph.hpp), each runnable one a queue item.
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "models/model.hpp"
+#include "models/threads/parked_graph.hpp"
 
 namespace cmbench {
 namespace detail {
@@ -237,6 +239,63 @@ void run_tree_unit(void* context, std::uint64_t node) {
   }
 }
 
+// A graph job on the pool: each runnable unit is one work item that runs it until it parks
+// (parked_graph). Starting every unit, and resuming every unit when the barrier opens, goes
+// through one launcher item that claims the next unit and requeues itself before running it: the
+// queue holds O(1) items for it instead of one per unit (a million units stay a million records,
+// not also a million queued items), and idle workers still pick the launcher up in parallel.
+class pool_graph {
+ public:
+  pool_graph(thread_pool& pool, const graph_job& job) : pool_(pool), graph_(job, *this, "threads/pool") {}
+
+  graph_result run() {
+    launch(graph_.units(), no_unit);
+    done_.wait();
+    return graph_.result();
+  }
+
+  // parked_graph's runtime.
+  void schedule(std::uint32_t unit) {
+    const work_item item{&run_unit, this, unit};
+    pool_.submit(std::span(&item, 1));
+  }
+  void resume_all_but(std::uint32_t unit) { launch(graph_.units() - 1, unit); }
+  void all_finished() { done_.signal(); }
+
+ private:
+  // The previous launch has claimed all its units before any of them can reach the barrier
+  // again, so the launcher's fields are free to reuse here.
+  void launch(std::uint32_t count, std::uint32_t skip) {
+    launch_next_.store(0, std::memory_order_relaxed);
+    launch_count_ = count;
+    launch_skip_ = skip;
+    const work_item item{&launch_one, this, 0};
+    pool_.submit(std::span(&item, 1));  // publishes the fields above to the worker that pops it
+  }
+
+  static void launch_one(void* context, std::uint64_t) {
+    auto& self = *static_cast<pool_graph*>(context);
+    const std::uint32_t i = self.launch_next_.fetch_add(1, std::memory_order_relaxed);
+    const std::uint32_t unit = i < self.launch_skip_ ? i : i + 1;
+    if (i + 1 < self.launch_count_) {
+      const work_item item{&launch_one, context, 0};
+      self.pool_.submit(std::span(&item, 1));
+    }
+    self.graph_.run(unit);
+  }
+
+  static void run_unit(void* context, std::uint64_t unit) {
+    static_cast<pool_graph*>(context)->graph_.run(static_cast<std::uint32_t>(unit));
+  }
+
+  thread_pool& pool_;
+  parked_graph<pool_graph, std::mutex> graph_;
+  std::atomic<std::uint32_t> launch_next_{0};
+  std::uint32_t launch_count_ = 0;
+  std::uint32_t launch_skip_ = no_unit;
+  completion done_;
+};
+
 }  // namespace
 }  // namespace detail
 
@@ -248,7 +307,15 @@ class threads_pool {
       "W workers created at setup pop POD items from one mutex + condition-variable ring; a bulk "
       "task is one item whose waits are blocking sleeps on its worker (at most W waits in "
       "flight); a tree unit is one item that submits its children and returns, the last child "
-      "to finish completes its parent (continuation passing); results are atomic sums"};
+      "to finish completes its parent (continuation passing); results are atomic sums; a graph "
+      "unit is a parked actor (56-byte record + its message buffer, no stack): a runnable unit "
+      "is one queue item run until it must wait; a full/empty channel (std::mutex-guarded ring, "
+      "one parked-sender and one parked-receiver slot) parks it and the peer that changes the "
+      "channel requeues it; a unit made runnable is held in the worker's runnext slot and run "
+      "directly if the current unit parks next (ping-pong and ring hand-offs skip the queue and "
+      "wake nobody), else queued; graph mutexes are std::mutex held by the worker; the barrier "
+      "is an atomic count whose last arriver sleeps `hold` on its worker, then requeues the "
+      "others through one self-requeuing launcher item; all waits block, none spin"};
 
   explicit threads_pool(const model_config& config) : pool_(std::max(1u, config.workers)) {}
 
@@ -267,6 +334,12 @@ class threads_pool {
     }
     run.done.wait();
     return run.sum.load(std::memory_order_relaxed);
+  }
+
+  graph_result run_graph(const graph_job& job) {
+    if (job.units == 0) return {};
+    detail::pool_graph run(pool_, job);
+    return run.run();
   }
 
   std::uint64_t run_tree(const tree_job& job) {

@@ -1,6 +1,7 @@
 // threads/spawn: one OS thread per unit, the seeds' `threading.Thread`.
 //
-// Every task and every tree unit is a std::jthread created for it and joined when it is done.
+// Every task and every tree unit is a std::jthread created for it and joined when it is done;
+// every graph unit is a std::thread, all of them alive at once.
 // When the kernel refuses a thread, the run joins everything it started and throws limit_error
 // with the limits that apply, read at the moment of failure.
 #include <sys/resource.h>
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,27 +21,20 @@
 #include <vector>
 
 #include "models/model.hpp"
+#include "models/system_limits.hpp"
+#include "models/threads/blocking_sync.hpp"
 
 namespace cmbench {
 namespace detail {
 namespace {
 
-// 32741 -> "32,741": the counts in a failure message are read by people.
-std::string grouped(std::uint64_t value) {
-  std::string digits = std::to_string(value);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
+std::optional<std::uint64_t> read_number(const std::string& path) {
+  const std::int64_t n = read_number_file(path.c_str());
+  return n < 0 ? std::nullopt : std::optional<std::uint64_t>(n);
 }
 
-std::optional<std::uint64_t> read_number(const std::string& path) {
-  std::ifstream in(path);
-  std::uint64_t value = 0;
-  if (in >> value) return value;
-  return std::nullopt;
+std::optional<std::uint64_t> known(std::int64_t n) {
+  return n < 0 ? std::nullopt : std::optional<std::uint64_t>(n);
 }
 
 // The value of a "Key:\tvalue" line of /proc/self/status.
@@ -58,16 +53,6 @@ std::uint64_t lines_in(const char* path) {
   std::uint64_t lines = 0;
   for (std::string line; std::getline(in, line);) ++lines;
   return lines;
-}
-
-// Tasks (threads of every process) on the system: the 4th field of /proc/loadavg is "running/total".
-std::optional<std::uint64_t> tasks_on_system() {
-  std::ifstream in("/proc/loadavg");
-  std::string load1, load5, load15, running_total;
-  if (!(in >> load1 >> load5 >> load15 >> running_total)) return std::nullopt;
-  const auto slash = running_total.find('/');
-  if (slash == std::string::npos) return std::nullopt;
-  return std::stoull(running_total.substr(slash + 1));
 }
 
 // The pids cgroup directory of this process (cgroup v2 "0::/path" or v1 "N:pids:/path").
@@ -97,15 +82,16 @@ std::string describe_thread_failure(const std::exception& error) {
     reason = system->code().message();
   }
   std::string message = "thread creation failed with " +
-                        (threads_alive ? grouped(*threads_alive) : std::string("?")) +
+                        (threads_alive ? with_thousands(*threads_alive) : std::string("?")) +
                         " threads alive: " + reason;
 
-  const auto tasks = tasks_on_system();
+  const kernel_limits kernel = read_kernel_limits();
+  const auto tasks = known(kernel.tasks);
   const auto maps = lines_in("/proc/self/maps");
   std::vector<limit_reading> limits = {
-      {"kernel.threads-max", read_number("/proc/sys/kernel/threads-max"), tasks, "tasks on the system"},
-      {"kernel.pid_max", read_number("/proc/sys/kernel/pid_max"), tasks, "tasks on the system"},
-      {"vm.max_map_count", read_number("/proc/sys/vm/max_map_count"), maps,
+      {"kernel.threads-max", known(kernel.threads_max), tasks, "tasks on the system"},
+      {"kernel.pid_max", known(kernel.pid_max), tasks, "tasks on the system"},
+      {"vm.max_map_count", known(kernel.max_map_count), maps,
        "maps in this process; a thread's stack takes 2 until it is joined"},
   };
   // RLIMIT_NPROC counts all of this user's threads; this process's are a lower bound. Root is
@@ -118,6 +104,12 @@ std::string describe_thread_failure(const std::exception& error) {
                                                       : std::optional<std::uint64_t>(nproc.rlim_cur),
                       root ? std::nullopt : threads_alive,
                       root ? "root is exempt" : "threads in this process"});
+  }
+  // Address space: each thread reserves its whole stack (RLIMIT_STACK, 8 MiB by default).
+  rlimit address_space{};
+  if (getrlimit(RLIMIT_AS, &address_space) == 0 && address_space.rlim_cur != RLIM_INFINITY) {
+    limits.push_back({"RLIMIT_AS (KiB)", address_space.rlim_cur / 1024, status_field("VmSize"),
+                      "KiB of address space in this process"});
   }
   if (const auto dir = pids_cgroup_dir()) {
     if (const auto max = read_number(*dir + "/pids.max")) {
@@ -133,7 +125,7 @@ std::string describe_thread_failure(const std::exception& error) {
     if (!details.empty()) details += ", ";
     details += limit.name + "=" + (limit.value ? std::to_string(*limit.value) : "unlimited");
     if (limit.used) {
-      details += " (" + grouped(*limit.used) + " " + limit.note + ")";
+      details += " (" + with_thousands(*limit.used) + " " + limit.note + ")";
     } else if (!limit.note.empty()) {
       details += " (" + limit.note + ")";
     }
@@ -288,16 +280,85 @@ std::uint64_t tree_unit(tree_run& run, std::uint64_t first, std::uint64_t size) 
   return sum;
 }
 
+// One graph job's shared objects: channels, mutexes, the barrier, the start gate, and one message
+// buffer per unit (on its own cache line, so units running side by side do not share one).
+class thread_graph {
+ public:
+  explicit thread_graph(const graph_job& job)
+      : job_(job),
+        message_stride_((job.message_bytes + thread_cache_line - 1) / thread_cache_line *
+                        thread_cache_line),
+        messages_(std::make_unique<std::uint64_t[]>(std::size_t{job.units} * message_stride_ / 8)),
+        channels_(std::make_unique<blocking_channel[]>(job.channels)),
+        mutexes_(std::make_unique<padded_mutex[]>(job.mutexes)),
+        barrier_(job.units, hold_step{job.hold}) {
+    for (std::uint32_t c = 0; c < job.channels; ++c) channels_[c].init(job.capacity, job.message_bytes);
+  }
+
+  start_gate& gate() { return gate_; }
+  graph_result result() const { return {checksum_.load(), blocked_sends_.load()}; }
+
+  // The body of unit u's thread: wait for the gate, then step the unit until it finishes.
+  void run_unit(std::uint32_t u) {
+    if (!gate_.wait()) return;
+    unit_state state;
+    state.unit = u;
+    std::byte* message = reinterpret_cast<std::byte*>(messages_.get()) + std::size_t{u} * message_stride_;
+    std::uint64_t blocked_sends = 0;
+    for (;;) {
+      const unit_action action = job_.next(state, message);
+      switch (action.op) {
+        case unit_op::send:
+          blocked_sends += channels_[action.target].send(message) ? 1 : 0;
+          break;
+        case unit_op::receive:
+          channels_[action.target].receive(message);
+          break;
+        case unit_op::lock:
+          mutexes_[action.target].mutex.lock();
+          break;
+        case unit_op::unlock:
+          mutexes_[action.target].mutex.unlock();
+          break;
+        case unit_op::arrive:
+          barrier_.arrive_and_wait();
+          break;
+        case unit_op::finish:
+          checksum_.fetch_add(state.result, std::memory_order_relaxed);
+          blocked_sends_.fetch_add(blocked_sends, std::memory_order_relaxed);
+          return;
+      }
+    }
+  }
+
+ private:
+  const graph_job& job_;
+  std::size_t message_stride_;
+  std::unique_ptr<std::uint64_t[]> messages_;  // zeroed: a unit's buffer is zero before its first step
+  std::unique_ptr<blocking_channel[]> channels_;
+  std::unique_ptr<padded_mutex[]> mutexes_;
+  hold_barrier barrier_;
+  start_gate gate_;
+  // Touched once per unit, when it finishes (read by the caller after every join).
+  alignas(thread_cache_line) std::atomic<std::uint64_t> checksum_{0};
+  std::atomic<std::uint64_t> blocked_sends_{0};
+};
+
 }  // namespace
 }  // namespace detail
 
 class threads_spawn {
  public:
   static constexpr model_info info{
-      "threads", "spawn", "one std::jthread per task or tree unit (the seeds' threading.Thread)",
+      "threads", "spawn", "one OS thread per task, tree unit or graph unit (the seeds' threading.Thread)",
       "each task or tree unit is a std::jthread created for it and joined when done (at most "
       "max_alive alive at once in bulk, no cap in the tree); waits are blocking sleeps; results "
-      "come back through memory the joiner reads after join"};
+      "come back through memory the joiner reads after join. Graph: every unit is a std::thread, "
+      "all alive at once and started together behind a gate; a channel is a ring buffer under "
+      "a std::mutex with not-empty/not-full std::condition_variables, notified only when the "
+      "peer waits; the mutex is a std::mutex; the barrier is a std::barrier whose completion "
+      "step sleeps the hold; every wait blocks (the barrier and the start gate use libstdc++'s "
+      "atomic wait: a few spins and yields, then a futex)"};
 
   explicit threads_spawn(const model_config& config) : max_alive_(config.max_alive) {}
 
@@ -339,6 +400,28 @@ class threads_spawn {
     while (alive > 0) join_finished(true);
     if (failure) throw limit_error(*failure);
     return sum;
+  }
+
+  // Every unit is its own thread and all are alive at once (they talk to each other, so
+  // max_alive does not apply). They start together behind a gate: if the kernel refuses a thread,
+  // the ones already made are called off before any took a step, joined, and the run throws.
+  graph_result run_graph(const graph_job& job) {
+    detail::thread_graph graph(job);  // first: outlives every thread
+    std::vector<std::thread> threads;
+    threads.reserve(job.units);
+    std::optional<std::string> failure;
+    for (std::uint32_t u = 0; u < job.units; ++u) {
+      try {
+        threads.emplace_back([&graph, u] { graph.run_unit(u); });
+      } catch (const std::exception& e) {
+        failure = detail::describe_thread_failure_safely(e);  // read while the threads are alive
+        break;
+      }
+    }
+    graph.gate().open(!failure);
+    for (auto& thread : threads) thread.join();
+    if (failure) throw limit_error(*failure);
+    return graph.result();
   }
 
   std::uint64_t run_tree(const tree_job& job) {

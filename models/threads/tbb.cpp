@@ -3,6 +3,8 @@
 // Bulk jobs are one parallel_reduce over the task indices (TBB's partitioner decides how
 // iterations are grouped and stolen); tree units are task_group tasks, each running its
 // children with run() and joining them with wait(), which executes queued tasks meanwhile.
+// Graph units are parked actors (parked_graph.hpp), each runnable one a task_group task.
+#include <oneapi/tbb/mutex.h>  // 2021.8 ships no tbb/mutex.h compatibility header
 #include <tbb/blocked_range.h>
 #include <tbb/global_control.h>
 #include <tbb/info.h>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "models/model.hpp"
+#include "models/threads/parked_graph.hpp"
 
 namespace cmbench {
 namespace detail {
@@ -48,6 +51,51 @@ std::uint64_t tbb_tree_unit(std::uint64_t first, std::uint64_t size, std::uint32
   return sum;
 }
 
+// A graph job as task_group tasks: each runnable unit is one task that runs it until it parks
+// (parked_graph). Starting every unit, and resuming them all when the barrier opens, is a
+// recursive split over the unit range (each task hands the upper half to run() and keeps the
+// lower, as parallel_for with a simple_partitioner does), so a million units never have a
+// million tasks alive at once and no task ever blocks waiting for others. The group's wait()
+// returns once no unit is runnable: all finished, or the job deadlocked.
+// Mutexes are tbb::mutex (one byte, test-and-set, then TBB's bounded spin before sleeping on
+// its address-wait table): TBB's blocking mutex; spin_mutex would burn a core whenever a holder
+// is preempted, which on 2 shared cores happens.
+class tbb_graph {
+ public:
+  explicit tbb_graph(const graph_job& job) : graph_(job, *this, "threads/tbb") {}
+
+  // Call inside the arena.
+  graph_result run() {
+    group_.run([this] { spread(0, graph_.units(), no_unit); });
+    group_.wait();
+    if (!graph_.all_finished()) throw std::logic_error("graph job deadlocked: a unit waits forever");
+    return graph_.result();
+  }
+
+  // parked_graph's runtime.
+  void schedule(std::uint32_t unit) {
+    group_.run([this, unit] { graph_.run(unit); });
+  }
+  void resume_all_but(std::uint32_t unit) {
+    group_.run([this, unit] { spread(0, graph_.units() - 1, unit); });
+  }
+  void all_finished() {}
+
+ private:
+  // Runs units [first, last) of the range that leaves out `skip`.
+  void spread(std::uint32_t first, std::uint32_t last, std::uint32_t skip) {
+    while (last - first > 1) {
+      const std::uint32_t middle = first + (last - first) / 2;
+      group_.run([this, middle, last, skip] { spread(middle, last, skip); });
+      last = middle;
+    }
+    graph_.run(first < skip ? first : first + 1);
+  }
+
+  tbb::task_group group_;
+  parked_graph<tbb_graph, tbb::mutex> graph_;
+};
+
 }  // namespace
 }  // namespace detail
 
@@ -58,7 +106,16 @@ class threads_tbb {
       "task_arena(W) initialized at setup (the calling thread is one of the W); bulk is one "
       "parallel_reduce over the tasks, auto-partitioned; waits are blocking sleeps inside the "
       "tasks (TBB has no timers), so at most W waits are in flight; a tree unit is a "
-      "task_group task that run()s its children and wait()s, stealing work meanwhile"};
+      "task_group task that run()s its children and wait()s, stealing work meanwhile; a graph "
+      "unit is a parked actor (56-byte record + its message buffer, no stack): a runnable unit "
+      "is one task_group task run until it must wait; a full/empty channel (tbb::mutex-guarded "
+      "ring, one parked-sender and one parked-receiver slot) parks it and the peer that changes "
+      "the channel run()s it again; a unit made runnable is held in the thread's runnext slot "
+      "and run directly if the current unit parks next (ping-pong and ring hand-offs spawn no "
+      "task), else spawned; graph mutexes are tbb::mutex (blocking after TBB's short bounded "
+      "spin); the barrier is an atomic count whose last arriver sleeps `hold` in its task, then "
+      "resumes the others by a recursive split of task_group tasks; the caller waits in "
+      "task_group::wait (TBB's own spin-then-sleep)"};
 
   explicit threads_tbb(const model_config& config)
       : workers_(std::max(1u, config.workers)),
@@ -87,6 +144,14 @@ class threads_tbb {
             return sum;
           },
           std::plus<>());
+    });
+  }
+
+  graph_result run_graph(const graph_job& job) {
+    if (job.units == 0) return {};
+    return arena_.execute([&] {
+      detail::tbb_graph run(job);
+      return run.run();
     });
   }
 

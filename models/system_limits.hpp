@@ -1,0 +1,80 @@
+// The kernel and resource limits that cap how many units a model can create, read in one place
+// for the models (to name the limit a run hit) and the harness (to record them in the report).
+// Async-signal-safe (open/read/close/getrlimit and plain parsing): a forked child may call it.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace cmbench {
+
+// Reads a small /proc or /sys file into `buffer` (NUL-terminated); false if it could not.
+inline bool read_small_file(const char* path, char* buffer, std::size_t size) noexcept {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const ssize_t n = ::read(fd, buffer, size - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buffer[n] = '\0';
+  return true;
+}
+
+// The decimal number at the start of `s`, or -1.
+inline std::int64_t parse_number(const char* s) noexcept {
+  if (*s < '0' || *s > '9') return -1;
+  std::int64_t value = 0;
+  for (; *s >= '0' && *s <= '9'; ++s) value = value * 10 + (*s - '0');
+  return value;
+}
+
+// The number a one-number file holds (/proc/sys/kernel/pid_max), or -1.
+inline std::int64_t read_number_file(const char* path) noexcept {
+  char buffer[64];
+  return read_small_file(path, buffer, sizeof buffer) ? parse_number(buffer) : -1;
+}
+
+// -1: unknown (or unlimited, for the rlimit).
+struct kernel_limits {
+  std::int64_t pid_max = -1;        // kernel.pid_max
+  std::int64_t threads_max = -1;    // kernel.threads-max
+  std::int64_t max_map_count = -1;  // vm.max_map_count (a thread's stack takes two maps)
+  std::int64_t nproc = -1;          // RLIMIT_NPROC soft limit
+  std::int64_t tasks = -1;          // threads alive on the whole system (/proc/loadavg)
+};
+
+inline kernel_limits read_kernel_limits() noexcept {
+  kernel_limits limits;
+  limits.pid_max = read_number_file("/proc/sys/kernel/pid_max");
+  limits.threads_max = read_number_file("/proc/sys/kernel/threads-max");
+  limits.max_map_count = read_number_file("/proc/sys/vm/max_map_count");
+  // "0.52 0.58 0.59 3/1234 5678": the field after '/' counts every task on the system.
+  char buffer[128];
+  if (read_small_file("/proc/loadavg", buffer, sizeof buffer)) {
+    const char* slash = std::strchr(buffer, '/');
+    if (slash != nullptr) limits.tasks = parse_number(slash + 1);
+  }
+  rlimit nproc{};
+  if (::getrlimit(RLIMIT_NPROC, &nproc) == 0 && nproc.rlim_cur != RLIM_INFINITY) {
+    limits.nproc = static_cast<std::int64_t>(nproc.rlim_cur);
+  }
+  return limits;
+}
+
+// 32700 -> "32,700": counts in a message naming a limit are read by people (not for a child).
+inline std::string with_thousands(std::uint64_t n) {
+  const std::string digits = std::to_string(n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace cmbench
