@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -79,23 +80,60 @@ figures figures_of(const run_record& r, const trial_result& t) {
                  {"cpu_utilization", t.wall_ns > 0 ? cpu_ns / static_cast<double>(t.wall_ns) : 0.0},
                  {"peak_rss_bytes", t.peak_rss_bytes},
                  {"rss_before_bytes", t.rss_before_bytes},
+                 {"peak_pss_bytes", t.peak_pss_bytes},
+                 {"pss_before_bytes", t.pss_before_bytes},
                  {"peak_processes", t.peak_processes},
                  {"voluntary_context_switches", t.usage.voluntary_switches},
                  {"involuntary_context_switches", t.usage.involuntary_switches},
                  {"minor_page_faults", t.usage.minor_faults},
                  {"major_page_faults", t.usage.major_faults}};
   const double units = static_cast<double>(r.workload->units(r.params));
-  const double extra = static_cast<double>(std::max<std::int64_t>(0, t.peak_rss_bytes - t.rss_before_bytes));
+  const double extra = extra_bytes(t);
+  const double extra_rss = static_cast<double>(std::max<std::int64_t>(0, t.peak_rss_bytes - t.rss_before_bytes));
   f.metrics = {{"units", units},
                {"ns_per_unit", units > 0 ? static_cast<double>(t.wall_ns) / units : 0.0},
                {"units_per_second", wall_s > 0 ? units / wall_s : 0.0},
-               {"bytes_per_unit", units > 0 ? extra / units : 0.0}};
+               {"bytes_per_unit", units > 0 ? extra / units : 0.0},
+               {"rss_bytes_per_unit", units > 0 ? extra_rss / units : 0.0}};
+  for (const auto& [name, value] : t.observed) f.metrics[name] = value;
+  if (t.latency.count > 0) {
+    latency_histogram h;
+    t.latency.add_to(h);
+    for (const auto& [name, q] : {std::pair{"latency_p50_ns", 50.0}, {"latency_p99_ns", 99.0}}) {
+      f.metrics[name] = static_cast<double>(h.percentile(q));
+    }
+  }
   if (r.workload->metrics != nullptr) {
-    for (const auto& [name, value] : r.workload->metrics(r.params, trial_figures{wall_s, extra})) {
+    for (const auto& [name, value] : r.workload->metrics(r.params, trial_figures{wall_s, extra, t.observed})) {
       f.metrics[name] = value;
     }
   }
   return f;
+}
+
+// The `latency` object of a row: percentiles of the pooled histogram, plus its buckets so
+// another tool can merge rows exactly.
+nlohmann::ordered_json latency_json(const latency_histogram& h) {
+  nlohmann::ordered_json percentiles = nlohmann::ordered_json::object();
+  for (const auto& [key, q] : {std::pair{"50", 50.0}, {"90", 90.0}, {"99", 99.0}, {"99.9", 99.9},
+                               {"99.99", 99.99}, {"100", 100.0}}) {
+    percentiles[key] = h.percentile(q);
+  }
+  nlohmann::ordered_json buckets = nlohmann::ordered_json::array();
+  for (const auto& [bucket, n] : h.nonzero_buckets()) {
+    buckets.push_back({latency_histogram::lowest_of(bucket), latency_histogram::highest_of(bucket), n});
+  }
+  return {{"unit", "ns"},      {"count", h.count()}, {"mean", h.mean()},
+          {"min", h.min()},    {"max", h.max()},     {"percentiles", percentiles},
+          {"histogram_format", "[lowest_ns, highest_ns, count] per non-empty log-linear bucket"},
+          {"histogram", buckets}};
+}
+
+// Latencies of the given trials pooled into one histogram; null when none recorded any.
+nlohmann::ordered_json pooled_latency(const std::vector<const trial_result*>& trials) {
+  latency_histogram pooled;
+  for (const auto* t : trials) t->latency.add_to(pooled);
+  return pooled.count() == 0 ? nlohmann::ordered_json(nullptr) : latency_json(pooled);
 }
 
 nlohmann::ordered_json identity(const run_record& r) {
@@ -164,6 +202,7 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
     }
     row[group] = medians;
   }
+  if (const auto latency = pooled_latency(ok); !latency.is_null()) row["latency"] = latency;
   if (ok.size() == r.repetitions()) {
     row["status"] = "ok";
     row["error"] = nullptr;
@@ -176,6 +215,16 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
 }
 
 }  // namespace
+
+double extra_bytes(const trial_result& t) {
+  return static_cast<double>(std::max<std::int64_t>(0, t.peak_pss_bytes - t.pss_before_bytes));
+}
+
+double trial_metric(const run_record& r, const trial_result& t, const std::string& name) {
+  const figures f = figures_of(r, t);
+  const auto it = f.metrics.find(name);
+  return it == f.metrics.end() || !it->is_number() ? std::nan("") : it->get<double>();
+}
 
 std::string run_record::run_name() const {
   std::string label = workload->name + "/" + model->name;
@@ -204,6 +253,7 @@ nlohmann::ordered_json build_rows(const std::vector<run_record>& runs) {
         auto f = figures_of(r, t);
         row["resources"] = std::move(f.resources);
         row["metrics"] = std::move(f.metrics);
+        if (const auto latency = pooled_latency({&t}); !latency.is_null()) row["latency"] = latency;
       } else {
         row["resources"] = {{"setup_ns", t.setup_ns}, {"peak_rss_bytes", t.peak_rss_bytes},
                             {"peak_processes", t.peak_processes}};

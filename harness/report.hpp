@@ -40,6 +40,12 @@ struct report_settings {
   double timeout_seconds = 0;
 };
 
+// The memory a trial's run added at its peak: PSS of every process of the trial, less before.
+double extra_bytes(const trial_result& t);
+
+// One of the `metrics` a trial's row carries (NaN when it has none of that name).
+double trial_metric(const run_record& r, const trial_result& t, const std::string& name);
+
 nlohmann::ordered_json build_context(const report_settings& settings, const std::vector<run_record>& runs);
 nlohmann::ordered_json build_rows(const std::vector<run_record>& runs);
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -41,6 +42,30 @@ std::string format_bytes(double bytes) {
   else if (bytes >= 1024.0 * 1024) std::snprintf(text, sizeof(text), "%.1f MiB", bytes / (1024.0 * 1024));
   else if (bytes >= 1024.0) std::snprintf(text, sizeof(text), "%.1f KiB", bytes / 1024.0);
   else std::snprintf(text, sizeof(text), "%.0f B", bytes);
+  return text;
+}
+
+// The parameters that size the work, without those that size the model.
+param_values work_params(const param_values& params) {
+  param_values work;
+  for (const auto& [name, value] : params) {
+    if (!sizes_model(name)) work.emplace(name, value);
+  }
+  return work;
+}
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n == 0 ? std::nan("") : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::string format_figure(double v) {
+  char text[32];
+  if (std::isnan(v)) return "-";
+  if (std::abs(v) >= 1e6) std::snprintf(text, sizeof(text), "%.3g", v);
+  else if (std::abs(v) >= 100) std::snprintf(text, sizeof(text), "%.0f", v);
+  else std::snprintf(text, sizeof(text), "%.3g", v);
   return text;
 }
 
@@ -101,7 +126,9 @@ int run_suite(const suite_options& options) {
     const auto combos = combinations(*w, options.chosen_preset, options.overrides, cpus);
     for (const auto* m : options.models) {
       std::size_t instance = 0;
+      std::set<param_values> serial_work;  // serial/baseline: once per combination of the work's parameters
       for (const auto& params : combos) {
+        if (m->info.family == "serial" && !serial_work.insert(work_params(params)).second) continue;
         run_record r;
         r.workload = w;
         r.model = m;
@@ -192,15 +219,15 @@ int run_suite(const suite_options& options) {
 std::string summary_table(const std::vector<run_record>& runs) {
   std::ostringstream out;
   char line[512];
-  const char* header = "%-20s %-8s %11s %19s %8s %6s %10s %10s %9s\n";
+  const char* header = "%-20s %-8s %11s %19s %10s %6s %10s %10s %9s\n";
   std::string current;
   for (const auto& r : runs) {
     const std::string group = r.workload->name + "  " + params_label(*r.workload, r.params);
     if (group != current) {
       current = group;
       out << "\n" << group << "\n";
-      std::snprintf(line, sizeof(line), header, "model", "status", "median ms", "min..max ms", "speedup",
-                    "CPUs", "peak RSS", "bytes/unit", "ctx sw");
+      std::snprintf(line, sizeof(line), header, "model", "status", "median ms", "min..max ms",
+                    r.workload->summary_label.c_str(), "CPUs", "peak PSS", "bytes/unit", "ctx sw");
       out << line;
     }
     std::vector<double> walls;
@@ -226,32 +253,44 @@ std::string summary_table(const std::vector<run_record>& runs) {
         mid = &t;
       }
     }
-    // Speedup against serial/baseline at the same parameters, when it ran.
-    std::string speedup = "-";
-    for (const auto& s : runs) {
-      if (s.workload == r.workload && s.params == r.params && s.model->info.family == "serial") {
+    // The workload's figure of merit: a median over the verified repetitions, or the speedup
+    // against serial/baseline's median at the same work (serial ignores workers).
+    double figure = std::nan("");
+    if (r.workload->summary_metric == "speedup") {
+      for (const auto& s : runs) {
+        if (s.workload != r.workload || s.model->info.family != "serial" ||
+            work_params(s.params) != work_params(r.params)) {
+          continue;
+        }
         std::vector<double> sw;
         for (const auto& t : s.trials) {
-          if (t.ok) sw.push_back(static_cast<double>(t.wall_ns) / 1e6);
+          if (t.ok && t.checksum == s.expected_checksum) sw.push_back(static_cast<double>(t.wall_ns) / 1e6);
         }
-        if (!sw.empty()) {
-          std::sort(sw.begin(), sw.end());
-          char text[16];
-          std::snprintf(text, sizeof(text), "%.2fx", sw[sw.size() / 2] / med);
-          speedup = text;
-        }
+        if (!sw.empty()) figure = median_of(sw) / med;
       }
+    } else {
+      std::vector<double> values;
+      for (const auto& t : r.trials) {
+        if (t.ok && t.checksum == r.expected_checksum) values.push_back(trial_metric(r, t, r.workload->summary_metric));
+      }
+      figure = median_of(values);
+    }
+    std::string speedup = format_figure(figure);
+    if (r.workload->summary_metric == "speedup" && !std::isnan(figure)) {
+      char text[16];
+      std::snprintf(text, sizeof(text), "%.2fx", figure);
+      speedup = text;
     }
     const double cpu = static_cast<double>(mid->usage.user_ns + mid->usage.sys_ns) / static_cast<double>(mid->wall_ns);
     const double units = static_cast<double>(r.workload->units(r.params));
-    const double extra = static_cast<double>(std::max<std::int64_t>(0, mid->peak_rss_bytes - mid->rss_before_bytes));
+    const double extra = extra_bytes(*mid);
     char cpus[16], range[48], switches[32];
     std::snprintf(cpus, sizeof(cpus), "%.2f", cpu);
     std::snprintf(range, sizeof(range), "%s..%s", format_ms(sorted.front()).c_str(), format_ms(sorted.back()).c_str());
     std::snprintf(switches, sizeof(switches), "%lld",
                   static_cast<long long>(mid->usage.voluntary_switches + mid->usage.involuntary_switches));
     std::snprintf(line, sizeof(line), header, r.model->name.c_str(), status.c_str(), format_ms(med).c_str(), range,
-                  speedup.c_str(), cpus, format_bytes(static_cast<double>(mid->peak_rss_bytes)).c_str(),
+                  speedup.c_str(), cpus, format_bytes(static_cast<double>(mid->peak_pss_bytes)).c_str(),
                   format_bytes(units > 0 ? extra / units : 0).c_str(), switches);
     out << line;
   }

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "models/system_limits.hpp"
+
 namespace cmbench::system {
 namespace {
 
@@ -20,11 +22,6 @@ std::string first_line(const std::string& path) {
   std::string line;
   std::getline(in, line);
   return line;
-}
-
-std::int64_t number_in(const std::string& path) {
-  const std::string text = first_line(path);
-  return text.empty() ? -1 : std::strtoll(text.c_str(), nullptr, 10);
 }
 
 std::string cpuinfo_field(const std::string& key) {
@@ -102,9 +99,10 @@ std::map<std::string, std::int64_t> limits() {
   rlimit stack{};
   getrlimit(RLIMIT_STACK, &stack);
   auto lim = [](rlim_t v) { return v == RLIM_INFINITY ? std::int64_t{-1} : static_cast<std::int64_t>(v); };
-  return {{"pid_max", number_in("/proc/sys/kernel/pid_max")},
-          {"threads_max", number_in("/proc/sys/kernel/threads-max")},
-          {"max_map_count", number_in("/proc/sys/vm/max_map_count")},
+  const kernel_limits kernel = read_kernel_limits();
+  return {{"pid_max", kernel.pid_max},
+          {"threads_max", kernel.threads_max},
+          {"max_map_count", kernel.max_map_count},
           {"rlimit_nproc", lim(nproc.rlim_cur)},
           {"rlimit_nofile", lim(nofile.rlim_cur)},
           {"rlimit_stack_bytes", lim(stack.rlim_cur)},
@@ -139,6 +137,28 @@ usage operator-(const usage& after, const usage& before) {
   return d;
 }
 
+namespace {
+
+// The "Pss:" line of /proc/PID/smaps_rollup in bytes, or -1 when it cannot be read.
+std::int64_t proportional_set_size(const char* pid) {
+  char path[320];  // a d_name is at most 255 bytes
+  std::snprintf(path, sizeof(path), "/proc/%s/smaps_rollup", pid);
+  FILE* f = std::fopen(path, "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  std::int64_t kib = -1;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::strncmp(line, "Pss:", 4) == 0) {
+      kib = std::strtoll(line + 4, nullptr, 10);
+      break;
+    }
+  }
+  std::fclose(f);
+  return kib < 0 ? -1 : kib * 1024;
+}
+
+}  // namespace
+
 group_memory process_group_memory(pid_t group) {
   static const std::int64_t page = sysconf(_SC_PAGESIZE);
   group_memory total;
@@ -163,9 +183,13 @@ group_memory process_group_memory(pid_t group) {
     if (state == 'Z') continue;  // a zombie holds no memory
     std::istringstream fields(rest + 2);
     std::string field;
+    std::int64_t rss = 0;
     for (int i = 3; i <= 24 && fields >> field; ++i) {
-      if (i == 24) total.rss_bytes += std::strtoll(field.c_str(), nullptr, 10) * page;
+      if (i == 24) rss = std::strtoll(field.c_str(), nullptr, 10) * page;
     }
+    total.rss_bytes += rss;
+    const std::int64_t pss = proportional_set_size(entry->d_name);
+    total.pss_bytes += pss >= 0 ? pss : rss;
     ++total.processes;
   }
   closedir(proc);

@@ -41,9 +41,13 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(usage, user_ns, sys_ns, voluntary_switches, i
 usage current_usage();
 usage operator-(const usage& after, const usage& before);  // counters subtract; peaks keep `after`'s
 
-// Resident memory of every live process in a process group, summed, and how many there are.
+// Memory of every live process in a process group, summed, and how many there are. RSS counts a
+// page shared by N processes (after fork(), a library) N times; PSS counts 1/N of it in each, so
+// the PSS sum is the group's real footprint. PSS comes from /proc/PID/smaps_rollup; where that
+// cannot be read it falls back to RSS.
 struct group_memory {
   std::int64_t rss_bytes = 0;
+  std::int64_t pss_bytes = 0;
   std::int64_t processes = 0;
 };
 group_memory process_group_memory(pid_t group);

@@ -43,6 +43,15 @@ std::string signal_text(int sig) {
 
 }  // namespace
 
+latency_record latency_record::of(const latency_histogram& h) {
+  return latency_record{h.count(), h.sum(), h.min(), h.max(), h.nonzero_buckets()};
+}
+
+void latency_record::add_to(latency_histogram& h) const {
+  for (const auto& [bucket, n] : buckets) h.add_bucket(bucket, n);
+  h.add_summary(count, sum_ns, min_ns, max_ns);
+}
+
 int run_trial_here(const trial_request& request, const std::string& path) {
   trial_result result;
   try {
@@ -58,7 +67,9 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     std::unique_ptr<model_instance> model = model_entry->make(prepared->config());
     result.setup_ns = ns_between(setup_start, clock::now());
 
-    result.rss_before_bytes = system::process_group_memory(getpgrp()).rss_bytes;
+    const system::group_memory memory_before = system::process_group_memory(getpgrp());
+    result.rss_before_bytes = memory_before.rss_bytes;
+    result.pss_before_bytes = memory_before.pss_bytes;
     const system::usage before = system::current_usage();
     const auto start = clock::now();
     result.checksum = prepared->run(*model);
@@ -66,6 +77,9 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     model.reset();  // joins threads and reaps processes, so their CPU time is counted
     result.usage = system::current_usage() - before;
     result.wall_ns = ns_between(start, stop);
+    const run_observations seen = prepared->observe();
+    result.observed = seen.metrics;
+    if (seen.latency != nullptr) result.latency = latency_record::of(*seen.latency);
     result.ok = true;
   } catch (const limit_error& e) {
     result.error = e.what();
@@ -116,6 +130,7 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   const auto deadline = clock::now() + timeout;
   std::int64_t peak_rss = 0;
+  std::int64_t peak_pss = 0;
   std::int64_t peak_processes = 0;
   // Sampling costs CPU on a machine the trial uses: keep it under ~5% of one CPU.
   std::chrono::milliseconds interval{20};
@@ -127,9 +142,12 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
     const system::group_memory m = system::process_group_memory(pid);
     const auto sample_cost = clock::now() - sample_start;
     peak_rss = std::max(peak_rss, m.rss_bytes);
+    peak_pss = std::max(peak_pss, m.pss_bytes);
     peak_processes = std::max(peak_processes, m.processes);
-    interval = std::max(std::chrono::milliseconds{20},
-                        std::chrono::duration_cast<std::chrono::milliseconds>(sample_cost * 20));
+    // ... but with thousands of processes (smaps_rollup of each) sample at least every 200 ms,
+    // so a peak held for `memory`'s hold_ms is seen.
+    interval = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(sample_cost * 20),
+                          std::chrono::milliseconds{20}, std::chrono::milliseconds{200});
 
     const auto now = clock::now();
     if (now >= deadline) {
@@ -175,6 +193,8 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
     }
   }
   result.peak_rss_bytes = std::max(result.peak_rss_bytes, peak_rss);
+  // The trial's own high-water mark is RSS; PSS has only the samples (and is at most RSS).
+  result.peak_pss_bytes = std::max(peak_pss, result.pss_before_bytes);
   result.peak_processes = std::max<std::int64_t>(peak_processes, 1);
   std::remove(result_path.c_str());
   rmdir(dir.c_str());

@@ -6,7 +6,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +24,19 @@ struct trial_request {
   param_values params;
 };
 
+// A trial's per-operation latencies: the histogram's non-empty buckets and its summary.
+struct latency_record {
+  std::uint64_t count = 0;
+  std::uint64_t sum_ns = 0;
+  std::uint64_t min_ns = 0;
+  std::uint64_t max_ns = 0;
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> buckets;  // (bucket index, count)
+
+  static latency_record of(const latency_histogram& h);
+  void add_to(latency_histogram& h) const;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(latency_record, count, sum_ns, min_ns, max_ns, buckets)
+
 struct trial_result {
   bool ok = false;
   std::string error;        // why it failed: the limit hit, the exception, the signal, the timeout
@@ -32,13 +48,19 @@ struct trial_result {
   system::usage usage;        // measured region and teardown, every process of the trial
   std::int64_t rss_before_bytes = 0;  // all the trial's processes, just before the measured region
   std::int64_t peak_rss_bytes = 0;    // all the trial's processes at once, sampled, at least the trial's own peak
+  std::int64_t pss_before_bytes = 0;   // the same, proportional set size (shared pages split)
+  std::int64_t peak_pss_bytes = 0;     // the same, proportional set size: the real footprint
   std::int64_t peak_processes = 0;
+  std::map<std::string, double> observed;  // the workload's own figures from inside the run
+  latency_record latency;                  // count 0: the workload records no latencies
 };
 
 // Parent and child exchange requests and results as JSON, field for field.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_request, workload, model, params)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_result, ok, error, limit_hit, timed_out, checksum, wall_ns, setup_ns,
-                                   usage, rss_before_bytes, peak_rss_bytes, peak_processes)
+                                   usage, rss_before_bytes, peak_rss_bytes, pss_before_bytes, peak_pss_bytes,
+                                   peak_processes, observed,
+                                   latency)
 
 // Child side (`cmbench trial`): runs the trial in this process and writes the result to `path`.
 // Returns the process exit status: 0 when a result (ok or failed) was written.

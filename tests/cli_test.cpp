@@ -62,7 +62,9 @@ TEST(cli, list_json_names_every_model_and_workload) {
     EXPECT_FALSE(w.at("params").empty());
   }
   EXPECT_EQ(models.size(), 8u);
-  for (const char* w : {"cpu", "io", "spawn"}) EXPECT_TRUE(workloads.count(w)) << w;
+  for (const char* w : {"cpu", "io", "mixed", "spawn", "pingpong", "ring", "pipeline", "contention", "memory"}) {
+    EXPECT_TRUE(workloads.count(w)) << w;
+  }
 }
 
 // Bad input: a clear message naming the problem, a non-zero exit, and no report written; a file
@@ -137,7 +139,9 @@ TEST_P(cli_conformance, every_model_verifies_at_quick_sizes) {
   EXPECT_EQ(verified.size(), 8u) << r.output;
 }
 
-INSTANTIATE_TEST_SUITE_P(all, cli_conformance, ::testing::Values("cpu", "io", "spawn"));
+INSTANTIATE_TEST_SUITE_P(all, cli_conformance,
+                         ::testing::Values("cpu", "io", "mixed", "spawn", "pingpong", "ring", "pipeline",
+                                           "contention", "memory"));
 
 TEST(cli, report_has_google_benchmark_and_cmbench_fields) {
   temp_dir dir;
@@ -160,8 +164,8 @@ TEST(cli, report_has_google_benchmark_and_cmbench_fields) {
     EXPECT_FALSE(context.at("library_versions").at(lib).get<std::string>().empty()) << lib;
   }
   const auto& rows = report.at("benchmarks");
-  // 2 models x 2 worker counts x (2 repetitions + 1 median).
-  ASSERT_EQ(rows.size(), 12u);
+  // threads/pool at 2 worker counts, serial once (it ignores workers), each 2 repetitions + 1 median.
+  ASSERT_EQ(rows.size(), 9u);
   int iterations = 0, aggregates = 0;
   for (const auto& row : rows) {
     for (const char* key : {"name", "run_name", "run_type", "repetitions", "threads", "iterations", "real_time",
@@ -197,8 +201,53 @@ TEST(cli, report_has_google_benchmark_and_cmbench_fields) {
       EXPECT_EQ(row.at("ok_repetitions"), 2);
     }
   }
-  EXPECT_EQ(iterations, 8);
-  EXPECT_EQ(aggregates, 4);
+  EXPECT_EQ(iterations, 6);
+  EXPECT_EQ(aggregates, 3);
+}
+
+// What only the run itself knows reaches the report: pingpong's latency histogram with its
+// percentiles, pipeline's blocked sends; the summary shows each workload's own figure.
+TEST(cli, report_carries_latency_and_observed_figures) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --preset quick --repetitions 2 --workloads pingpong,pipeline --models serial "
+                     "--param capacity=1 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("p50 ns"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("items/s"), std::string::npos) << r.output;
+  const auto report = load(out);
+  int pingpong_rows = 0, pipeline_rows = 0;
+  for (const auto& row : report.at("benchmarks")) {
+    if (row.at("workload") == "pingpong") {
+      ++pingpong_rows;
+      const auto& latency = row.at("latency");
+      const auto messages = row.at("params").at("messages").get<std::uint64_t>();
+      const std::uint64_t reps = row.at("run_type") == "aggregate" ? 2 : 1;  // the median row pools both
+      EXPECT_EQ(latency.at("count").get<std::uint64_t>(), messages * reps);
+      EXPECT_EQ(latency.at("unit"), "ns");
+      double previous = 0;
+      for (const char* q : {"50", "90", "99", "99.9", "99.99", "100"}) {
+        const double v = latency.at("percentiles").at(q).get<double>();
+        EXPECT_GE(v, previous) << q;
+        previous = v;
+      }
+      EXPECT_EQ(latency.at("percentiles").at("100"), latency.at("max"));
+      std::uint64_t counted = 0;
+      for (const auto& bucket : latency.at("histogram")) {
+        EXPECT_LE(bucket.at(0).get<std::uint64_t>(), bucket.at(1).get<std::uint64_t>());
+        counted += bucket.at(2).get<std::uint64_t>();
+      }
+      EXPECT_EQ(counted, latency.at("count").get<std::uint64_t>());
+      EXPECT_TRUE(row.at("metrics").contains("latency_p50_ns"));
+    } else {
+      ++pipeline_rows;
+      // Capacity 1 on one thread: the producer fills the channel and must wait at least once.
+      EXPECT_GT(row.at("metrics").at("blocked_sends").get<double>(), 0) << row.at("name");
+      EXPECT_TRUE(row.at("metrics").contains("blocked_send_fraction"));
+    }
+  }
+  EXPECT_EQ(pingpong_rows, 3);
+  EXPECT_EQ(pipeline_rows, 3);
 }
 
 TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "models/model.hpp"
+#include "workloads/latency_histogram.hpp"
 
 namespace cmbench {
 
@@ -32,10 +33,24 @@ struct param_spec {
 
 using param_values = std::map<std::string, std::int64_t>;
 
+// The `workers` parameter most workloads share: how many threads, processes or event loops a
+// pool-like model uses, 0 meaning every CPU this run may use.
+inline param_spec workers_param(std::int64_t quick = 0, std::int64_t standard = 0, std::int64_t full = 0) {
+  return {"workers", "pool threads / processes / event loops (0: every CPU this run may use)", 0, 100'000,
+          quick, standard, full, true};
+}
+
 // What one trial measured, as the workload needs it to derive its own metrics.
 struct trial_figures {
   double wall_seconds = 0;
   double peak_extra_bytes = 0;  // peak memory of all the trial's processes minus memory before the run
+  std::map<std::string, double> observed;  // what the run observed (run_observations::metrics)
+};
+
+// What only the run itself can know, read in the trial process after the measured region.
+struct run_observations {
+  std::map<std::string, double> metrics;       // for example blocked sends
+  const latency_histogram* latency = nullptr;  // per-operation latencies, when the workload has them
 };
 
 // Built in the trial process before the model is constructed, and alive until it is destroyed.
@@ -45,6 +60,7 @@ class prepared_run {
   virtual model_config config() const = 0;
   // The measured region: hand the job to the model, return its checksum.
   virtual std::uint64_t run(model_instance& model) = 0;
+  virtual run_observations observe() const { return {}; }
 };
 
 struct workload_entry {
@@ -61,7 +77,15 @@ struct workload_entry {
   std::uint64_t (*units)(const param_values&) = nullptr;
   // Workload-specific figures from one trial, by name (for example makespan over ideal).
   std::map<std::string, double> (*metrics)(const param_values&, const trial_figures&) = nullptr;
+  // The summary table's figure of merit: a metric's name (or "speedup", against serial/baseline)
+  // and its column heading.
+  std::string summary_metric = "ns_per_unit";
+  std::string summary_label = "ns/unit";
 };
+
+// Parameters that size the model, not the work (how many workers, how many units alive at once):
+// serial/baseline ignores them, so it runs once for all their values.
+inline bool sizes_model(const std::string& param) { return param == "workers" || param == "concurrency"; }
 
 const std::vector<workload_entry>& all_workloads();
 const workload_entry* find_workload(std::string_view name);

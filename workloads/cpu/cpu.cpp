@@ -68,6 +68,8 @@ workload_entry make_cpu() {
         return std::map<std::string, double>{{"tasks_per_second", tasks / f.wall_seconds},
                                              {"nominal_work_seconds", work_s}};
       },
+      .summary_metric = "speedup",
+      .summary_label = "speedup",
   };
 }
 

@@ -40,8 +40,7 @@ workload_entry make_io() {
       .measures = "makespan over the ideal D; memory per waiting task; the largest N sustained",
       .params = {{"tasks", "tasks meant to be waiting at once", 1, 10'000'000, 100, 1000, 100'000},
                  {"wait_ms", "the wait of every task, milliseconds", 0, 60'000, 10, 20, 100},
-                 {"workers", "pool threads / processes / event loops (0: every CPU this run may use)",
-                  0, 100'000, 32, 32, 32, true},
+                 workers_param(32, 32, 32),
                  {"concurrency", "spawn models: most units alive at once (0: every task at once)",
                   0, 10'000'000, 0, 0, 0}},
       .validate = nullptr,
@@ -60,6 +59,8 @@ workload_entry make_io() {
         if (ideal_s > 0) m["makespan_over_ideal"] = f.wall_seconds / ideal_s;
         return m;
       },
+      .summary_metric = "makespan_over_ideal",
+      .summary_label = "x ideal",
   };
 }
 

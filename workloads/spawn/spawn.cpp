@@ -33,8 +33,7 @@ workload_entry make_spawn() {
       .params = {{"leaves", "leaves of the tree (a power of fanout)", 1, 100'000'000, 1000, 100'000,
                   1'000'000},
                  {"fanout", "children per unit", 2, 1000, 10, 10, 10},
-                 {"workers", "pool threads / processes / event loops (0: every CPU this run may use)",
-                  0, 100'000, 0, 0, 0, true}},
+                 workers_param()},
       .validate = [](const param_values& p) {
         const auto leaves = static_cast<std::uint64_t>(p.at("leaves"));
         const auto fanout = static_cast<std::uint64_t>(p.at("fanout"));
@@ -54,6 +53,8 @@ workload_entry make_spawn() {
       },
       .units = [](const param_values& p) { return tree_units(job_of(p)); },
       .metrics = nullptr,
+      .summary_metric = "ns_per_unit",
+      .summary_label = "ns/unit",
   };
 }
 

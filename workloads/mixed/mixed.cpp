@@ -1,0 +1,104 @@
+// mixed: N tasks, each R rounds of a wait then compute, with the compute fraction of a round as
+// the parameter: at 0% the tasks only wait (io's world, where event loops win), at 100% they only
+// compute (cpu's world, where parallel models win). Sweeping it shows where the winner changes.
+#include <sched.h>
+
+#include <algorithm>
+
+#include "workloads/kernels.hpp"
+#include "workloads/workload.hpp"
+
+namespace cmbench {
+namespace {
+
+struct mixed_params {
+  std::uint64_t tasks, rounds, round_us, compute_pct, concurrency;
+  unsigned workers;
+  explicit mixed_params(const param_values& p)
+      : tasks(static_cast<std::uint64_t>(p.at("tasks"))),
+        rounds(static_cast<std::uint64_t>(p.at("rounds"))),
+        round_us(static_cast<std::uint64_t>(p.at("round_us"))),
+        compute_pct(static_cast<std::uint64_t>(p.at("compute_pct"))),
+        concurrency(static_cast<std::uint64_t>(p.at("concurrency"))),
+        workers(static_cast<unsigned>(p.at("workers"))) {}
+  std::uint64_t compute_us() const { return round_us * compute_pct / 100; }
+  std::uint64_t wait_us() const { return round_us - compute_us(); }
+  std::uint64_t numbers() const { return compute_us() * kernels::numbers_per_us; }
+};
+
+std::uint64_t mixed_round(const void* context, std::uint64_t task, std::uint32_t round) {
+  return kernels::compute_round(task, round, *static_cast<const std::uint64_t*>(context));
+}
+
+class mixed_run final : public prepared_run {
+ public:
+  explicit mixed_run(const param_values& p) : params_(p), numbers_(params_.numbers()) {}
+  model_config config() const override { return {params_.workers, params_.concurrency}; }
+  std::uint64_t run(model_instance& model) override {
+    return model.run_bulk(bulk_job{params_.tasks, static_cast<std::uint32_t>(params_.rounds),
+                                   std::chrono::microseconds{params_.wait_us()}, &mixed_round, &numbers_});
+  }
+
+ private:
+  mixed_params params_;
+  std::uint64_t numbers_;
+};
+
+double usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(0, sizeof(set), &set) == 0 ? std::max(1, CPU_COUNT(&set)) : 1.0;
+}
+
+workload_entry make_mixed() {
+  return workload_entry{
+      .name = "mixed",
+      .description = "N tasks of R rounds: wait (1 - f) of a round, then compute f of it",
+      .measures = "makespan against the ideal as the compute fraction f moves; where the winner changes",
+      .params = {{"tasks", "tasks, all meant to be in flight at once", 1, 10'000'000, 40, 200, 2000},
+                 {"rounds", "wait-then-compute rounds per task", 1, 100'000, 3, 5, 10},
+                 {"round_us", "length of one round (wait + compute), microseconds", 1, 10'000'000, 1000,
+                  2000, 2000},
+                 {"compute_pct", "compute fraction of a round, percent (the rest is a wait)", 0, 100, 50, 50, 50},
+                 workers_param(),
+                 {"concurrency", "spawn models: most units alive at once (0: every task at once)", 0,
+                  10'000'000, 0, 0, 0}},
+      .validate = nullptr,
+      .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> {
+        return std::make_unique<mixed_run>(p);
+      },
+      .reference = [](const param_values& p) {
+        const mixed_params params(p);
+        const std::uint64_t numbers = params.numbers();
+        std::uint64_t sum = 0;
+        for (std::uint64_t t = 0; t < params.tasks; ++t) {
+          for (std::uint32_t r = 0; r < params.rounds; ++r) sum += mixed_round(&numbers, t, r);
+        }
+        return sum;
+      },
+      .units = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("tasks") * p.at("rounds")); },
+      .metrics = [](const param_values& p, const trial_figures& f) {
+        const mixed_params params(p);
+        // No schedule beats the longest task (every round in a row) nor all compute spread
+        // over every CPU.
+        const double chain_s = static_cast<double>(params.rounds * params.round_us) * 1e-6;
+        const double compute_s =
+            static_cast<double>(params.tasks * params.rounds * params.compute_us()) * 1e-6 / usable_cpus();
+        const double ideal_s = std::max(chain_s, compute_s);
+        return std::map<std::string, double>{
+            {"compute_fraction", static_cast<double>(params.compute_pct) / 100.0},
+            {"compute_us", static_cast<double>(params.compute_us())},
+            {"wait_us", static_cast<double>(params.wait_us())},
+            {"ideal_ms", ideal_s * 1e3},
+            {"makespan_over_ideal", ideal_s > 0 ? f.wall_seconds / ideal_s : 0.0}};
+      },
+      .summary_metric = "makespan_over_ideal",
+      .summary_label = "x ideal",
+  };
+}
+
+}  // namespace
+
+CMBENCH_REGISTER_WORKLOAD(mixed, make_mixed);
+
+}  // namespace cmbench

@@ -1,0 +1,110 @@
+// ring: the classic thread-ring. U units in a ring pass a token H hops: unit u receives on channel
+// u and sends on channel (u + 1) % U. Each hop is one hand-off from a unit to the next, so the
+// time per hop is the cost of one wake-up and switch of the model. After the last hop a stop token
+// goes round once (U more hand-offs, counted in `stop_hops`) so that every unit ends.
+#include <stdexcept>
+#include <string>
+
+#include "workloads/graph_support.hpp"
+#include "workloads/kernels.hpp"
+
+namespace cmbench {
+namespace {
+
+struct ring_context {
+  std::uint32_t units;
+  std::uint64_t hops;
+  std::uint32_t bytes;
+};
+
+constexpr std::uint64_t stop_base = std::uint64_t{1} << 63;  // a stop token: stop_base + its origin
+
+// What the unit making hop `hop` (1-based) adds to the token it received.
+std::uint64_t token_after(std::uint64_t value, std::uint64_t hop) { return kernels::mix64(value + hop); }
+
+// Message: word 0 the hop count (or a stop token), then the payload filled from the token's value.
+unit_action ring_step(void* context, unit_state& s, std::byte* message) {
+  const auto& c = *static_cast<const ring_context*>(context);
+  const std::uint32_t next = (s.unit + 1) % c.units;
+  switch (s.pc) {
+    case 0:
+      if (s.unit == 0) {  // unit 0 starts the token
+        graph::set_word(message, 0, 0);
+        graph::fill_payload(message, c.bytes, 0);
+        s.pc = 3;
+        return {unit_op::send, next};
+      }
+      s.pc = 1;
+      return {unit_op::receive, s.unit};
+    case 1: {  // the token arrived
+      const std::uint64_t hops = graph::word(message, 0);
+      s.pc = 2;
+      if (hops >= stop_base) {
+        if (next == hops - stop_base) return {unit_op::finish};
+        return {unit_op::send, next};  // pass the stop token on
+      }
+      // A torn or stale payload changes the answer instead of passing unnoticed.
+      const std::uint64_t received = graph::word(message, 1) - 1;
+      const std::uint64_t damage = graph::payload_sum(message, c.bytes) - graph::expected_payload_sum(c.bytes, received);
+      const std::uint64_t value = token_after(received + damage, hops + 1);
+      if (hops + 1 == c.hops) {  // the last hop: this unit holds the answer
+        s.result = value;
+        graph::set_word(message, 0, stop_base + s.unit);
+        return {unit_op::send, next};
+      }
+      graph::set_word(message, 0, hops + 1);
+      graph::fill_payload(message, c.bytes, value);
+      s.pc = 3;
+      return {unit_op::send, next};
+    }
+    case 3:
+      s.pc = 1;
+      return {unit_op::receive, s.unit};
+    default:
+      return {unit_op::finish};
+  }
+}
+
+class ring_run final : public graph::graph_run {
+ public:
+  explicit ring_run(const param_values& p)
+      : graph_run({static_cast<unsigned>(p.at("workers")), 0}),
+        context_(ring_context{static_cast<std::uint32_t>(p.at("units")), static_cast<std::uint64_t>(p.at("hops")),
+                              static_cast<std::uint32_t>(p.at("bytes"))}) {
+    use(graph_job{context_->units, context_->units, 1, context_->bytes, 0, {}, &ring_step, context_.get()});
+  }
+
+ private:
+  graph::shared_object<ring_context> context_;
+};
+
+workload_entry make_ring() {
+  return workload_entry{
+      .name = "ring",
+      .description = "thread-ring: U units in a ring pass a token H hops, then a stop token goes round once",
+      .measures = "cost of one hand-off between units (ns per hop)",
+      .params = {{"units", "units in the ring", 2, 10'000'000, 503, 503, 503},
+                 {"hops", "hand-offs of the token", 1, 1'000'000'000, 10'000, 200'000, 2'000'000},
+                 {"bytes", "bytes of the token message (a multiple of 8, at least 16)", 16, 1 << 20, 16, 16, 16},
+                 workers_param()},
+      .validate = [](const param_values& p) { graph::check_message_bytes("ring", p); },
+      .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> { return std::make_unique<ring_run>(p); },
+      .reference = [](const param_values& p) {
+        std::uint64_t value = 0;
+        for (std::int64_t hop = 1; hop <= p.at("hops"); ++hop) value = token_after(value, static_cast<std::uint64_t>(hop));
+        return value;
+      },
+      .units = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("hops")); },
+      .metrics = [](const param_values& p, const trial_figures&) {
+        return std::map<std::string, double>{{"stop_hops", static_cast<double>(p.at("units"))}};
+      },
+      .summary_metric = "ns_per_unit",
+      .summary_label = "ns/hop",
+  };
+}
+
+}  // namespace
+
+CMBENCH_REGISTER_WORKLOAD(ring, make_ring);
+
+}  // namespace cmbench
