@@ -144,10 +144,12 @@ WORKLOAD_FIGURES = {
     "io": [REAL_TIME, MAKESPAN_OVER_IDEAL],
     "spawn": [NS_PER_UNIT],
     "memory": [BYTES_PER_UNIT],
-    "pingpong": [_relabel(NS_PER_UNIT, "time per message", "time per message")],
+    "mixed": [REAL_TIME, MAKESPAN_OVER_IDEAL],
+    "pingpong": [_relabel(NS_PER_UNIT, "time per round trip", "time per round trip"), LATENCY_P99],
     "ring": [_relabel(NS_PER_UNIT, "time per hand-off", "time per hand-off")],
     "server": [LATENCY_P99, THROUGHPUT],
     "pipeline": [_relabel(THROUGHPUT, "items per second", "items/s")],
+    "contention": [_relabel(NS_PER_UNIT, "time per locked update", "time per update")],
 }
 
 
