@@ -268,6 +268,13 @@ std::string summary_table(const std::vector<run_record>& runs) {
         }
         if (!sw.empty()) figure = median_of(sw) / med;
       }
+    } else if (r.workload->summary_metric == "latency_p50_ns") {
+      // A percentile of every verified repetition's round trips pooled, as the report's median row.
+      latency_histogram pooled;
+      for (const auto& t : r.trials) {
+        if (t.ok && t.checksum == r.expected_checksum) t.latency.add_to(pooled);
+      }
+      if (pooled.count() > 0) figure = static_cast<double>(pooled.percentile(50));
     } else {
       std::vector<double> values;
       for (const auto& t : r.trials) {
