@@ -363,7 +363,10 @@ def _latency_evidence(res, model, profile, a):
     any_server = any(p.workload == "server" and p.ok and p.latency for p in res.points)
     if (source is None or not source[0]) and not any_server:
         # A lower bound is only comparable with other lower bounds: never against server runs.
-        ping = [p for p in res.points_for("pingpong", model) if p.ok and p.latency]
+        # serial/baseline's "round trip" is a function call, not a hand-off between two units
+        # running at once: no evidence of how it would serve concurrent requests.
+        ping = [p for p in res.points_for("pingpong", model) if p.ok and p.latency
+                and model != R.BASELINE_MODEL]
         if ping:
             source = (ping, "pingpong round trip", "pingpong is a lower bound on a request's latency")
     if source is None or not source[0]:
