@@ -180,11 +180,14 @@ TEST(cli, report_has_google_benchmark_and_cmbench_fields) {
               std::string::npos);
     const auto& res = row.at("resources");
     for (const char* key : {"wall_ns", "setup_ns", "user_cpu_ns", "sys_cpu_ns", "cpu_utilization", "peak_rss_bytes",
-                            "rss_before_bytes", "peak_processes", "voluntary_context_switches",
+                            "rss_before_bytes", "peak_pss_bytes", "pss_before_bytes", "peak_processes", "voluntary_context_switches",
                             "involuntary_context_switches", "minor_page_faults", "major_page_faults"}) {
       EXPECT_TRUE(res.contains(key)) << key;
     }
     EXPECT_GT(res.at("peak_rss_bytes").get<double>(), 0);
+    // PSS splits shared pages among the processes sharing them: never more than RSS.
+    EXPECT_GT(res.at("peak_pss_bytes").get<double>(), 0);
+    EXPECT_LE(res.at("pss_before_bytes").get<double>(), res.at("rss_before_bytes").get<double>());
     EXPECT_GT(row.at("real_time").get<double>(), 0);
     EXPECT_NEAR(row.at("real_time").get<double>() * 1e6, res.at("wall_ns").get<double>(),
                 res.at("wall_ns").get<double>() * 1e-6 + 1);
