@@ -66,29 +66,34 @@ inline void check_message_bytes(const char* workload, const param_values& p) {
   }
 }
 
-// A graph job's run: the model runs the job; blocked sends become a metric of the trial. A
-// workload's run builds its shared context as a member, then hands the job over with use().
+// A graph job's run: its context in shared memory, the job handed to
+// the model, the blocked sends as a metric of the trial. `shape` is the job without its context.
+template <class Context>
 class graph_run : public prepared_run {
  public:
-  explicit graph_run(model_config config) : config_(config) {}
+  template <class... Args>
+  graph_run(const param_values& p, graph_job shape, Args&&... context_args)
+      : config_{static_cast<unsigned>(p.at("workers")), 0}, context_(std::forward<Args>(context_args)...) {
+    job_ = shape;
+    job_.context = context_.get();
+  }
   model_config config() const override { return config_; }
   std::uint64_t run(model_instance& model) override {
     const graph_result r = model.run_graph(job_);
     blocked_sends_ = r.blocked_sends;
-    return r.checksum + after_run();
+    return r.checksum;
   }
   run_observations observe() const override {
     return {{{"blocked_sends", static_cast<double>(blocked_sends_)}}, latency()};
   }
 
  protected:
-  void use(const graph_job& job) { job_ = job; }
-  // A workload whose answer lies in shared state (contention) adds its digest here.
-  virtual std::uint64_t after_run() { return 0; }
+  Context& context() const { return *context_; }
   virtual const latency_histogram* latency() const { return nullptr; }
 
  private:
   model_config config_;
+  shared_object<Context> context_;
   graph_job job_;
   std::uint64_t blocked_sends_ = 0;
 };

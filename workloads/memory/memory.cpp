@@ -8,19 +8,13 @@
 namespace cmbench {
 namespace {
 
+struct no_context {};  // the units share nothing but the barrier
+
 unit_action memory_step(void*, unit_state& s, std::byte*) {
   if (s.pc++ == 0) return {unit_op::arrive};
   s.result = kernels::mix64(s.unit);
   return {unit_op::finish};
 }
-
-class memory_run final : public graph::graph_run {
- public:
-  explicit memory_run(const param_values& p) : graph_run({static_cast<unsigned>(p.at("workers")), 0}) {
-    use(graph_job{static_cast<std::uint32_t>(p.at("units")), 0, 1, 16, 0,
-                  std::chrono::milliseconds{p.at("hold_ms")}, &memory_step, nullptr});
-  }
-};
 
 workload_entry make_memory() {
   return workload_entry{
@@ -31,7 +25,11 @@ workload_entry make_memory() {
                  {"hold_ms", "how long every unit stays blocked once all are alive, ms", 0, 600'000, 60, 200, 500},
                  workers_param()},
       .validate = nullptr,
-      .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> { return std::make_unique<memory_run>(p); },
+      .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> {
+        return std::make_unique<graph::graph_run<no_context>>(
+            p, graph_job{static_cast<std::uint32_t>(p.at("units")), 0, 1, 16, 0,
+                         std::chrono::milliseconds{p.at("hold_ms")}, &memory_step, nullptr});
+      },
       .reference = [](const param_values& p) {
         std::uint64_t sum = 0;
         for (std::int64_t u = 0; u < p.at("units"); ++u) sum += kernels::mix64(static_cast<std::uint64_t>(u));

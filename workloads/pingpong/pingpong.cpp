@@ -70,18 +70,14 @@ std::uint64_t reference(std::uint64_t round_trips, std::uint32_t bytes) {
   return value;
 }
 
-class pingpong_run final : public graph::graph_run {
+class pingpong_run final : public graph::graph_run<pingpong_context> {
  public:
   pingpong_run(const param_values& p, std::uint64_t round_trips, std::uint32_t bytes)
-      : graph_run({static_cast<unsigned>(p.at("workers")), 0}), context_(pingpong_context{round_trips, bytes, {}}) {
-    use(graph_job{2, 2, 1, bytes, 0, {}, &pingpong_step, context_.get()});
-  }
+      : graph_run(p, graph_job{2, 2, 1, bytes, 0, {}, &pingpong_step, nullptr},
+                  pingpong_context{round_trips, bytes, {}}) {}
 
  protected:
-  const latency_histogram* latency() const override { return &context_->latency; }
-
- private:
-  graph::shared_object<pingpong_context> context_;
+  const latency_histogram* latency() const override { return &context().latency; }
 };
 
 workload_entry make_pingpong() {

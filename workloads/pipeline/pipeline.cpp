@@ -74,18 +74,6 @@ pipeline_context context_of(const param_values& p) {
           static_cast<std::uint64_t>(p.at("stage_ns")) * kernels::numbers_per_us / 1000};
 }
 
-class pipeline_run final : public graph::graph_run {
- public:
-  explicit pipeline_run(const param_values& p)
-      : graph_run({static_cast<unsigned>(p.at("workers")), 0}), context_(context_of(p)) {
-    use(graph_job{context_->stages + 2, context_->stages + 1, static_cast<std::uint32_t>(p.at("capacity")),
-                  context_->bytes, 0, {}, &pipeline_step, context_.get()});
-  }
-
- private:
-  graph::shared_object<pipeline_context> context_;
-};
-
 workload_entry make_pipeline() {
   return workload_entry{
       .name = "pipeline",
@@ -100,7 +88,11 @@ workload_entry make_pipeline() {
                  workers_param()},
       .validate = [](const param_values& p) { graph::check_message_bytes("pipeline", p); },
       .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> {
-        return std::make_unique<pipeline_run>(p);
+        const pipeline_context c = context_of(p);
+        return std::make_unique<graph::graph_run<pipeline_context>>(
+            p, graph_job{c.stages + 2, c.stages + 1, static_cast<std::uint32_t>(p.at("capacity")), c.bytes, 0, {},
+                         &pipeline_step, nullptr},
+            c);
       },
       .reference = [](const param_values& p) { return reference(context_of(p)); },
       .units = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("items")); },

@@ -65,19 +65,6 @@ unit_action ring_step(void* context, unit_state& s, std::byte* message) {
   }
 }
 
-class ring_run final : public graph::graph_run {
- public:
-  explicit ring_run(const param_values& p)
-      : graph_run({static_cast<unsigned>(p.at("workers")), 0}),
-        context_(ring_context{static_cast<std::uint32_t>(p.at("units")), static_cast<std::uint64_t>(p.at("hops")),
-                              static_cast<std::uint32_t>(p.at("bytes"))}) {
-    use(graph_job{context_->units, context_->units, 1, context_->bytes, 0, {}, &ring_step, context_.get()});
-  }
-
- private:
-  graph::shared_object<ring_context> context_;
-};
-
 workload_entry make_ring() {
   return workload_entry{
       .name = "ring",
@@ -88,7 +75,12 @@ workload_entry make_ring() {
                  {"bytes", "bytes of the token message (a multiple of 8, at least 16)", 16, 1 << 20, 16, 16, 16},
                  workers_param()},
       .validate = [](const param_values& p) { graph::check_message_bytes("ring", p); },
-      .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> { return std::make_unique<ring_run>(p); },
+      .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> {
+        const ring_context c{static_cast<std::uint32_t>(p.at("units")), static_cast<std::uint64_t>(p.at("hops")),
+                             static_cast<std::uint32_t>(p.at("bytes"))};
+        return std::make_unique<graph::graph_run<ring_context>>(
+            p, graph_job{c.units, c.units, 1, c.bytes, 0, {}, &ring_step, nullptr}, c);
+      },
       .reference = [](const param_values& p) {
         std::uint64_t value = 0;
         for (std::int64_t hop = 1; hop <= p.at("hops"); ++hop) value = token_after(value, static_cast<std::uint64_t>(hop));
