@@ -9,22 +9,17 @@
 #include <thread>
 
 #include "models/model.hpp"
+#include "tests/every_model.hpp"
+#include "workloads/kernels.hpp"
 #include "models/shared_region.hpp"
 
 namespace cmbench {
 namespace {
 
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 // A message is filled from its first word, so a receiver notices a message not copied whole.
 void fill(std::byte* message, std::uint32_t bytes, std::uint64_t value) {
   for (std::uint32_t i = 0; i < bytes / 8; ++i) {
-    const std::uint64_t word = i == 0 ? value : mix(value + i);
+    const std::uint64_t word = i == 0 ? value : kernels::mix64(value + i);
     std::memcpy(message + 8 * i, &word, 8);
   }
 }
@@ -34,7 +29,7 @@ bool intact(const std::byte* message, std::uint32_t bytes) {
   for (std::uint32_t i = 1; i < bytes / 8; ++i) {
     std::uint64_t word = 0;
     std::memcpy(&word, message + 8 * i, 8);
-    if (word != mix(value + i)) return false;
+    if (word != kernels::mix64(value + i)) return false;
   }
   return true;
 }
@@ -57,14 +52,14 @@ unit_action chain_step(void* context, unit_state& s, std::byte* message) {
   const std::uint32_t last = c.stages + 1;
   if (s.unit == 0) {  // producer: sends items 0..items-1 into channel 0
     if (s.count == c.items) return {unit_op::finish};
-    fill(message, c.bytes, mix(s.count++));
+    fill(message, c.bytes, kernels::mix64(s.count++));
     return {unit_op::send, 0};
   }
   if (s.pc == 1) {  // a message arrived
     if (!intact(message, c.bytes)) s.result += 0xdead;
     const std::uint64_t v = first_word(message);
     if (s.unit == last) {
-      s.value = mix(s.value ^ v);
+      s.value = kernels::mix64(s.value ^ v);
     } else {
       fill(message, c.bytes, v + s.unit);
       s.pc = 2;
@@ -82,9 +77,9 @@ unit_action chain_step(void* context, unit_state& s, std::byte* message) {
 std::uint64_t chain_expected(const chain_context& c) {
   std::uint64_t acc = 0;
   for (std::uint64_t i = 0; i < c.items; ++i) {
-    std::uint64_t v = mix(i);
+    std::uint64_t v = kernels::mix64(i);
     for (std::uint32_t u = 1; u <= c.stages; ++u) v += u;
-    acc = mix(acc ^ v);
+    acc = kernels::mix64(acc ^ v);
   }
   return acc;
 }
@@ -120,7 +115,7 @@ unit_action ring_step(void* context, unit_state& s, std::byte* message) {
         return {unit_op::send, next};  // forward the stop token as it came
       }
       if (token + 1 == c.hops) {
-        s.result += mix(token) ^ s.unit;
+        s.result += kernels::mix64(token) ^ s.unit;
         fill(message, c.bytes, stop_base + s.unit);
         return {unit_op::send, next};
       }
@@ -218,7 +213,7 @@ TEST_P(graph_conformance, ring_passes_the_token_through_every_unit) {
       auto model = make(workers);
       auto* c = place(ring_context{units, 3000, 32});
       graph_job job{units, units, 1, c->bytes, 0, {}, &ring_step, c};
-      EXPECT_EQ(model->run_graph(job).checksum, mix(c->hops - 1) ^ (c->hops % units))
+      EXPECT_EQ(model->run_graph(job).checksum, kernels::mix64(c->hops - 1) ^ (c->hops % units))
           << "workers=" << workers << " units=" << units;
     }
   }
@@ -254,19 +249,8 @@ TEST_P(graph_conformance, model_is_reusable_across_graph_jobs) {
   }
 }
 
-std::vector<std::string> model_names() {
-  std::vector<std::string> names;
-  for (const auto& m : all_models()) names.push_back(m.name);
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(all, graph_conformance, ::testing::ValuesIn(model_names()),
-                         [](const auto& param_info) {
-                           std::string s = param_info.param;
-                           std::replace(s.begin(), s.end(), '/', '_');
-                           std::replace(s.begin(), s.end(), '-', '_');
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(all, graph_conformance, ::testing::ValuesIn(test_support::model_names()),
+                         test_support::model_test_name{});
 
 }  // namespace
 }  // namespace cmbench

@@ -6,16 +6,11 @@
 #include <string>
 
 #include "models/model.hpp"
+#include "tests/every_model.hpp"
+#include "workloads/kernels.hpp"
 
 namespace cmbench {
 namespace {
-
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 struct job_input {
   std::uint64_t salt;
@@ -24,7 +19,7 @@ struct job_input {
 std::uint64_t compute(const void* context, std::uint64_t task, std::uint32_t round) {
   const auto* in = static_cast<const job_input*>(context);
   std::uint64_t x = in->salt ^ (task << 8) ^ round;
-  for (int i = 0; i < 64; ++i) x = mix(x);
+  for (int i = 0; i < 64; ++i) x = kernels::mix64(x);
   return x;
 }
 
@@ -94,20 +89,8 @@ TEST_P(model_conformance, tree_with_one_worker_does_not_deadlock) {
   EXPECT_EQ(model->run_tree(tree_job{1000, 10}), 499500u);
 }
 
-std::vector<std::string> model_names() {
-  std::vector<std::string> names;
-  for (const auto& m : all_models()) names.push_back(m.name);
-  return names;
-}
-
-INSTANTIATE_TEST_SUITE_P(all, model_conformance, ::testing::ValuesIn(model_names()),
-                         [](const auto& param_info) {
-                           std::string s = param_info.param;
-                           for (char& c : s) {
-                             if (c == '/' || c == '-') c = '_';
-                           }
-                           return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(all, model_conformance, ::testing::ValuesIn(test_support::model_names()),
+                         test_support::model_test_name{});
 
 TEST(model_registry, has_all_eight_models) {
   for (const char* name : {"serial/baseline", "threads/spawn", "threads/pool", "threads/tbb",
