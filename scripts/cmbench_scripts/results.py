@@ -19,8 +19,9 @@ VARIANT_ORDER = ("baseline", "spawn", "pool", "tbb", "asio", "asio-mt")
 WORKLOAD_ORDER = ("cpu", "io", "mixed", "spawn", "pingpong", "ring", "pipeline", "contention",
                   "memory", "scatter", "server", "mapreduce")
 BASELINE_MODEL = "serial/baseline"
-# Parameters the serial baseline ignores: it is matched on the others.
-BASELINE_IGNORES = ("workers",)
+# Parameters the serial baseline ignores (they size the model, not the work: cmbench runs it
+# once for all their values): it is matched on the others.
+BASELINE_IGNORES = ("workers", "concurrency")
 
 
 def model_sort_key(model):
