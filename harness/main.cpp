@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/floors.hpp"
 #include "harness/params.hpp"
 #include "harness/suite.hpp"
 #include "harness/system.hpp"
@@ -109,6 +110,23 @@ int main(int argc, char** argv) {
   run->add_option("--out", out, "report path (default results/cmbench-DATE.json)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
+  std::string floors_text = "on";
+  double floor_time_s = 0.05;
+  run->add_option("--floors", floors_text, "on: measure each model's primitive floors before and after the trials "
+                                           "(context.floors; pingpong rows read against them); off: skip")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}))
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--floor-time", floor_time_s, "seconds per floor sample (3 samples per floor, twice)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+
+  auto* floors = app.add_subcommand("floors", "measure each model's primitive floors on this machine and print them");
+  bool floors_json = false;
+  double floors_time_s = 0.2;
+  floors->add_flag("--json", floors_json, "machine-readable output");
+  floors->add_option("--min-time", floors_time_s, "seconds per sample (3 samples per floor)")->capture_default_str();
+
   auto* trial = app.add_subcommand("trial", "run one trial in this process (used by run)");
   trial->group("");  // internal: hidden from --help
   std::string request_text, result_path;
@@ -127,6 +145,17 @@ int main(int argc, char** argv) {
       else print_list();
       return 0;
     }
+    if (floors->parsed()) {
+      if (!(floors_time_s > 0) || floors_time_s > 60) throw std::invalid_argument("--min-time must be in (0, 60] seconds");
+      const auto measured = measure_floors_here(
+          std::chrono::nanoseconds{static_cast<long long>(floors_time_s * 1e9)}, 3);
+      if (floors_json) std::cout << measured.dump(2) << "\n";
+      else std::cout << floors_table(measured);
+      for (const auto& p : measured) {
+        if (p.contains("error")) return 1;
+      }
+      return 0;
+    }
     if (trial->parsed()) {
       return run_trial_here(nlohmann::json::parse(request_text).get<trial_request>(), result_path);
     }
@@ -139,6 +168,9 @@ int main(int argc, char** argv) {
     options.warmup = warmup;
     if (!(timeout_s > 0)) throw std::invalid_argument("--timeout must be a positive number of seconds");
     options.timeout = std::chrono::milliseconds{static_cast<long long>(timeout_s * 1000)};
+    options.floors = floors_text == "on";
+    if (!(floor_time_s > 0) || floor_time_s > 10) throw std::invalid_argument("--floor-time must be in (0, 10] seconds");
+    options.floor_time = std::chrono::nanoseconds{static_cast<long long>(floor_time_s * 1e9)};
     options.out = out.empty() ? default_out() : out;
     if (out.empty()) std::filesystem::create_directories("results");
     options.self_exe = self_executable();

@@ -102,6 +102,11 @@ figures figures_of(const run_record& r, const trial_result& t) {
     for (const auto& [name, q] : {std::pair{"latency_p50_ns", 50.0}, {"latency_p99_ns", 99.0}}) {
       f.metrics[name] = static_cast<double>(h.percentile(q));
     }
+    // Read against the model's own floor, measured in the same run.
+    if (r.round_trip_floor_ns > 0) {
+      f.metrics["round_trip_floor_ns"] = r.round_trip_floor_ns;
+      f.metrics["p50_over_floor"] = static_cast<double>(h.percentile(50)) / r.round_trip_floor_ns;
+    }
   }
   if (r.workload->metrics != nullptr) {
     for (const auto& [name, value] : r.workload->metrics(r.params, trial_figures{wall_s, extra, t.observed})) {
@@ -150,6 +155,9 @@ nlohmann::ordered_json identity(const run_record& r) {
           {"family", r.model->info.family},
           {"variant", r.model->info.variant},
           {"mechanism", r.model->info.mechanism},
+          {"round_trip_floor", r.model->info.round_trip_floor.empty()
+                                   ? nlohmann::ordered_json(nullptr)
+                                   : nlohmann::ordered_json(r.model->info.round_trip_floor)},
           {"params", r.params},
           {"expected_checksum", hex(r.expected_checksum)}};
 }
@@ -285,7 +293,8 @@ nlohmann::ordered_json build_rows(const std::vector<run_record>& runs) {
   return rows;
 }
 
-nlohmann::ordered_json build_context(const report_settings& settings, const std::vector<run_record>& runs) {
+nlohmann::ordered_json build_context(const report_settings& settings, const std::vector<run_record>& runs,
+                                     const nlohmann::ordered_json& floors) {
   const std::vector<int> cpus = system::affinity();
   const auto usable = static_cast<unsigned>(std::max<std::size_t>(1, cpus.size()));
   const std::string source_dir = CMBENCH_SOURCE_DIR;
@@ -327,6 +336,9 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
   if (failed > 0) warnings.push_back(std::to_string(failed) + " trials failed (see status and error)");
   if (mismatched > 0) warnings.push_back(std::to_string(mismatched) + " trials computed a wrong checksum");
   if (skipped > 0) warnings.push_back(std::to_string(skipped) + " repetitions skipped after a limit or timeout");
+  if (floors.is_object() && floors.contains("errors")) {
+    for (const auto& e : floors.at("errors")) warnings.push_back("floors: " + e.get<std::string>());
+  }
 
   return {{"date", iso_date()},
           {"host_name", system::host_name()},
@@ -358,6 +370,7 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
           {"warmup", settings.warmup},
           {"timeout_seconds", settings.timeout_seconds},
           {"limits", system::limits()},
+          {"floors", floors},
           {"warnings", warnings}};
 }
 

@@ -26,6 +26,7 @@ struct run_record {
   std::vector<std::string> skipped;  // for repetitions not run: why (index = repetition - trials.size())
   std::size_t family_index = 0;
   std::size_t instance_index = 0;
+  double round_trip_floor_ns = 0;  // the model's round_trip_floor measured in this run; 0: not measured
 
   std::string run_name() const;
   std::size_t repetitions() const { return trials.size() + skipped.size(); }
@@ -46,7 +47,9 @@ double extra_bytes(const trial_result& t);
 // One of the `metrics` a trial's row carries (NaN when it has none of that name).
 double trial_metric(const run_record& r, const trial_result& t, const std::string& name);
 
-nlohmann::ordered_json build_context(const report_settings& settings, const std::vector<run_record>& runs);
+// `floors`: context.floors (see harness/floors.hpp), or null when the run measured none.
+nlohmann::ordered_json build_context(const report_settings& settings, const std::vector<run_record>& runs,
+                                     const nlohmann::ordered_json& floors);
 nlohmann::ordered_json build_rows(const std::vector<run_record>& runs);
 
 // Writes `text` to a temporary file beside `path` and renames it over `path`: a report is whole

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "harness/floors.hpp"
 #include "harness/system.hpp"
 
 namespace cmbench {
@@ -151,6 +152,14 @@ int run_suite(const suite_options& options) {
     r.expected_checksum = it->second;
   }
 
+  // The floors, in a child process before and after the trials: their drift is visible too.
+  auto floors_now = [&](const char* when) {
+    if (!options.floors) return nlohmann::ordered_json(nullptr);
+    std::fprintf(stderr, "[floors] measuring the models' primitive floors %s the trials\n", when);
+    return measure_floors_in_child(options.floor_time, 3, std::chrono::seconds{120});
+  };
+  const nlohmann::ordered_json floors_before = floors_now("before");
+
   const std::size_t total = runs.size() * static_cast<std::size_t>(options.repetitions + options.warmup);
   std::size_t done = 0;
   auto progress = [&](const run_record& r, const std::string& what, const trial_result* t) {
@@ -196,10 +205,20 @@ int run_suite(const suite_options& options) {
     first = last;
   }
 
+  nlohmann::ordered_json floors = nullptr;
+  if (options.floors) {
+    floors = combine_floors(floors_before, floors_now("after"));
+    const auto values = floor_values(floors);
+    for (auto& r : runs) {
+      const auto it = values.find(std::string(r.model->info.round_trip_floor));
+      if (it != values.end()) r.round_trip_floor_ns = it->second;
+    }
+  }
+
   report_settings settings{options.command_line, std::string(preset_name(options.chosen_preset)),
                            options.repetitions, options.warmup,
                            static_cast<double>(options.timeout.count()) / 1000.0};
-  nlohmann::ordered_json report = {{"context", build_context(settings, runs)}, {"benchmarks", build_rows(runs)}};
+  nlohmann::ordered_json report = {{"context", build_context(settings, runs, floors)}, {"benchmarks", build_rows(runs)}};
   write_atomically(options.out, report.dump(2) + "\n");
 
   std::cout << summary_table(runs);
@@ -219,11 +238,25 @@ int run_suite(const suite_options& options) {
 std::string summary_table(const std::vector<run_record>& runs) {
   std::ostringstream out;
   char line[512];
-  const char* header = "%-20s %-8s %11s %19s %10s %6s %10s %10s %9s\n";
+  const char* header = "%-20s %-8s %11s %19s %16s %6s %10s %10s %9s\n";
   std::string current;
+  // After a group whose figure was read against floors: which floors, measured at what.
+  std::map<std::string, double> group_floors;
+  auto end_group = [&] {
+    if (group_floors.empty()) return;
+    out << "(x): p50 over the model's round-trip floor measured in this run:";
+    const char* sep = " ";
+    for (const auto& [name, ns] : group_floors) {
+      out << sep << name << " " << (ns >= 1000 ? format_figure(ns / 1000) + " us" : format_figure(ns) + " ns");
+      sep = ", ";
+    }
+    out << "\n";
+    group_floors.clear();
+  };
   for (const auto& r : runs) {
     const std::string group = r.workload->name + "  " + params_label(*r.workload, r.params);
     if (group != current) {
+      end_group();
       current = group;
       out << "\n" << group << "\n";
       std::snprintf(line, sizeof(line), header, "model", "status", "median ms", "min..max ms",
@@ -256,6 +289,7 @@ std::string summary_table(const std::vector<run_record>& runs) {
     // The workload's figure of merit: a median over the verified repetitions, or the speedup
     // against serial/baseline's median at the same work (serial ignores workers).
     double figure = std::nan("");
+    double floor_ratio = std::nan("");
     if (r.workload->summary_metric == "speedup") {
       for (const auto& s : runs) {
         if (s.workload != r.workload || s.model->info.family != "serial" ||
@@ -275,6 +309,10 @@ std::string summary_table(const std::vector<run_record>& runs) {
         if (t.ok && t.checksum == r.expected_checksum) t.latency.add_to(pooled);
       }
       if (pooled.count() > 0) figure = static_cast<double>(pooled.percentile(50));
+      if (pooled.count() > 0 && r.round_trip_floor_ns > 0) {
+        floor_ratio = figure / r.round_trip_floor_ns;
+        group_floors[std::string(r.model->info.round_trip_floor)] = r.round_trip_floor_ns;
+      }
     } else {
       std::vector<double> values;
       for (const auto& t : r.trials) {
@@ -287,6 +325,11 @@ std::string summary_table(const std::vector<run_record>& runs) {
       char text[16];
       std::snprintf(text, sizeof(text), "%.2fx", figure);
       speedup = text;
+    }
+    if (!std::isnan(floor_ratio)) {
+      char text[32];
+      std::snprintf(text, sizeof(text), " (%.2gx)", floor_ratio);
+      speedup += text;
     }
     const double cpu = static_cast<double>(mid->usage.user_ns + mid->usage.sys_ns) / static_cast<double>(mid->wall_ns);
     const double units = static_cast<double>(r.workload->units(r.params));
@@ -301,6 +344,7 @@ std::string summary_table(const std::vector<run_record>& runs) {
                   format_bytes(units > 0 ? extra / units : 0).c_str(), switches);
     out << line;
   }
+  end_group();
   return out.str();
 }
 

@@ -20,6 +20,8 @@ struct suite_options {
   int warmup = 0;
   std::chrono::milliseconds timeout{std::chrono::seconds{120}};
   std::string out;
+  bool floors = true;                            // measure the floors before and after the trials
+  std::chrono::nanoseconds floor_time{50'000'000};  // at least this long per floor sample
   std::string self_exe;
   std::string command_line;
 };

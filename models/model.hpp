@@ -129,6 +129,9 @@ struct model_info {
   std::string_view variant;      // "pool"
   std::string_view description;  // one line, shown by `cmbench list`
   std::string_view mechanism;    // how units, waits and results travel, written into every row
+  // The floor probe (models/floors/probes.hpp) a hand-off between two of this model's units is
+  // read against: a round trip of its own primitive with nothing else in the way. Empty: none.
+  std::string_view round_trip_floor = {};
 };
 
 // A model that cannot do a run (a system limit was hit) throws this, naming the limit; the trial

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -21,9 +22,11 @@ struct command_result {
   std::string output;  // stdout and stderr
 };
 
+// `run` commands skip the floors (seconds each) unless the test asks for them.
 command_result run(const std::string& args) {
   command_result r;
-  const std::string command = std::string(CMBENCH_EXE) + " " + args + " 2>&1";
+  const bool skip_floors = args.rfind("run ", 0) == 0 && args.find("--floors") == std::string::npos;
+  const std::string command = std::string(CMBENCH_EXE) + " " + args + (skip_floors ? " --floors off" : "") + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return r;
   char buffer[4096];
@@ -251,6 +254,63 @@ TEST(cli, report_carries_latency_and_observed_figures) {
   }
   EXPECT_EQ(pingpong_rows, 3);
   EXPECT_EQ(pipeline_rows, 3);
+}
+
+// The floors are measured in the same run, recorded in the context, and each pingpong row is read
+// against its own model's round-trip floor.
+TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --preset quick --repetitions 1 --workloads pingpong --models serial,threads/spawn,"
+                     "coroutines/asio --floors on --floor-time 0.01 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("p50 over the model's round-trip floor"), std::string::npos) << r.output;
+  const auto report = load(out);
+  const auto& floors = report.at("context").at("floors");
+  EXPECT_TRUE(floors.at("errors").empty()) << floors.dump();
+  std::map<std::string, double> measured;
+  for (const auto& p : floors.at("probes")) {
+    ASSERT_TRUE(p.at("ns_per_op").is_number()) << p.dump();
+    EXPECT_GT(p.at("ns_per_op").get<double>(), 0) << p.dump();
+    EXPECT_LE(p.at("ns_per_op").get<double>(), p.at("before_ns").get<double>());
+    EXPECT_LE(p.at("ns_per_op").get<double>(), p.at("after_ns").get<double>());
+    measured[p.at("name").get<std::string>()] = p.at("ns_per_op").get<double>();
+  }
+  for (const char* name : {"condvar_round_trip", "pipe_round_trip", "asio_post", "asio_post_round_trip",
+                           "asio_channel_round_trip", "thread_create_join", "fork_exit_wait"}) {
+    EXPECT_EQ(measured.count(name), 1u) << name;
+  }
+  for (const auto& row : report.at("benchmarks")) {
+    const auto& metrics = row.at("metrics");
+    const std::string model = row.at("model");
+    if (model == "serial/baseline") {
+      EXPECT_TRUE(row.at("round_trip_floor").is_null());
+      EXPECT_FALSE(metrics.contains("p50_over_floor"));
+      continue;
+    }
+    const std::string floor = model == "threads/spawn" ? "condvar_round_trip" : "asio_post_round_trip";
+    EXPECT_EQ(row.at("round_trip_floor"), floor);
+    EXPECT_DOUBLE_EQ(metrics.at("round_trip_floor_ns").get<double>(), measured.at(floor));
+    if (row.at("run_type") == "iteration") {
+      EXPECT_NEAR(metrics.at("p50_over_floor").get<double>(),
+                  metrics.at("latency_p50_ns").get<double>() / measured.at(floor), 1e-9);
+    }
+  }
+}
+
+TEST(cli, floors_subcommand_prints_every_probe) {
+  const auto r = run("floors --json --min-time 0.005");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  ASSERT_TRUE(j.is_array());
+  EXPECT_GE(j.size(), 8u);
+  for (const auto& p : j) {
+    EXPECT_GT(p.at("ns_per_op").get<double>(), 0) << p.dump();
+    EXPECT_EQ(p.at("samples_ns").size(), 3u);
+  }
+  EXPECT_NE(run("floors --min-time 0").exit_code, 0);
+  EXPECT_NE(run("run --floor-time -1 --preset quick --workloads cpu --models serial").exit_code, 0);
+  EXPECT_NE(run("run --floors maybe --preset quick --workloads cpu --models serial").exit_code, 0);
 }
 
 TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {

@@ -39,7 +39,8 @@ class asio_single {
       "costs nothing (one thread, and no unit co_awaits while holding one); the barrier is a "
       "steady_timer at time_point::max() that waiters async_wait on and the last arriver cancels "
       "after co_awaiting `hold` on a timer; every wait parks the coroutine (blocking, no spin); "
-      "workers and max_alive are ignored (one thread)"};
+      "workers and max_alive are ignored (one thread)",
+      "asio_post_round_trip"};
 
   explicit asio_single(const model_config& /*config*/)
       : io_(std::make_unique<asio::io_context>(1)) {}

@@ -155,7 +155,8 @@ class asio_mt {
       "steady_timer per loop at time_point::max() that the loop's waiters async_wait on, the "
       "last arriver co_awaiting `hold` on a timer, then cancelling every loop's timer on that "
       "loop; every wait parks the coroutine and an idle loop sleeps in the kernel (blocking, no "
-      "spin); max_alive is ignored"};
+      "spin); max_alive is ignored",
+      "condvar_round_trip"};
 
   explicit asio_mt(const model_config& config) : workers_(config.workers) {
     if (workers_ == 0) {

@@ -388,6 +388,12 @@ void kill_running_units(const run_region& run, std::uint32_t forked, pid_t reape
   const pid_t self = ::getpid();
   std::uint32_t forked = 0;
   for (; forked < job.units; ++forked) {
+    // The units and this supervisor are alive together: stop at what memory can hold, before the
+    // OOM killer would (fork() itself does not fail there). A lower kernel limit fails first.
+    if (std::uint64_t{forked} + 2 > run.header().budget.max_processes) {
+      run.record_out_of_memory(forked + 1);
+      break;
+    }
     const pid_t pid = ::fork();
     if (pid == 0) run_graph_unit(graph, run, forked, self);
     if (pid < 0) {
@@ -436,7 +442,8 @@ class processes_spawn {
       "process-shared futex words, woken only when the peer announced a sleep; the mutex is a "
       "futex mutex (no system call uncontended); the barrier is a counter plus a generation "
       "futex word, the last arriver sleeping the hold; every wait blocks in FUTEX_WAIT (no "
-      "spinning)"};
+      "spinning)",
+      "pipe_round_trip"};
 
   explicit processes_spawn(const model_config& config) : max_alive_(config.max_alive) {}
 
@@ -459,15 +466,6 @@ class processes_spawn {
     if (job.units == 0) return {};
     run_region run(job.units, true);
     run.header().budget = detail::read_memory_budget();
-    // The units and the supervisor are alive together: refuse up front what memory cannot hold.
-    const std::uint64_t processes = std::uint64_t{job.units} + 1;
-    if (processes > run.header().budget.max_processes) {
-      throw limit_error("processes/spawn: a graph of " + detail::with_thousands(job.units) +
-                        " units needs " + detail::with_thousands(processes) +
-                        " processes alive at once; " +
-                        detail::describe_memory_limit(run.header().budget.max_processes,
-                                                      run.header().budget));
-    }
     const graph_region graph(job);
     const pid_t caller = ::getpid();
     const pid_t supervisor = fork_or_throw(0);

@@ -315,7 +315,8 @@ class threads_pool {
       "directly if the current unit parks next (ping-pong and ring hand-offs skip the queue and "
       "wake nobody), else queued; graph mutexes are std::mutex held by the worker; the barrier "
       "is an atomic count whose last arriver sleeps `hold` on its worker, then requeues the "
-      "others through one self-requeuing launcher item; all waits block, none spin"};
+      "others through one self-requeuing launcher item; all waits block, none spin",
+      "condvar_round_trip"};
 
   explicit threads_pool(const model_config& config) : pool_(std::max(1u, config.workers)) {}
 

@@ -358,7 +358,8 @@ class threads_spawn {
       "a std::mutex with not-empty/not-full std::condition_variables, notified only when the "
       "peer waits; the mutex is a std::mutex; the barrier is a std::barrier whose completion "
       "step sleeps the hold; every wait blocks (the barrier and the start gate use libstdc++'s "
-      "atomic wait: a few spins and yields, then a futex)"};
+      "atomic wait: a few spins and yields, then a futex)",
+      "condvar_round_trip"};
 
   explicit threads_spawn(const model_config& config) : max_alive_(config.max_alive) {}
 

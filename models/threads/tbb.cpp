@@ -115,7 +115,8 @@ class threads_tbb {
       "task), else spawned; graph mutexes are tbb::mutex (blocking after TBB's short bounded "
       "spin); the barrier is an atomic count whose last arriver sleeps `hold` in its task, then "
       "resumes the others by a recursive split of task_group tasks; the caller waits in "
-      "task_group::wait (TBB's own spin-then-sleep)"};
+      "task_group::wait (TBB's own spin-then-sleep)",
+      "condvar_round_trip"};
 
   explicit threads_tbb(const model_config& config)
       : workers_(std::max(1u, config.workers)),

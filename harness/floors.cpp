@@ -1,0 +1,166 @@
+#include "harness/floors.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "models/floors/probes.hpp"
+
+namespace cmbench {
+namespace {
+
+std::string format_ns(double ns) {
+  char text[32];
+  if (ns >= 1e6) std::snprintf(text, sizeof(text), "%.2f ms", ns / 1e6);
+  else if (ns >= 1e3) std::snprintf(text, sizeof(text), "%.1f us", ns / 1e3);
+  else std::snprintf(text, sizeof(text), "%.1f ns", ns);
+  return text;
+}
+
+}  // namespace
+
+nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, int samples) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& p : floors::all_probes()) {
+    nlohmann::ordered_json row = {{"name", p.name}, {"what", p.what}, {"per", p.per}};
+    try {
+      const floors::measurement m = floors::measure(p, min_time, samples);
+      row["ns_per_op"] = m.ns_per_op;
+      row["samples_ns"] = m.samples_ns;
+      row["ops_per_sample"] = m.ops_per_sample;
+    } catch (const std::exception& e) {
+      row["error"] = e.what();
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+nlohmann::ordered_json measure_floors_in_child(std::chrono::nanoseconds min_time, int samples,
+                                               std::chrono::milliseconds timeout) {
+  auto failure = [](const std::string& why) { return nlohmann::ordered_json{{"error", why}}; };
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return failure(std::string("pipe: ") + std::strerror(errno));
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const std::string why = std::string("fork: ") + std::strerror(errno);
+    close(fds[0]);
+    close(fds[1]);
+    return failure(why);
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    setpgid(0, 0);  // so a timeout kills the probes' own children too
+    std::string text;
+    try {
+      text = measure_floors_here(min_time, samples).dump();
+    } catch (const std::exception& e) {
+      text = failure(e.what()).dump();
+    }
+    for (std::size_t done = 0; done < text.size();) {
+      const ssize_t n = write(fds[1], text.data() + done, text.size() - done);
+      if (n <= 0 && errno != EINTR) _exit(1);
+      if (n > 0) done += static_cast<std::size_t>(n);
+    }
+    _exit(0);
+  }
+  setpgid(pid, pid);
+  close(fds[1]);
+  std::string text;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timed_out = false;
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+    char buffer[4096];
+    const ssize_t n = read(fds[0], buffer, sizeof(buffer));
+    if (n == 0) break;
+    if (n > 0) text.append(buffer, static_cast<std::size_t>(n));
+  }
+  close(fds[0]);
+  kill(-pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (timed_out) return failure("the floors took longer than " + std::to_string(timeout.count() / 1000) + " s");
+  try {
+    return nlohmann::ordered_json::parse(text);
+  } catch (const std::exception&) {
+    return failure("the floors process ended without a result (status " + std::to_string(status) + ")");
+  }
+}
+
+nlohmann::ordered_json combine_floors(const nlohmann::ordered_json& before, const nlohmann::ordered_json& after) {
+  nlohmann::ordered_json probes = nlohmann::ordered_json::array();
+  nlohmann::ordered_json errors = nlohmann::ordered_json::array();
+  for (const auto* m : {&before, &after}) {
+    if (m->is_object() && m->contains("error")) errors.push_back(m->at("error"));
+  }
+  for (const auto& p : floors::all_probes()) {
+    nlohmann::ordered_json row = {{"name", p.name}, {"what", p.what}, {"per", p.per}};
+    std::vector<double> medians;
+    for (const auto& [key, m] : {std::pair{"before_ns", &before}, {"after_ns", &after}}) {
+      row[key] = nullptr;
+      if (!m->is_array()) continue;
+      for (const auto& q : *m) {
+        if (q.at("name") != p.name) continue;
+        if (q.contains("ns_per_op")) {
+          row[key] = q.at("ns_per_op");
+          medians.push_back(q.at("ns_per_op").get<double>());
+        } else if (q.contains("error")) {
+          errors.push_back(std::string(p.name) + ": " + q.at("error").get<std::string>());
+        }
+      }
+    }
+    row["ns_per_op"] = medians.empty() ? nlohmann::ordered_json(nullptr)
+                                       : nlohmann::ordered_json(*std::min_element(medians.begin(), medians.end()));
+    probes.push_back(std::move(row));
+  }
+  return {{"measured", "in a child process of cmbench run, just before and just after the trials; ns_per_op is "
+                       "the lower of the two medians"},
+          {"probes", probes},
+          {"errors", errors}};
+}
+
+std::map<std::string, double> floor_values(const nlohmann::ordered_json& floors) {
+  std::map<std::string, double> values;
+  if (!floors.is_object() || !floors.contains("probes")) return values;
+  for (const auto& p : floors.at("probes")) {
+    if (p.at("ns_per_op").is_number()) values[p.at("name").get<std::string>()] = p.at("ns_per_op").get<double>();
+  }
+  return values;
+}
+
+std::string floors_table(const nlohmann::ordered_json& measured) {
+  std::string out;
+  char line[512];
+  std::snprintf(line, sizeof(line), "%-24s %12s  %-11s %s\n", "floor", "median", "per", "what");
+  out += line;
+  if (!measured.is_array()) return out + "error: " + measured.value("error", std::string("no floors")) + "\n";
+  for (const auto& p : measured) {
+    const std::string figure = p.contains("ns_per_op") ? format_ns(p.at("ns_per_op").get<double>()) : "FAILED";
+    std::snprintf(line, sizeof(line), "%-24s %12s  %-11s %s\n", p.at("name").get<std::string>().c_str(),
+                  figure.c_str(), p.at("per").get<std::string>().c_str(),
+                  p.contains("error") ? p.at("error").get<std::string>().c_str()
+                                      : p.at("what").get<std::string>().c_str());
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace cmbench

@@ -1,0 +1,291 @@
+#include "models/floors/probes.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/channel.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tbb/task_arena.h>
+#include <tbb/task_group.h>
+
+namespace cmbench::floors {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+std::int64_t since(clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
+}
+
+[[noreturn]] void fail(const char* what) {
+  throw std::runtime_error(std::string(what) + ": " + std::strerror(errno));
+}
+
+std::int64_t thread_create_join(std::uint64_t n) {
+  std::atomic<std::uint64_t> ran{0};
+  const auto start = clock::now();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::thread t([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+    t.join();
+  }
+  return since(start);
+}
+
+std::int64_t fork_exit_wait(std::uint64_t n) {
+  const auto start = clock::now();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const pid_t pid = ::fork();
+    if (pid < 0) fail("fork");
+    if (pid == 0) ::_exit(0);
+    int status = 0;
+    if (::waitpid(pid, &status, 0) != pid) fail("waitpid");
+  }
+  return since(start);
+}
+
+// A hand-off between two threads through a mutex and condition variable, there and back.
+std::int64_t condvar_round_trip(std::uint64_t n) {
+  std::mutex m;
+  std::condition_variable cv;
+  int turn = 0;  // 0: the caller's, 1: the partner's, -1: stop
+  std::thread partner([&] {
+    std::unique_lock lock(m);
+    while (true) {
+      cv.wait(lock, [&] { return turn != 0; });
+      if (turn < 0) return;
+      turn = 0;
+      cv.notify_one();
+    }
+  });
+  const auto start = clock::now();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::unique_lock lock(m);
+    turn = 1;
+    cv.notify_one();
+    cv.wait(lock, [&] { return turn == 0; });
+  }
+  const std::int64_t ns = since(start);
+  {
+    std::lock_guard lock(m);
+    turn = -1;
+  }
+  cv.notify_one();
+  partner.join();
+  return ns;
+}
+
+// A byte through a pipe to another process and back.
+std::int64_t pipe_round_trip(std::uint64_t n) {
+  int there[2], back[2];
+  if (::pipe(there) != 0) fail("pipe");
+  if (::pipe(back) != 0) {
+    const int error = errno;
+    ::close(there[0]);
+    ::close(there[1]);
+    errno = error;
+    fail("pipe");
+  }
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(there[1]);  // or the read below never sees end-of-file
+    ::close(back[0]);
+    char c;
+    while (::read(there[0], &c, 1) == 1) {
+      if (::write(back[1], &c, 1) != 1) break;
+    }
+    ::_exit(0);
+  }
+  ::close(there[0]);
+  ::close(back[1]);
+  bool ok = pid > 0;
+  const int fork_error = errno;
+  char c = 'x';
+  const auto start = clock::now();
+  for (std::uint64_t i = 0; ok && i < n; ++i) {
+    ok = ::write(there[1], &c, 1) == 1 && ::read(back[0], &c, 1) == 1;
+  }
+  const std::int64_t ns = since(start);
+  const int io_error = errno;
+  ::close(there[1]);
+  ::close(back[0]);
+  if (pid > 0) ::waitpid(pid, nullptr, 0);
+  errno = pid > 0 ? io_error : fork_error;
+  if (!ok) fail(pid > 0 ? "pipe round trip" : "fork");
+  return ns;
+}
+
+// Handlers posted to one io_context on one thread, 1000 queued at a time: the cost of one post.
+std::int64_t asio_post(std::uint64_t n) {
+  asio::io_context io(1);
+  std::uint64_t ran = 0;
+  const auto start = clock::now();
+  for (std::uint64_t done = 0; done < n;) {
+    const std::uint64_t batch = std::min<std::uint64_t>(1000, n - done);
+    for (std::uint64_t i = 0; i < batch; ++i) asio::post(io, [&ran] { ++ran; });
+    io.run();
+    io.restart();
+    done += batch;
+  }
+  const std::int64_t ns = since(start);
+  if (ran != n) throw std::runtime_error("asio_post: lost handlers");
+  return ns;
+}
+
+// Two parties on one io_context and one thread, each posting the other when it runs: a round trip
+// is two dependent posts, the least a single-threaded event loop needs for a hand-off there and back.
+struct post_volley {
+  asio::io_context& io;
+  std::uint64_t remaining_halves;
+  void operator()() {
+    if (--remaining_halves > 0) asio::post(io, *this);
+  }
+};
+
+std::int64_t asio_post_round_trip(std::uint64_t n) {
+  asio::io_context io(1);
+  const auto start = clock::now();
+  asio::post(io, post_volley{io, 2 * n});
+  io.run();
+  return since(start);
+}
+
+asio::awaitable<void> empty_coroutine(std::uint64_t& ran) {
+  ++ran;
+  co_return;
+}
+
+std::int64_t asio_co_spawn(std::uint64_t n) {
+  asio::io_context io(1);
+  std::uint64_t ran = 0;
+  const auto start = clock::now();
+  for (std::uint64_t done = 0; done < n;) {
+    const std::uint64_t batch = std::min<std::uint64_t>(1000, n - done);
+    for (std::uint64_t i = 0; i < batch; ++i) asio::co_spawn(io, empty_coroutine(ran), asio::detached);
+    io.run();
+    io.restart();
+    done += batch;
+  }
+  const std::int64_t ns = since(start);
+  if (ran != n) throw std::runtime_error("asio_co_spawn: lost coroutines");
+  return ns;
+}
+
+// Two coroutines on one io_context thread handing a number there and back through two Asio
+// experimental channels of capacity 1, written the plain way (co_await async_send / async_receive):
+// what one hand-off costs in Asio's own channel and awaitable machinery.
+using number_channel = asio::experimental::channel<void(asio::error_code, std::uint64_t)>;
+
+asio::awaitable<void> serve(number_channel& there, number_channel& back, std::uint64_t n) {
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const std::uint64_t v = co_await there.async_receive(asio::use_awaitable);
+    co_await back.async_send(asio::error_code{}, v + 1, asio::use_awaitable);
+  }
+}
+
+asio::awaitable<void> volley(number_channel& there, number_channel& back, std::uint64_t n, std::uint64_t& sum) {
+  for (std::uint64_t i = 0; i < n; ++i) {
+    co_await there.async_send(asio::error_code{}, i, asio::use_awaitable);
+    sum += co_await back.async_receive(asio::use_awaitable);
+  }
+}
+
+std::int64_t asio_channel_round_trip(std::uint64_t n) {
+  asio::io_context io(1);
+  number_channel there(io, 1), back(io, 1);
+  std::uint64_t sum = 0;
+  std::exception_ptr failure;
+  auto keep = [&failure](std::exception_ptr e) {
+    if (e && !failure) failure = e;
+  };
+  const auto start = clock::now();
+  asio::co_spawn(io, serve(there, back, n), keep);
+  asio::co_spawn(io, volley(there, back, n, sum), keep);
+  io.run();
+  const std::int64_t ns = since(start);
+  if (failure) std::rethrow_exception(failure);
+  if (sum != n * (n + 1) / 2) throw std::runtime_error("asio_channel_round_trip: lost messages");
+  return ns;
+}
+
+// One arena for the process, like threads/tbb's: its workers stay alive between calls.
+std::int64_t tbb_task(std::uint64_t n) {
+  static tbb::task_arena arena(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  arena.initialize();
+  std::atomic<std::uint64_t> ran{0};
+  const auto start = clock::now();
+  arena.execute([&] {
+    tbb::task_group group;
+    for (std::uint64_t i = 0; i < n; ++i) group.run([&] { ran.fetch_add(1, std::memory_order_relaxed); });
+    group.wait();
+  });
+  const std::int64_t ns = since(start);
+  if (ran.load() != n) throw std::runtime_error("tbb_task: lost tasks");
+  return ns;
+}
+
+// Processes first: fork before this process has any helper threads (TBB's stay alive).
+constexpr probe probes[] = {
+    {"fork_exit_wait", "fork() a child that _exit()s at once, waitpid() it", "process", fork_exit_wait},
+    {"pipe_round_trip", "a byte written to another process through a pipe and written back", "round trip",
+     pipe_round_trip},
+    {"thread_create_join", "create a std::thread that does nothing, join it", "thread", thread_create_join},
+    {"condvar_round_trip", "a turn handed to another thread by mutex + condition_variable and handed back",
+     "round trip", condvar_round_trip},
+    {"asio_post", "asio::post of a handler to a one-thread io_context, 1000 queued at a time", "post",
+     asio_post},
+    {"asio_post_round_trip", "two handlers on one io_context thread posting each other: two dependent posts",
+     "round trip", asio_post_round_trip},
+    {"asio_channel_round_trip",
+     "two coroutines on one io_context thread: a number there and back through two Asio channels of capacity 1",
+     "round trip", asio_channel_round_trip},
+    {"asio_co_spawn", "co_spawn of an empty awaitable on a one-thread io_context, 1000 at a time", "coroutine",
+     asio_co_spawn},
+    {"tbb_task", "tbb::task_group::run of an empty task in an arena of every CPU", "task", tbb_task},
+};
+
+}  // namespace
+
+std::span<const probe> all_probes() { return probes; }
+
+const probe* find_probe(std::string_view name) {
+  for (const auto& p : probes) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+measurement measure(const probe& p, std::chrono::nanoseconds min_time, int samples) {
+  if (samples < 1) throw std::invalid_argument("floors: samples must be at least 1");
+  // Grow n until one sample is long enough; the growth runs double as warm-up.
+  std::uint64_t n = 1;
+  std::int64_t took = p.run(n);
+  while (took < min_time.count() && n < (std::uint64_t{1} << 40)) {
+    const double scale = took > 0 ? 1.4 * static_cast<double>(min_time.count()) / static_cast<double>(took) : 10;
+    n = std::max(n + 1, static_cast<std::uint64_t>(static_cast<double>(n) * std::min(scale, 10.0)));
+    took = p.run(n);
+  }
+  measurement m;
+  m.ops_per_sample = n;
+  for (int s = 0; s < samples; ++s) m.samples_ns.push_back(static_cast<double>(p.run(n)) / static_cast<double>(n));
+  std::vector<double> sorted = m.samples_ns;
+  std::sort(sorted.begin(), sorted.end());
+  const std::size_t k = sorted.size();
+  m.ns_per_op = k % 2 ? sorted[k / 2] : (sorted[k / 2 - 1] + sorted[k / 2]) / 2;
+  return m;
+}
+
+}  // namespace cmbench::floors

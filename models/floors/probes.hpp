@@ -1,0 +1,39 @@
+// The floors of each model's primitives: what one hand-off or one unit costs at the very least on
+// this machine (a condvar round trip between two threads, a pipe round trip between two
+// processes, a post to an event loop, a thread created and joined, ...). `cmbench run` measures
+// them in the same run as the workloads, so a backend can be read against its own floor; the
+// Google Benchmark binary cmbench_floors runs the same probes.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace cmbench::floors {
+
+struct probe {
+  std::string_view name;  // "condvar_round_trip"
+  std::string_view what;  // one line: what one operation is
+  std::string_view per;   // "round trip", "thread", "post", ...
+  // Performs n operations (n >= 1) and returns the nanoseconds they took, setup excluded.
+  // Throws std::runtime_error when a system call fails.
+  std::int64_t (*run)(std::uint64_t n);
+};
+
+std::span<const probe> all_probes();
+// nullptr when there is no probe of that name.
+const probe* find_probe(std::string_view name);
+
+struct measurement {
+  double ns_per_op = 0;            // the median of the samples
+  std::vector<double> samples_ns;  // ns per operation, one per sample
+  std::uint64_t ops_per_sample = 0;
+};
+
+// Calibrates n so one sample takes at least `min_time`, then takes `samples` samples of n
+// operations each.
+measurement measure(const probe& p, std::chrono::nanoseconds min_time, int samples);
+
+}  // namespace cmbench::floors
