@@ -324,10 +324,11 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
     warnings.push_back("oversubscribed: " + std::to_string(oversubscribed) + " runs use more workers than the " +
                        std::to_string(usable) + " CPUs this process may use");
   }
-  const auto load = system::load_average();
+  const auto& load = settings.load_before;
   if (!load.empty() && load[0] > 0.5 * usable) {
-    char text[128];
-    std::snprintf(text, sizeof(text), "the machine was busy: load average %.2f on %u CPUs", load[0], usable);
+    char text[160];
+    std::snprintf(text, sizeof(text), "the machine was busy before the run: load average %.2f on %u CPUs", load[0],
+                  usable);
     warnings.push_back(text);
   }
   if (const std::string g = system::governor(); g != "unknown" && g != "performance") {
@@ -348,6 +349,7 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
           {"cpu_scaling_enabled", system::governor() != "unknown" && system::governor() != "performance"},
           {"caches", nlohmann::ordered_json::array()},
           {"load_avg", load},
+          {"load_avg_after", system::load_average()},
           {"library_build_type", build_type == "Debug" ? "debug" : "release"},
           {"json_schema_version", json_schema_version},
           {"cmbench_version", CMBENCH_VERSION},

@@ -39,6 +39,9 @@ struct report_settings {
   int repetitions = 1;
   int warmup = 0;
   double timeout_seconds = 0;
+  // The 1/5/15-minute load averages before the first trial: other work on the machine. (At the
+  // end they mostly count the run's own trials: memory's thousands of units, for one.)
+  std::vector<double> load_before;
 };
 
 // The memory a trial's run added at its peak: PSS of every process of the trial, less before.

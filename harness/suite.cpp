@@ -152,6 +152,8 @@ int run_suite(const suite_options& options) {
     r.expected_checksum = it->second;
   }
 
+  const std::vector<double> load_before = system::load_average();
+
   // The floors, in a child process before and after the trials: their drift is visible too.
   auto floors_now = [&](const char* when) {
     if (!options.floors) return nlohmann::ordered_json(nullptr);
@@ -217,7 +219,7 @@ int run_suite(const suite_options& options) {
 
   report_settings settings{options.command_line, std::string(preset_name(options.chosen_preset)),
                            options.repetitions, options.warmup,
-                           static_cast<double>(options.timeout.count()) / 1000.0};
+                           static_cast<double>(options.timeout.count()) / 1000.0, load_before};
   nlohmann::ordered_json report = {{"context", build_context(settings, runs, floors)}, {"benchmarks", build_rows(runs)}};
   write_atomically(options.out, report.dump(2) + "\n");
 

@@ -53,10 +53,7 @@ std::vector<int> affinity() {
   return cpus;
 }
 
-unsigned usable_cpus() {
-  const auto n = affinity().size();
-  return n == 0 ? 1u : static_cast<unsigned>(n);
-}
+unsigned usable_cpus() { return usable_cpu_count(); }
 
 std::string cpu_model() {
   const std::string model = cpuinfo_field("model name");

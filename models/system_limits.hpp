@@ -4,6 +4,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -75,6 +76,16 @@ inline std::string with_thousands(std::uint64_t n) {
     out += digits[i];
   }
   return out;
+}
+
+// CPUs this process may run on (its affinity mask, which taskset and cgroups' cpusets narrow;
+// std::thread::hardware_concurrency counts the machine's). At least 1.
+inline unsigned usable_cpu_count() noexcept {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  const int n = CPU_COUNT(&set);
+  return n > 0 ? static_cast<unsigned>(n) : 1u;
 }
 
 }  // namespace cmbench

@@ -156,10 +156,10 @@ TEST(cli, report_has_google_benchmark_and_cmbench_fields) {
   const auto report = load(out);
   const auto& context = report.at("context");
   for (const char* key : {"date", "host_name", "num_cpus", "mhz_per_cpu", "cpu_scaling_enabled", "caches",
-                          "load_avg", "library_build_type", "json_schema_version", "cpu_model", "affinity",
+                          "load_avg", "load_avg_after", "library_build_type", "json_schema_version", "cpu_model", "affinity",
                           "governor", "kernel", "compiler", "compiler_flags", "build_type", "git_sha",
                           "library_versions", "warnings", "limits", "preset", "repetitions", "warmup",
-                          "timeout_seconds", "command_line"}) {
+                          "timeout_seconds", "command_line", "floors"}) {
     EXPECT_TRUE(context.contains(key)) << key;
   }
   EXPECT_EQ(context.at("json_schema_version"), 1);

@@ -1,5 +1,7 @@
 #include "models/floors/probes.hpp"
 
+#include "models/system_limits.hpp"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <asio/experimental/channel.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <cerrno>
@@ -184,6 +187,29 @@ std::int64_t asio_co_spawn(std::uint64_t n) {
   return ns;
 }
 
+// A coroutine that suspends and is resumed n times, each time by co_await asio::post: one post
+// plus one resumption of an awaitable frame, the least a coroutine hand-off can cost in Asio.
+asio::awaitable<void> yield_n(std::uint64_t n, std::uint64_t& resumed) {
+  const auto executor = co_await asio::this_coro::executor;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    co_await asio::post(executor, asio::use_awaitable);
+    ++resumed;
+  }
+}
+
+std::int64_t asio_coroutine_yield(std::uint64_t n) {
+  asio::io_context io(1);
+  std::uint64_t resumed = 0;
+  std::exception_ptr failure;
+  const auto start = clock::now();
+  asio::co_spawn(io, yield_n(n, resumed), [&failure](std::exception_ptr e) { failure = e; });
+  io.run();
+  const std::int64_t ns = since(start);
+  if (failure) std::rethrow_exception(failure);
+  if (resumed != n) throw std::runtime_error("asio_coroutine_yield: lost resumptions");
+  return ns;
+}
+
 // Two coroutines on one io_context thread handing a number there and back through two Asio
 // experimental channels of capacity 1, written the plain way (co_await async_send / async_receive):
 // what one hand-off costs in Asio's own channel and awaitable machinery.
@@ -223,7 +249,7 @@ std::int64_t asio_channel_round_trip(std::uint64_t n) {
 
 // One arena for the process, like threads/tbb's: its workers stay alive between calls.
 std::int64_t tbb_task(std::uint64_t n) {
-  static tbb::task_arena arena(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  static tbb::task_arena arena(static_cast<int>(usable_cpu_count()));
   arena.initialize();
   std::atomic<std::uint64_t> ran{0};
   const auto start = clock::now();
@@ -249,6 +275,8 @@ constexpr probe probes[] = {
      asio_post},
     {"asio_post_round_trip", "two handlers on one io_context thread posting each other: two dependent posts",
      "round trip", asio_post_round_trip},
+    {"asio_coroutine_yield", "a coroutine suspended and resumed by co_await asio::post on a one-thread io_context",
+     "resumption", asio_coroutine_yield},
     {"asio_channel_round_trip",
      "two coroutines on one io_context thread: a number there and back through two Asio channels of capacity 1",
      "round trip", asio_channel_round_trip},

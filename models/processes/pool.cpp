@@ -591,7 +591,7 @@ class processes_pool {
       : arena_(arena_bytes, false), pool_(arena_), owner_(::getpid()) {
     const unsigned count = std::max(config.workers, 1u);
     inherited_ = read_shared_mappings();
-    pool_.control().idle_spin = count <= std::thread::hardware_concurrency() ? idle_spin_rounds : 0;
+    pool_.control().idle_spin = count <= usable_cpu_count() ? idle_spin_rounds : 0;
     workers_.reserve(count);
     for (unsigned i = 0; i < count; ++i) {
       const pid_t pid = ::fork();

@@ -109,7 +109,8 @@ SCRIPT = r"""
 ENV_ORDER = [
     ("date", "date"), ("host_name", "host"), ("cpu_model", "CPU"), ("num_cpus", "CPUs"),
     ("mhz_per_cpu", "MHz per CPU"), ("affinity", "affinity (CPU ids)"), ("governor", "governor"),
-    ("cpu_scaling_enabled", "CPU frequency scaling"), ("load_avg", "load average"),
+    ("cpu_scaling_enabled", "CPU frequency scaling"), ("load_avg", "load average before"),
+    ("load_avg_after", "load average after"),
     ("kernel", "kernel"), ("compiler", "compiler"), ("compiler_flags", "compiler flags"),
     ("build_type", "build type"), ("library_build_type", "benchmark library build"),
     ("library_versions", "library versions"), ("cmbench_version", "cmbench version"),
@@ -117,6 +118,7 @@ ENV_ORDER = [
     ("json_schema_version", "JSON schema version"), ("preset", "preset"),
     ("repetitions", "repetitions"), ("warmup", "warm-up runs"),
     ("timeout_seconds", "timeout (s)"), ("limits", "system limits"),
+    ("floors", "primitive floors (this run)"),
     ("command_line", "command line"), ("executable", "executable"), ("caches", "caches"),
 ]
 
@@ -128,6 +130,22 @@ def esc(v):
 def _env_value(key, value):
     if value is None or value == "" or value == [] or value == {}:
         return '<span style="color:#999">not recorded</span>'
+    if key == "floors" and isinstance(value, dict):
+        # Each probe's floor, and its before/after medians: drift across the run shows here.
+        parts = []
+        for p in value.get("probes") or []:
+            if not isinstance(p, dict):
+                continue
+            ns = p.get("ns_per_op")
+            text = "%s %s per %s" % (p.get("name", "?"), S.fmt_time_ns(ns) if isinstance(ns, (int, float)) else "not measured",
+                                     p.get("per", "op"))
+            b, a = p.get("before_ns"), p.get("after_ns")
+            if isinstance(b, (int, float)) and isinstance(a, (int, float)):
+                text += " (before %s, after %s)" % (S.fmt_time_ns(b), S.fmt_time_ns(a))
+            parts.append(esc(text))
+        for e in value.get("errors") or []:
+            parts.append('<span style="color:#b00">%s</span>' % esc(e))
+        return "<br>".join(parts) or '<span style="color:#999">not recorded</span>'
     if key == "caches" and isinstance(value, list):
         parts = []
         for c in value:

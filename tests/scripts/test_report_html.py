@@ -86,7 +86,8 @@ class ReportPage(unittest.TestCase):
     def test_environment_and_raw_table(self):
         env = self.text[self.text.index('id="environment"'):self.text.index('id="rawsection"')]
         for value in ("AMD EPYC 7B13", "GNU 12.2.0", "-O3 -DNDEBUG", "3f9c2e1d0b7a", "tbb 2021.8.0",
-                      "pid_max 32768", "full.json", "failed.json"):
+                      "pid_max 32768", "full.json", "failed.json",
+                      "condvar_round_trip 64.1 µs per round trip (before 64.1 µs, after 66.9 µs)"):
             self.assertIn(value, env)
         raw = self.text[self.text.index('id="rawsection"'):]
         self.assertIn("io/processes/spawn/tasks:100000/wait_ms:100/workers:32/concurrency:0_median", raw)

@@ -1,11 +1,11 @@
 // mixed: N tasks, each R rounds of a wait then compute, with the compute fraction of a round as
 // the parameter: at 0% the tasks only wait (io's world, where event loops win), at 100% they only
 // compute (cpu's world, where parallel models win). Sweeping it shows where the winner changes.
-#include <sched.h>
 
 #include <algorithm>
 
 #include "workloads/kernels.hpp"
+#include "models/system_limits.hpp"
 #include "workloads/workload.hpp"
 
 namespace cmbench {
@@ -44,12 +44,6 @@ class mixed_run final : public prepared_run {
   std::uint64_t numbers_;
 };
 
-double usable_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  return sched_getaffinity(0, sizeof(set), &set) == 0 ? std::max(1, CPU_COUNT(&set)) : 1.0;
-}
-
 workload_entry make_mixed() {
   return workload_entry{
       .name = "mixed",
@@ -83,7 +77,7 @@ workload_entry make_mixed() {
         // over every CPU.
         const double chain_s = static_cast<double>(params.rounds * params.round_us) * 1e-6;
         const double compute_s =
-            static_cast<double>(params.tasks * params.rounds * params.compute_us()) * 1e-6 / usable_cpus();
+            static_cast<double>(params.tasks * params.rounds * params.compute_us()) * 1e-6 / static_cast<double>(usable_cpu_count());
         const double ideal_s = std::max(chain_s, compute_s);
         return std::map<std::string, double>{
             {"compute_fraction", static_cast<double>(params.compute_pct) / 100.0},
