@@ -36,6 +36,7 @@ nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, in
     try {
       const floors::measurement m = floors::measure(p, min_time, samples);
       row["ns_per_op"] = m.ns_per_op;
+      row["p50_ns"] = m.p50_ns >= 0 ? nlohmann::ordered_json(m.p50_ns) : nlohmann::ordered_json(nullptr);
       row["samples_ns"] = m.samples_ns;
       row["ops_per_sample"] = m.ops_per_sample;
     } catch (const std::exception& e) {
@@ -113,26 +114,35 @@ nlohmann::ordered_json combine_floors(const nlohmann::ordered_json& before, cons
   }
   for (const auto& p : floors::all_probes()) {
     nlohmann::ordered_json row = {{"name", p.name}, {"what", p.what}, {"per", p.per}};
-    std::vector<double> medians;
-    for (const auto& [key, m] : {std::pair{"before_ns", &before}, {"after_ns", &after}}) {
-      row[key] = nullptr;
+    std::vector<double> means, p50s;
+    for (const auto& [when, m] : {std::pair{"before", &before}, {"after", &after}}) {
+      row[std::string(when) + "_ns"] = nullptr;
+      row[std::string(when) + "_p50_ns"] = nullptr;
       if (!m->is_array()) continue;
       for (const auto& q : *m) {
         if (q.at("name") != p.name) continue;
         if (q.contains("ns_per_op")) {
-          row[key] = q.at("ns_per_op");
-          medians.push_back(q.at("ns_per_op").get<double>());
+          row[std::string(when) + "_ns"] = q.at("ns_per_op");
+          means.push_back(q.at("ns_per_op").get<double>());
+          if (q.contains("p50_ns") && q.at("p50_ns").is_number()) {
+            row[std::string(when) + "_p50_ns"] = q.at("p50_ns");
+            p50s.push_back(q.at("p50_ns").get<double>());
+          }
         } else if (q.contains("error")) {
           errors.push_back(std::string(p.name) + ": " + q.at("error").get<std::string>());
         }
       }
     }
-    row["ns_per_op"] = medians.empty() ? nlohmann::ordered_json(nullptr)
-                                       : nlohmann::ordered_json(*std::min_element(medians.begin(), medians.end()));
+    auto lowest = [](const std::vector<double>& v) {
+      return v.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(*std::min_element(v.begin(), v.end()));
+    };
+    row["ns_per_op"] = lowest(means);
+    row["p50_ns"] = lowest(p50s);
     probes.push_back(std::move(row));
   }
-  return {{"measured", "in a child process of cmbench run, just before and just after the trials; ns_per_op is "
-                       "the lower of the two medians"},
+  return {{"measured", "in a child process of cmbench run, just before and just after the trials, 3 samples "
+                       "each; ns_per_op is the lower of the two medians of the samples' means, p50_ns (probes timed "
+                       "one operation at a time) the lower of the two medians of every operation"},
           {"probes", probes},
           {"errors", errors}};
 }
@@ -141,7 +151,8 @@ std::map<std::string, double> floor_values(const nlohmann::ordered_json& floors)
   std::map<std::string, double> values;
   if (!floors.is_object() || !floors.contains("probes")) return values;
   for (const auto& p : floors.at("probes")) {
-    if (p.at("ns_per_op").is_number()) values[p.at("name").get<std::string>()] = p.at("ns_per_op").get<double>();
+    const auto& value = p.contains("p50_ns") && p.at("p50_ns").is_number() ? p.at("p50_ns") : p.at("ns_per_op");
+    if (value.is_number()) values[p.at("name").get<std::string>()] = value.get<double>();
   }
   return values;
 }
@@ -149,13 +160,15 @@ std::map<std::string, double> floor_values(const nlohmann::ordered_json& floors)
 std::string floors_table(const nlohmann::ordered_json& measured) {
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof(line), "%-24s %12s  %-11s %s\n", "floor", "median", "per", "what");
+  std::snprintf(line, sizeof(line), "%-24s %12s %12s  %-11s %s\n", "floor", "mean", "p50", "per", "what");
   out += line;
   if (!measured.is_array()) return out + "error: " + measured.value("error", std::string("no floors")) + "\n";
   for (const auto& p : measured) {
     const std::string figure = p.contains("ns_per_op") ? format_ns(p.at("ns_per_op").get<double>()) : "FAILED";
-    std::snprintf(line, sizeof(line), "%-24s %12s  %-11s %s\n", p.at("name").get<std::string>().c_str(),
-                  figure.c_str(), p.at("per").get<std::string>().c_str(),
+    const std::string p50 =
+        p.contains("p50_ns") && p.at("p50_ns").is_number() ? format_ns(p.at("p50_ns").get<double>()) : "-";
+    std::snprintf(line, sizeof(line), "%-24s %12s %12s  %-11s %s\n", p.at("name").get<std::string>().c_str(),
+                  figure.c_str(), p50.c_str(), p.at("per").get<std::string>().c_str(),
                   p.contains("error") ? p.at("error").get<std::string>().c_str()
                                       : p.at("what").get<std::string>().c_str());
     out += line;

@@ -11,7 +11,7 @@
 
 namespace cmbench {
 
-// Every probe measured in this process: [{name, what, per, ns_per_op, samples_ns, ops_per_sample}].
+// Every probe measured in this process: [{name, what, per, ns_per_op, p50_ns, samples_ns, ops_per_sample}].
 nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, int samples);
 
 // The same in a forked child, killed at `timeout`. Never throws: on failure returns
@@ -20,10 +20,12 @@ nlohmann::ordered_json measure_floors_in_child(std::chrono::nanoseconds min_time
                                                std::chrono::milliseconds timeout);
 
 // The report's context.floors from a measurement before and one after the trials: per probe
-// both medians and, as `ns_per_op`, the lower of them (a floor is what the primitive can do).
+// both figures and, as `ns_per_op` and `p50_ns`, the lower of them (a floor is what the
+// primitive can do).
 nlohmann::ordered_json combine_floors(const nlohmann::ordered_json& before, const nlohmann::ordered_json& after);
 
-// Probe name -> ns_per_op of a context.floors; empty when floors were not measured.
+// Probe name -> its floor in a context.floors: p50_ns where the probe has one (a median to set
+// against a workload's median), else ns_per_op; empty when floors were not measured.
 std::map<std::string, double> floor_values(const nlohmann::ordered_json& floors);
 
 // The table `cmbench floors` prints.

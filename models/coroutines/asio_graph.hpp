@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
@@ -149,12 +150,14 @@ class graph_channel {
   std::uint32_t parked_slot_ = 0;
 };
 
-// A job mutex on several loops: a concurrent channel of capacity 1 used as an async semaphore.
-// lock = try_send (the uncontended case: one short internal lock, no suspension), else park in
-// async_send; unlock = try_receive, which moves the oldest parked locker into the buffer and posts
-// its resumption to that unit's loop. The void() signature keeps the buffer a bare counter.
-using graph_mutex = asio::experimental::basic_concurrent_channel<
-    loop_executor, asio::experimental::channel_traits<>, void()>;
+// A job mutex on several loops: a std::mutex held by the loop thread for the critical section.
+// A unit never co_awaits while it holds one, so a lock is held only for the few instructions
+// between lock and unlock, and a contending loop waits that long, as a pool worker would. (An
+// async semaphore that parks the coroutine instead, a concurrent_channel<void()> of capacity 1,
+// took 3.4-4.1 us per update in contention's default run, with ~80,000 context switches: each
+// hand-off resumed the parked unit on its own loop, often asleep in the kernel, for a critical
+// section of ~20 ns.)
+using graph_mutex = std::mutex;
 
 // What each loop owns: timers are touched only by their loop's thread. They are made on first
 // use: the first timer of an io_context starts its reactor, and from then on the scheduler polls
@@ -201,10 +204,7 @@ class graph_state {
       channels_.emplace_back(loops[c % loop_count], job, slots + c * ring_bytes);
     }
     if constexpr (Shared) {
-      mutexes_.reserve(job.mutexes);
-      for (std::uint32_t m = 0; m < job.mutexes; ++m) {
-        mutexes_.emplace_back(loops[m % loop_count], 1);
-      }
+      mutexes_ = std::vector<graph_mutex>(job.mutexes);
     }
   }
 
@@ -275,10 +275,6 @@ class graph_state {
         c.signal.cancel();
         c.signal.close();
       }
-      for (auto& m : mutexes_) {
-        m.cancel();
-        m.close();
-      }
       release_barrier(here);
     } catch (...) {
       // no memory to post a cancel: that loop's barrier waiters stay parked; nothing better to do
@@ -291,11 +287,7 @@ class graph_state {
     if (aborted_.load(std::memory_order_acquire)) throw std::runtime_error("graph job aborted");
   }
 
-  void unlock(std::uint32_t m) {
-    if (!mutexes_[m].try_receive([](auto&&...) {})) {
-      throw std::logic_error("graph job: unlock of a mutex that is not locked");
-    }
-  }
+  void unlock(std::uint32_t m) { mutexes_[m].unlock(); }
 
  private:
   static void cancel_release(graph_loop& loop) {
@@ -343,11 +335,7 @@ loop_task<std::uint64_t> graph_unit(graph_state<Shared>& g, std::uint32_t unit, 
       case unit_op::lock:
         // One thread: nothing else runs between a unit's lock and unlock, since a unit never
         // co_awaits while it holds a mutex; the lock has nothing to do.
-        if constexpr (Shared) {
-          if (!g.mutex(action.target).try_send()) {
-            co_await g.mutex(action.target).async_send(use_loop_task);
-          }
-        }
+        if constexpr (Shared) g.mutex(action.target).lock();
         break;
       case unit_op::unlock:
         if constexpr (Shared) g.unlock(action.target);

@@ -18,9 +18,9 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(std::string(p.name).c_str(), [&p](benchmark::State& state) {
       try {
         // About a millisecond per batch: long enough to amortise waking a pool's workers.
-        const auto one = static_cast<double>(p.run(1));
+        const auto one = static_cast<double>(p.run(1, nullptr));
         const auto batch = static_cast<std::uint64_t>(std::max(1.0, 1e6 / std::max(one, 1.0)));
-        while (state.KeepRunningBatch(batch)) state.SetIterationTime(static_cast<double>(p.run(batch)) / 1e9);
+        while (state.KeepRunningBatch(batch)) state.SetIterationTime(static_cast<double>(p.run(batch, nullptr)) / 1e9);
       } catch (const std::exception& e) {
         state.SkipWithError(e.what());
       }

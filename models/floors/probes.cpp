@@ -15,6 +15,8 @@
 #include <asio/use_awaitable.hpp>
 #include <atomic>
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <condition_variable>
 #include <cstring>
 #include <exception>
@@ -34,11 +36,20 @@ std::int64_t since(clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
 }
 
+// Appends the time since `last` to `each` and returns now: one clock read per operation, which
+// only the microsecond probes afford.
+clock::time_point record(std::vector<std::uint32_t>* each, clock::time_point last) {
+  const auto now = clock::now();
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count();
+  each->push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(ns, UINT32_MAX)));
+  return now;
+}
+
 [[noreturn]] void fail(const char* what) {
   throw std::runtime_error(std::string(what) + ": " + std::strerror(errno));
 }
 
-std::int64_t thread_create_join(std::uint64_t n) {
+std::int64_t thread_create_join(std::uint64_t n, std::vector<std::uint32_t>*) {
   std::atomic<std::uint64_t> ran{0};
   const auto start = clock::now();
   for (std::uint64_t i = 0; i < n; ++i) {
@@ -48,7 +59,7 @@ std::int64_t thread_create_join(std::uint64_t n) {
   return since(start);
 }
 
-std::int64_t fork_exit_wait(std::uint64_t n) {
+std::int64_t fork_exit_wait(std::uint64_t n, std::vector<std::uint32_t>*) {
   const auto start = clock::now();
   for (std::uint64_t i = 0; i < n; ++i) {
     const pid_t pid = ::fork();
@@ -61,7 +72,7 @@ std::int64_t fork_exit_wait(std::uint64_t n) {
 }
 
 // A hand-off between two threads through a mutex and condition variable, there and back.
-std::int64_t condvar_round_trip(std::uint64_t n) {
+std::int64_t condvar_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
   std::mutex m;
   std::condition_variable cv;
   int turn = 0;  // 0: the caller's, 1: the partner's, -1: stop
@@ -75,11 +86,15 @@ std::int64_t condvar_round_trip(std::uint64_t n) {
     }
   });
   const auto start = clock::now();
+  auto last = start;
   for (std::uint64_t i = 0; i < n; ++i) {
-    std::unique_lock lock(m);
-    turn = 1;
-    cv.notify_one();
-    cv.wait(lock, [&] { return turn == 0; });
+    {
+      std::unique_lock lock(m);
+      turn = 1;
+      cv.notify_one();
+      cv.wait(lock, [&] { return turn == 0; });
+    }
+    if (each != nullptr) last = record(each, last);
   }
   const std::int64_t ns = since(start);
   {
@@ -92,7 +107,7 @@ std::int64_t condvar_round_trip(std::uint64_t n) {
 }
 
 // A byte through a pipe to another process and back.
-std::int64_t pipe_round_trip(std::uint64_t n) {
+std::int64_t pipe_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
   int there[2], back[2];
   if (::pipe(there) != 0) fail("pipe");
   if (::pipe(back) != 0) {
@@ -118,8 +133,10 @@ std::int64_t pipe_round_trip(std::uint64_t n) {
   const int fork_error = errno;
   char c = 'x';
   const auto start = clock::now();
+  auto last = start;
   for (std::uint64_t i = 0; ok && i < n; ++i) {
     ok = ::write(there[1], &c, 1) == 1 && ::read(back[0], &c, 1) == 1;
+    if (each != nullptr) last = record(each, last);
   }
   const std::int64_t ns = since(start);
   const int io_error = errno;
@@ -132,7 +149,7 @@ std::int64_t pipe_round_trip(std::uint64_t n) {
 }
 
 // Handlers posted to one io_context on one thread, 1000 queued at a time: the cost of one post.
-std::int64_t asio_post(std::uint64_t n) {
+std::int64_t asio_post(std::uint64_t n, std::vector<std::uint32_t>*) {
   asio::io_context io(1);
   std::uint64_t ran = 0;
   const auto start = clock::now();
@@ -158,7 +175,7 @@ struct post_volley {
   }
 };
 
-std::int64_t asio_post_round_trip(std::uint64_t n) {
+std::int64_t asio_post_round_trip(std::uint64_t n, std::vector<std::uint32_t>*) {
   asio::io_context io(1);
   const auto start = clock::now();
   asio::post(io, post_volley{io, 2 * n});
@@ -171,7 +188,7 @@ asio::awaitable<void> empty_coroutine(std::uint64_t& ran) {
   co_return;
 }
 
-std::int64_t asio_co_spawn(std::uint64_t n) {
+std::int64_t asio_co_spawn(std::uint64_t n, std::vector<std::uint32_t>*) {
   asio::io_context io(1);
   std::uint64_t ran = 0;
   const auto start = clock::now();
@@ -197,7 +214,7 @@ asio::awaitable<void> yield_n(std::uint64_t n, std::uint64_t& resumed) {
   }
 }
 
-std::int64_t asio_coroutine_yield(std::uint64_t n) {
+std::int64_t asio_coroutine_yield(std::uint64_t n, std::vector<std::uint32_t>*) {
   asio::io_context io(1);
   std::uint64_t resumed = 0;
   std::exception_ptr failure;
@@ -229,7 +246,7 @@ asio::awaitable<void> volley(number_channel& there, number_channel& back, std::u
   }
 }
 
-std::int64_t asio_channel_round_trip(std::uint64_t n) {
+std::int64_t asio_channel_round_trip(std::uint64_t n, std::vector<std::uint32_t>*) {
   asio::io_context io(1);
   number_channel there(io, 1), back(io, 1);
   std::uint64_t sum = 0;
@@ -248,7 +265,7 @@ std::int64_t asio_channel_round_trip(std::uint64_t n) {
 }
 
 // One arena for the process, like threads/tbb's: its workers stay alive between calls.
-std::int64_t tbb_task(std::uint64_t n) {
+std::int64_t tbb_task(std::uint64_t n, std::vector<std::uint32_t>*) {
   static tbb::task_arena arena(static_cast<int>(usable_cpu_count()));
   arena.initialize();
   std::atomic<std::uint64_t> ran{0};
@@ -267,10 +284,10 @@ std::int64_t tbb_task(std::uint64_t n) {
 constexpr probe probes[] = {
     {"fork_exit_wait", "fork() a child that _exit()s at once, waitpid() it", "process", fork_exit_wait},
     {"pipe_round_trip", "a byte written to another process through a pipe and written back", "round trip",
-     pipe_round_trip},
+     pipe_round_trip, true},
     {"thread_create_join", "create a std::thread that does nothing, join it", "thread", thread_create_join},
     {"condvar_round_trip", "a turn handed to another thread by mutex + condition_variable and handed back",
-     "round trip", condvar_round_trip},
+     "round trip", condvar_round_trip, true},
     {"asio_post", "asio::post of a handler to a one-thread io_context, 1000 queued at a time", "post",
      asio_post},
     {"asio_post_round_trip", "two handlers on one io_context thread posting each other: two dependent posts",
@@ -300,19 +317,28 @@ measurement measure(const probe& p, std::chrono::nanoseconds min_time, int sampl
   if (samples < 1) throw std::invalid_argument("floors: samples must be at least 1");
   // Grow n until one sample is long enough; the growth runs double as warm-up.
   std::uint64_t n = 1;
-  std::int64_t took = p.run(n);
+  std::int64_t took = p.run(n, nullptr);
   while (took < min_time.count() && n < (std::uint64_t{1} << 40)) {
     const double scale = took > 0 ? 1.4 * static_cast<double>(min_time.count()) / static_cast<double>(took) : 10;
     n = std::max(n + 1, static_cast<std::uint64_t>(static_cast<double>(n) * std::min(scale, 10.0)));
-    took = p.run(n);
+    took = p.run(n, nullptr);
   }
   measurement m;
   m.ops_per_sample = n;
-  for (int s = 0; s < samples; ++s) m.samples_ns.push_back(static_cast<double>(p.run(n)) / static_cast<double>(n));
+  std::vector<std::uint32_t> each;
+  if (p.timed_each) each.reserve(n * static_cast<std::uint64_t>(samples));
+  for (int s = 0; s < samples; ++s) {
+    m.samples_ns.push_back(static_cast<double>(p.run(n, p.timed_each ? &each : nullptr)) / static_cast<double>(n));
+  }
   std::vector<double> sorted = m.samples_ns;
   std::sort(sorted.begin(), sorted.end());
   const std::size_t k = sorted.size();
   m.ns_per_op = k % 2 ? sorted[k / 2] : (sorted[k / 2 - 1] + sorted[k / 2]) / 2;
+  if (!each.empty()) {
+    auto middle = each.begin() + static_cast<std::ptrdiff_t>(each.size() / 2);
+    std::nth_element(each.begin(), middle, each.end());
+    m.p50_ns = *middle;
+  }
   return m;
 }
 

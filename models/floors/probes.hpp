@@ -17,9 +17,13 @@ struct probe {
   std::string_view name;  // "condvar_round_trip"
   std::string_view what;  // one line: what one operation is
   std::string_view per;   // "round trip", "thread", "post", ...
-  // Performs n operations (n >= 1) and returns the nanoseconds they took, setup excluded.
+  // Performs n operations (n >= 1) and returns the nanoseconds they took, setup excluded. With
+  // `each` (probes with timed_each only), also appends every operation's own nanoseconds.
   // Throws std::runtime_error when a system call fails.
-  std::int64_t (*run)(std::uint64_t n);
+  std::int64_t (*run)(std::uint64_t n, std::vector<std::uint32_t>* each);
+  // Operations slow enough (microseconds) to time one by one without distorting them: their
+  // median is measured too, to set against a workload's median of the same hand-off.
+  bool timed_each = false;
 };
 
 std::span<const probe> all_probes();
@@ -27,7 +31,8 @@ std::span<const probe> all_probes();
 const probe* find_probe(std::string_view name);
 
 struct measurement {
-  double ns_per_op = 0;            // the median of the samples
+  double ns_per_op = 0;            // the median of the samples' means
+  double p50_ns = -1;              // timed_each probes: the median operation of all samples; else -1
   std::vector<double> samples_ns;  // ns per operation, one per sample
   std::uint64_t ops_per_sample = 0;
 };

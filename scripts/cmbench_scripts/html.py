@@ -139,6 +139,8 @@ def _env_value(key, value):
             ns = p.get("ns_per_op")
             text = "%s %s per %s" % (p.get("name", "?"), S.fmt_time_ns(ns) if isinstance(ns, (int, float)) else "not measured",
                                      p.get("per", "op"))
+            if isinstance(p.get("p50_ns"), (int, float)):
+                text += ", median %s" % S.fmt_time_ns(p["p50_ns"])
             b, a = p.get("before_ns"), p.get("after_ns")
             if isinstance(b, (int, float)) and isinstance(a, (int, float)):
                 text += " (before %s, after %s)" % (S.fmt_time_ns(b), S.fmt_time_ns(a))
