@@ -33,7 +33,10 @@ Constraints; a model that breaks one is ranked after every model that does not:
   - correctness: a run of the model in any workload whose checksum differed from
     serial/baseline's excludes it ("wrong result"); only ok runs are ever cited.
 serial/baseline is ranked too: on one CPU with nothing to wait for, it can be the answer.
-With `objective: latency` the measured latency ranks first and T_wave breaks ties.
+With `objective: latency` the measured latency ranks first and T_wave breaks ties, when it is
+a server's latency. When only pingpong's lower bounds stand in, they decide who meets the target
+but not the order (a pool hands a pingpong peer off on one worker, a server request wakes a
+thread in every model): T_wave ranks the models that meet it, and the bound breaks ties.
 
 A model the report lacks evidence for is listed as not rankable, with the `cmbench run`
 command that would measure it. "What would change the answer" re-runs the ranking with
@@ -180,6 +183,7 @@ class Assessment:
         self.t_lo = None
         self.t_hi = None
         self.latency_ns = None
+        self.latency_is_bound = False  # the latency is a pingpong stand-in, not a server's
         self.memory_bytes = None
 
     @property
@@ -193,7 +197,8 @@ class Assessment:
     def to_json(self):
         return {"model": self.model, "estimate_ms": self.t_wave,
                 "estimate_interval_ms": [self.t_lo, self.t_hi],
-                "latency_ns": self.latency_ns, "memory_bytes": self.memory_bytes,
+                "latency_ns": self.latency_ns, "latency_is_lower_bound": self.latency_is_bound,
+                "memory_bytes": self.memory_bytes,
                 "excluded_by": self.problems, "unproven": self.unproven,
                 "missing": self.missing,
                 "evidence": [e.to_json() for e in self.evidence]}
@@ -375,6 +380,7 @@ def _latency_evidence(res, model, profile, a):
         a.needs.append(Need("server", params, model, "latency at p%g" % q))
         return None
     pts, note, extra = source
+    a.latency_is_bound = pts[0].workload == "pingpong"
     p = min(pts, key=lambda x: x.latency["percentiles_ns"].get(q, math.inf))
     pcts = p.latency["percentiles_ns"]
     use_q = q if q in pcts else min((k for k in pcts if k >= q), default=max(pcts))
@@ -433,8 +439,17 @@ def assess(res, profile, cpus):
         out.append(a)
 
     def key(a):
-        if profile["objective"] == "latency":
+        if profile["objective"] == "latency" and not a.latency_is_bound:
             primary = a.latency_ns if a.latency_ns is not None else math.inf
+        elif profile["objective"] == "latency":
+            # Only pingpong's lower bounds: they decide whether a model can meet the target (a
+            # model whose bound misses it is already ranked after), not the order of those that
+            # can. Pools hand a pingpong peer off on one worker and spawn models wake a thread
+            # per hop, while a server wakes something for every request in every model. The
+            # estimate orders them; the bound breaks ties.
+            primary = a.t_wave if a.t_wave is not None else math.inf
+            return (a.group, primary, a.latency_ns if a.latency_ns is not None else math.inf,
+                    R.model_sort_key(a.model))
         else:
             primary = a.t_wave if a.t_wave is not None else math.inf
         return (a.group, primary, a.t_wave if a.t_wave is not None else math.inf, R.model_sort_key(a.model))
@@ -452,9 +467,11 @@ def what_would_change(res, profile, cpus, ranked):
     if not scored:
         return out
     top = scored[0]
+    # With only pingpong's bounds for latency, the estimate orders the models as for throughput.
+    by_estimate = profile["objective"] == "throughput" or top.latency_is_bound
     if len(scored) > 1:
         second = scored[1]
-        if profile["objective"] == "throughput" and second.t_lo is not None and top.t_hi is not None \
+        if by_estimate and second.t_lo is not None and top.t_hi is not None \
                 and second.t_lo <= top.t_hi:
             for e in top.evidence + second.evidence:
                 pt = res.find_by_name(e.rows[0]) if e.rows else None
@@ -467,7 +484,7 @@ def what_would_change(res, profile, cpus, ranked):
                        "repetitions could swap them." % (
                            top.model, second.model, S.fmt_time_ns(top.t_lo * 1e6), S.fmt_time_ns(top.t_hi * 1e6),
                            S.fmt_time_ns(second.t_lo * 1e6), S.fmt_time_ns(second.t_hi * 1e6)))
-        elif profile["objective"] == "throughput" and second.t_wave and top.t_wave:
+        elif by_estimate and second.t_wave and top.t_wave:
             out.append("%s leads %s by %s on the estimate." % (top.model, second.model,
                                                              S.fmt_ratio(second.t_wave / top.t_wave)))
         elif profile["objective"] == "latency" and top.latency_ns and second.latency_ns:
@@ -604,7 +621,13 @@ def to_text(result, res):
             lines.append("warning: %s" % w)
     lines.append("")
     n = p["concurrent_requests"]
-    if p["objective"] == "latency":
+    bound_only = any(a.latency_is_bound for a in result["ranking"])
+    if p["objective"] == "latency" and bound_only:
+        lines.append("No server runs: pingpong round trips stand in as lower bounds on a request's p%g "
+                     "latency. They decide who can meet the target, not the order: ranking those by the "
+                     "estimated time for a wave of %s requests (lower is better), the bound breaking ties:"
+                     % (p["latency_percentile"], S.fmt_int(n)))
+    elif p["objective"] == "latency":
         lines.append("Ranking by measured p%g latency (lower is better); the estimated time for a "
                      "wave of %s requests breaks ties:" % (p["latency_percentile"], S.fmt_int(n)))
     else:

@@ -74,6 +74,31 @@ class ShippedProfiles(unittest.TestCase):
         self.assertEqual(serial["status"], "not rankable")
 
 
+    def test_pingpong_bounds_gate_the_target_but_the_estimate_orders(self):
+        # No server runs: pingpong's round trips are only lower bounds. A pool's peer runs next on
+        # the same worker, so ordering by them would rank pools first for a reason no server has.
+        tmp = TempDir()
+        try:
+            doc = load_json(fixture("latency.json"))
+            doc["benchmarks"] = [r for r in doc["benchmarks"] if r["workload"] == "pingpong"]
+            pingpong_only = tmp.join("pingpong.json")
+            with open(pingpong_only, "w") as f:
+                json.dump(doc, f)
+            proc, out = advise_json(fixture("full.json"), pingpong_only, "--profile", "latency-server")
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            ranked = [r for r in out["ranking"] if r["status"] == "ranked"]
+            self.assertGreater(len(ranked), 2)
+            self.assertTrue(all(r["latency_is_lower_bound"] for r in ranked))
+            estimates = [r["estimate_ms"] for r in ranked]
+            self.assertEqual(estimates, sorted(estimates))
+            latencies = [r["latency_ns"] for r in ranked]
+            self.assertNotEqual(latencies, sorted(latencies))  # the fixture's bounds order them otherwise
+            text = run_script("advise", fixture("full.json"), pingpong_only, "--profile", "latency-server")
+            self.assertIn("No server runs: pingpong round trips stand in as lower bounds", text.stdout)
+        finally:
+            tmp.cleanup()
+
+
 class EvidenceIsCited(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
