@@ -39,6 +39,8 @@ nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, in
       row["p50_ns"] = m.p50_ns >= 0 ? nlohmann::ordered_json(m.p50_ns) : nlohmann::ordered_json(nullptr);
       row["samples_ns"] = m.samples_ns;
       row["ops_per_sample"] = m.ops_per_sample;
+    } catch (const floors::not_applicable& e) {
+      row["skipped"] = e.what();
     } catch (const std::exception& e) {
       row["error"] = e.what();
     }
@@ -130,6 +132,8 @@ nlohmann::ordered_json combine_floors(const nlohmann::ordered_json& before, cons
           }
         } else if (q.contains("error")) {
           errors.push_back(std::string(p.name) + ": " + q.at("error").get<std::string>());
+        } else if (q.contains("skipped")) {
+          row["skipped"] = q.at("skipped");
         }
       }
     }
@@ -160,17 +164,20 @@ std::map<std::string, double> floor_values(const nlohmann::ordered_json& floors)
 std::string floors_table(const nlohmann::ordered_json& measured) {
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof(line), "%-24s %12s %12s  %-11s %s\n", "floor", "mean", "p50", "per", "what");
+  std::snprintf(line, sizeof(line), "%-29s %10s %10s  %-11s %s\n", "floor", "mean", "p50", "per", "what");
   out += line;
   if (!measured.is_array()) return out + "error: " + measured.value("error", std::string("no floors")) + "\n";
   for (const auto& p : measured) {
-    const std::string figure = p.contains("ns_per_op") ? format_ns(p.at("ns_per_op").get<double>()) : "FAILED";
+    const std::string figure = p.contains("ns_per_op") ? format_ns(p.at("ns_per_op").get<double>())
+                               : p.contains("skipped")  ? "skipped"
+                                                        : "FAILED";
     const std::string p50 =
         p.contains("p50_ns") && p.at("p50_ns").is_number() ? format_ns(p.at("p50_ns").get<double>()) : "-";
-    std::snprintf(line, sizeof(line), "%-24s %12s %12s  %-11s %s\n", p.at("name").get<std::string>().c_str(),
+    std::snprintf(line, sizeof(line), "%-29s %10s %10s  %-11s %s\n", p.at("name").get<std::string>().c_str(),
                   figure.c_str(), p50.c_str(), p.at("per").get<std::string>().c_str(),
-                  p.contains("error") ? p.at("error").get<std::string>().c_str()
-                                      : p.at("what").get<std::string>().c_str());
+                  p.contains("error")     ? p.at("error").get<std::string>().c_str()
+                  : p.contains("skipped") ? p.at("skipped").get<std::string>().c_str()
+                                          : p.at("what").get<std::string>().c_str());
     out += line;
   }
   return out;

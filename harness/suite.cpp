@@ -255,8 +255,22 @@ std::string summary_table(const std::vector<run_record>& runs) {
     out << "\n";
     group_floors.clear();
   };
+  // One block per workload and parameter combination, every model in it, in the order the
+  // combinations first appear (runs are listed model by model).
+  std::vector<std::string> group_of;
+  std::map<std::string, std::size_t> first_seen;
   for (const auto& r : runs) {
-    const std::string group = r.workload->name + "  " + params_label(*r.workload, r.params);
+    group_of.push_back(r.workload->name + "  " + params_label(*r.workload, r.params));
+    first_seen.emplace(group_of.back(), first_seen.size());
+  }
+  std::vector<std::size_t> order(runs.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return first_seen.at(group_of[a]) < first_seen.at(group_of[b]);
+  });
+  for (const std::size_t index : order) {
+    const run_record& r = runs[index];
+    const std::string& group = group_of[index];
     if (group != current) {
       end_group();
       current = group;

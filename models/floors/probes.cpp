@@ -2,6 +2,7 @@
 
 #include "models/system_limits.hpp"
 
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -71,43 +73,115 @@ std::int64_t fork_exit_wait(std::uint64_t n, std::vector<std::uint32_t>*) {
   return since(start);
 }
 
+// Where the two ends of a round trip run: wherever the scheduler puts them, both on one CPU, or
+// on two different CPUs. On a virtual machine a wake-up across CPUs can cost several times one on
+// the same CPU (an idle vCPU must be woken by the host), and an unpinned round trip lands on
+// either: the pinned variants show both.
+enum class placement { any, same_cpu, cross_cpu };
+
+// The CPUs the caller's end (first) and the partner's end (second) run on, chosen from this
+// thread's affinity before either end is pinned; -1: unpinned.
+std::pair<int, int> cpus_for(placement where) {
+  if (where == placement::any) return {-1, -1};
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (::sched_getaffinity(0, sizeof(mask), &mask) != 0) fail("sched_getaffinity");
+  int cpus[2] = {-1, -1};
+  for (int cpu = 0, found = 0; cpu < CPU_SETSIZE && found < 2; ++cpu) {
+    if (CPU_ISSET(cpu, &mask)) cpus[found++] = cpu;
+  }
+  if (where == placement::same_cpu) return {cpus[0], cpus[0]};
+  if (cpus[1] < 0) throw not_applicable("needs two CPUs to run its ends on different CPUs");
+  return {cpus[0], cpus[1]};
+}
+
+// Pins the calling thread to `cpu` (-1: leaves it) for the lifetime of this object, then
+// restores its mask.
+class pinned {
+ public:
+  explicit pinned(int cpu) {
+    if (cpu < 0) return;
+    CPU_ZERO(&saved_);
+    if (::sched_getaffinity(0, sizeof(saved_), &saved_) != 0) fail("sched_getaffinity");
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (::sched_setaffinity(0, sizeof(one), &one) != 0) fail("sched_setaffinity");
+    restore_ = true;
+  }
+  ~pinned() {
+    if (restore_) ::sched_setaffinity(0, sizeof(saved_), &saved_);
+  }
+  pinned(const pinned&) = delete;
+  pinned& operator=(const pinned&) = delete;
+
+ private:
+  cpu_set_t saved_{};
+  bool restore_ = false;
+};
+
 // A hand-off between two threads through a mutex and condition variable, there and back.
-std::int64_t condvar_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
+std::int64_t condvar_round_trip_on(placement where, std::uint64_t n, std::vector<std::uint32_t>* each) {
+  const auto [caller_cpu, partner_cpu] = cpus_for(where);
+  const pinned caller_pin(caller_cpu);
   std::mutex m;
   std::condition_variable cv;
-  int turn = 0;  // 0: the caller's, 1: the partner's, -1: stop
-  std::thread partner([&] {
+  int turn = 0;  // 0: the caller's, 1: the partner's, -1: stop, -2: the partner failed
+  std::exception_ptr partner_failure;
+  std::thread partner([&, partner_cpu = partner_cpu] {
     std::unique_lock lock(m);
-    while (true) {
-      cv.wait(lock, [&] { return turn != 0; });
-      if (turn < 0) return;
-      turn = 0;
+    try {
+      const pinned partner_pin(partner_cpu);  // the thread ends unpinned with it
+      while (true) {
+        cv.wait(lock, [&] { return turn != 0; });
+        if (turn < 0) return;
+        turn = 0;
+        cv.notify_one();
+      }
+    } catch (...) {
+      partner_failure = std::current_exception();
+      turn = -2;  // failed: the caller stops waiting
       cv.notify_one();
     }
   });
   const auto start = clock::now();
   auto last = start;
-  for (std::uint64_t i = 0; i < n; ++i) {
+  bool failed = false;
+  for (std::uint64_t i = 0; i < n && !failed; ++i) {
     {
       std::unique_lock lock(m);
-      turn = 1;
-      cv.notify_one();
-      cv.wait(lock, [&] { return turn == 0; });
+      if (turn == 0) {
+        turn = 1;
+        cv.notify_one();
+      }
+      cv.wait(lock, [&] { return turn != 1; });
+      failed = turn < 0;
     }
     if (each != nullptr) last = record(each, last);
   }
   const std::int64_t ns = since(start);
   {
     std::lock_guard lock(m);
-    turn = -1;
+    if (turn == 0) turn = -1;
   }
   cv.notify_one();
   partner.join();
+  if (partner_failure) std::rethrow_exception(partner_failure);
   return ns;
 }
 
+// The far end of a pipe round trip: echoes every byte until end-of-file.
+void run_partner(int from, int to) {
+  char c;
+  while (::read(from, &c, 1) == 1) {
+    if (::write(to, &c, 1) != 1) break;
+  }
+}
+
 // A byte through a pipe to another process and back.
-std::int64_t pipe_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
+std::int64_t pipe_round_trip_on(placement where, std::uint64_t n, std::vector<std::uint32_t>* each) {
+  const auto [caller_cpu, partner_cpu] = cpus_for(where);
+  const pinned caller_pin(caller_cpu);
   int there[2], back[2];
   if (::pipe(there) != 0) fail("pipe");
   if (::pipe(back) != 0) {
@@ -121,9 +195,11 @@ std::int64_t pipe_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) 
   if (pid == 0) {
     ::close(there[1]);  // or the read below never sees end-of-file
     ::close(back[0]);
-    char c;
-    while (::read(there[0], &c, 1) == 1) {
-      if (::write(back[1], &c, 1) != 1) break;
+    try {
+      const pinned partner_pin(partner_cpu);  // stays pinned until _exit
+      run_partner(there[0], back[1]);
+    } catch (...) {
+      ::_exit(1);
     }
     ::_exit(0);
   }
@@ -280,14 +356,41 @@ std::int64_t tbb_task(std::uint64_t n, std::vector<std::uint32_t>*) {
   return ns;
 }
 
+std::int64_t condvar_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  return condvar_round_trip_on(placement::any, n, each);
+}
+std::int64_t condvar_round_trip_same_cpu(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  return condvar_round_trip_on(placement::same_cpu, n, each);
+}
+std::int64_t condvar_round_trip_cross_cpu(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  return condvar_round_trip_on(placement::cross_cpu, n, each);
+}
+std::int64_t pipe_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  return pipe_round_trip_on(placement::any, n, each);
+}
+std::int64_t pipe_round_trip_same_cpu(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  return pipe_round_trip_on(placement::same_cpu, n, each);
+}
+std::int64_t pipe_round_trip_cross_cpu(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  return pipe_round_trip_on(placement::cross_cpu, n, each);
+}
+
 // Processes first: fork before this process has any helper threads (TBB's stay alive).
 constexpr probe probes[] = {
     {"fork_exit_wait", "fork() a child that _exit()s at once, waitpid() it", "process", fork_exit_wait},
     {"pipe_round_trip", "a byte written to another process through a pipe and written back", "round trip",
      pipe_round_trip, true},
+    {"pipe_round_trip_same_cpu", "the same with both processes pinned to one CPU", "round trip",
+     pipe_round_trip_same_cpu, true},
+    {"pipe_round_trip_cross_cpu", "the same with the processes pinned to two different CPUs", "round trip",
+     pipe_round_trip_cross_cpu, true},
     {"thread_create_join", "create a std::thread that does nothing, join it", "thread", thread_create_join},
     {"condvar_round_trip", "a turn handed to another thread by mutex + condition_variable and handed back",
      "round trip", condvar_round_trip, true},
+    {"condvar_round_trip_same_cpu", "the same with both threads pinned to one CPU", "round trip",
+     condvar_round_trip_same_cpu, true},
+    {"condvar_round_trip_cross_cpu", "the same with the threads pinned to two different CPUs", "round trip",
+     condvar_round_trip_cross_cpu, true},
     {"asio_post", "asio::post of a handler to a one-thread io_context, 1000 queued at a time", "post",
      asio_post},
     {"asio_post_round_trip", "two handlers on one io_context thread posting each other: two dependent posts",

@@ -8,10 +8,18 @@
 #include <chrono>
 #include <cstdint>
 #include <span>
+#include <stdexcept>
 #include <string_view>
 #include <vector>
 
 namespace cmbench::floors {
+
+// A probe that cannot run on this machine (the cross-CPU round trips on one CPU) throws this:
+// not a failure, nothing to measure.
+class not_applicable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct probe {
   std::string_view name;  // "condvar_round_trip"
