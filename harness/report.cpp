@@ -155,9 +155,9 @@ nlohmann::ordered_json identity(const run_record& r) {
           {"family", r.model->info.family},
           {"variant", r.model->info.variant},
           {"mechanism", r.model->info.mechanism},
-          {"round_trip_floor", r.model->info.round_trip_floor.empty()
-                                   ? nlohmann::ordered_json(nullptr)
-                                   : nlohmann::ordered_json(r.model->info.round_trip_floor)},
+          {"round_trip_floor", !r.round_trip_floor.empty()               ? nlohmann::ordered_json(r.round_trip_floor)
+                               : r.model->info.round_trip_floor.empty() ? nlohmann::ordered_json(nullptr)
+                                                                        : nlohmann::ordered_json(r.model->info.round_trip_floor)},
           {"params", r.params},
           {"expected_checksum", hex(r.expected_checksum)}};
 }

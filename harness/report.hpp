@@ -26,7 +26,8 @@ struct run_record {
   std::vector<std::string> skipped;  // for repetitions not run: why (index = repetition - trials.size())
   std::size_t family_index = 0;
   std::size_t instance_index = 0;
-  double round_trip_floor_ns = 0;  // the model's round_trip_floor measured in this run; 0: not measured
+  std::string round_trip_floor;    // the probe the model's round trips are read against in this run
+  double round_trip_floor_ns = 0;  // its floor measured in this run; 0: not measured
 
   std::string run_name() const;
   std::size_t repetitions() const { return trials.size() + skipped.size(); }

@@ -131,6 +131,8 @@ struct model_info {
   std::string_view mechanism;    // how units, waits and results travel, written into every row
   // The floor probe (models/floors/probes.hpp) a hand-off between two of this model's units is
   // read against: a round trip of its own primitive with nothing else in the way. Empty: none.
+  // Units that block run on different CPUs when they can, so theirs is a `_cross_cpu` round trip
+  // (the harness falls back to the unpinned one on a machine with one CPU).
   std::string_view round_trip_floor = {};
 };
 

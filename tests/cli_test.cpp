@@ -299,7 +299,10 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
       EXPECT_FALSE(metrics.contains("p50_over_floor"));
       continue;
     }
-    const std::string floor = model == "threads/spawn" ? "condvar_round_trip" : "asio_post_round_trip";
+    // Blocking units are read against the round trip across two CPUs (unpinned on one CPU).
+    const std::string floor = model == "coroutines/asio" ? "asio_post_round_trip"
+                              : two_cpus                 ? "condvar_round_trip_cross_cpu"
+                                                         : "condvar_round_trip";
     EXPECT_EQ(row.at("round_trip_floor"), floor);
     EXPECT_DOUBLE_EQ(metrics.at("round_trip_floor_ns").get<double>(), measured.at(floor));
     if (row.at("run_type") == "iteration") {

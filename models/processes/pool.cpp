@@ -585,7 +585,7 @@ class processes_pool {
       "arriver sleeps the hold then requeues every unit. Waits block: a unit waiting on a channel "
       "or the barrier is parked, never spun on (an idle worker polls the ring ~50 us before its "
       "futex sleep, only when every worker has a CPU)",
-      "pipe_round_trip"};
+      "pipe_round_trip_cross_cpu"};
 
   explicit processes_pool(const model_config& config)
       : arena_(arena_bytes, false), pool_(arena_), owner_(::getpid()) {

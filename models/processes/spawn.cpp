@@ -443,7 +443,7 @@ class processes_spawn {
       "futex mutex (no system call uncontended); the barrier is a counter plus a generation "
       "futex word, the last arriver sleeping the hold; every wait blocks in FUTEX_WAIT (no "
       "spinning)",
-      "pipe_round_trip"};
+      "pipe_round_trip_cross_cpu"};
 
   explicit processes_spawn(const model_config& config) : max_alive_(config.max_alive) {}
 

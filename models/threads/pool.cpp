@@ -316,7 +316,7 @@ class threads_pool {
       "wake nobody), else queued; graph mutexes are std::mutex held by the worker; the barrier "
       "is an atomic count whose last arriver sleeps `hold` on its worker, then requeues the "
       "others through one self-requeuing launcher item; all waits block, none spin",
-      "condvar_round_trip"};
+      "condvar_round_trip_cross_cpu"};
 
   explicit threads_pool(const model_config& config) : pool_(std::max(1u, config.workers)) {}
 

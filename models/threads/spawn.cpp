@@ -359,7 +359,7 @@ class threads_spawn {
       "peer waits; the mutex is a std::mutex; the barrier is a std::barrier whose completion "
       "step sleeps the hold; every wait blocks (the barrier and the start gate use libstdc++'s "
       "atomic wait: a few spins and yields, then a futex)",
-      "condvar_round_trip"};
+      "condvar_round_trip_cross_cpu"};
 
   explicit threads_spawn(const model_config& config) : max_alive_(config.max_alive) {}
 

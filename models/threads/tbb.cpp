@@ -116,7 +116,7 @@ class threads_tbb {
       "spin); the barrier is an atomic count whose last arriver sleeps `hold` in its task, then "
       "resumes the others by a recursive split of task_group tasks; the caller waits in "
       "task_group::wait (TBB's own spin-then-sleep)",
-      "condvar_round_trip"};
+      "condvar_round_trip_cross_cpu"};
 
   explicit threads_tbb(const model_config& config)
       : workers_(std::max(1u, config.workers)),
