@@ -325,10 +325,18 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
                        std::to_string(usable) + " CPUs this process may use");
   }
   const auto& load = settings.load_before;
-  if (!load.empty() && load[0] > 0.5 * usable) {
-    char text[160];
-    std::snprintf(text, sizeof(text), "the machine was busy before the run: load average %.2f on %u CPUs", load[0],
-                  usable);
+  if (settings.busy_cpus_before > 0.25 * system::online_cpus()) {
+    char text[200];
+    std::snprintf(text, sizeof(text),
+                  "the machine was busy before the run: other work kept %.2f of its %u CPUs busy (load average %.2f)",
+                  settings.busy_cpus_before, system::online_cpus(), load.empty() ? 0.0 : load[0]);
+    warnings.push_back(text);
+  }
+  if (settings.steal_share_during > 0.05) {
+    char text[200];
+    std::snprintf(text, sizeof(text),
+                  "the hypervisor took %.0f%% of the CPUs' time while the trials ran (steal): timings include it",
+                  100.0 * settings.steal_share_during);
     warnings.push_back(text);
   }
   if (const std::string g = system::governor(); g != "unknown" && g != "performance") {
@@ -350,6 +358,13 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
           {"caches", nlohmann::ordered_json::array()},
           {"load_avg", load},
           {"load_avg_after", system::load_average()},
+          {"cpu_before", settings.busy_cpus_before < 0 ? nlohmann::ordered_json(nullptr)
+                                                       : nlohmann::ordered_json{{"window_s", settings.busy_window_s},
+                                                                                {"online_cpus", system::online_cpus()},
+                                                                                {"busy_cpus", settings.busy_cpus_before},
+                                                                                {"steal_cpus", settings.steal_cpus_before}}},
+          {"steal_share_during", settings.steal_share_during < 0 ? nlohmann::ordered_json(nullptr)
+                                                                 : nlohmann::ordered_json(settings.steal_share_during)},
           {"library_build_type", build_type == "Debug" ? "debug" : "release"},
           {"json_schema_version", json_schema_version},
           {"cmbench_version", CMBENCH_VERSION},

@@ -43,6 +43,13 @@ struct report_settings {
   // The 1/5/15-minute load averages before the first trial: other work on the machine. (At the
   // end they mostly count the run's own trials: memory's thousands of units, for one.)
   std::vector<double> load_before;
+  // From /proc/stat: CPUs busy with other work, and CPUs' worth of time stolen by the hypervisor,
+  // over a short window just before the first trial (the load average lags by minutes); and the
+  // share of all CPU time stolen while the trials ran. Negative: not measured.
+  double busy_window_s = 0;
+  double busy_cpus_before = -1;
+  double steal_cpus_before = -1;
+  double steal_share_during = -1;
 };
 
 // The memory a trial's run added at its peak: PSS of every process of the trial, less before.

@@ -1,6 +1,7 @@
 #include "harness/suite.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -8,6 +9,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "harness/floors.hpp"
 #include "harness/system.hpp"
@@ -153,6 +155,17 @@ int run_suite(const suite_options& options) {
   }
 
   const std::vector<double> load_before = system::load_average();
+  // What else the machine was doing just now, measured: this process sleeps through the window.
+  constexpr auto busy_window = std::chrono::milliseconds{500};
+  const system::cpu_times window_start = system::read_cpu_times();
+  std::this_thread::sleep_for(busy_window);
+  const system::cpu_times window_end = system::read_cpu_times();
+  auto cpus_of = [](std::int64_t ticks, std::int64_t total) {
+    return total > 0 ? static_cast<double>(ticks) / static_cast<double>(total) * system::online_cpus() : -1.0;
+  };
+  const std::int64_t window_total = window_end.total() - window_start.total();
+  const double busy_cpus_before = cpus_of(window_end.busy - window_start.busy, window_total);
+  const double steal_cpus_before = cpus_of(window_end.steal - window_start.steal, window_total);
 
   // The floors, in a child process before and after the trials: their drift is visible too.
   auto floors_now = [&](const char* when) {
@@ -162,6 +175,7 @@ int run_suite(const suite_options& options) {
   };
   const nlohmann::ordered_json floors_before = floors_now("before");
 
+  const system::cpu_times trials_start = system::read_cpu_times();
   const std::size_t total = runs.size() * static_cast<std::size_t>(options.repetitions + options.warmup);
   std::size_t done = 0;
   auto progress = [&](const run_record& r, const std::string& what, const trial_result* t) {
@@ -207,6 +221,12 @@ int run_suite(const suite_options& options) {
     first = last;
   }
 
+  const system::cpu_times trials_end = system::read_cpu_times();
+  const std::int64_t trials_total = trials_end.total() - trials_start.total();
+  const double steal_share_during =
+      trials_total > 0 ? static_cast<double>(trials_end.steal - trials_start.steal) / static_cast<double>(trials_total)
+                       : -1.0;
+
   nlohmann::ordered_json floors = nullptr;
   if (options.floors) {
     floors = combine_floors(floors_before, floors_now("after"));
@@ -225,7 +245,9 @@ int run_suite(const suite_options& options) {
 
   report_settings settings{options.command_line, std::string(preset_name(options.chosen_preset)),
                            options.repetitions, options.warmup,
-                           static_cast<double>(options.timeout.count()) / 1000.0, load_before};
+                           static_cast<double>(options.timeout.count()) / 1000.0, load_before,
+                           std::chrono::duration<double>(busy_window).count(), busy_cpus_before, steal_cpus_before,
+                           steal_share_during};
   nlohmann::ordered_json report = {{"context", build_context(settings, runs, floors)}, {"benchmarks", build_rows(runs)}};
   write_atomically(options.out, report.dump(2) + "\n");
 

@@ -88,6 +88,19 @@ std::vector<double> load_average() {
   return {loads[0], loads[1], loads[2]};
 }
 
+cpu_times read_cpu_times() {
+  std::ifstream in("/proc/stat");
+  std::string label;
+  std::int64_t user = 0, nice = 0, sys = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (!(in >> label >> user >> nice >> sys >> idle >> iowait >> irq >> softirq >> steal) || label != "cpu") return {};
+  return {user + nice + sys + irq + softirq, idle + iowait, steal};
+}
+
+unsigned online_cpus() {
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<unsigned>(n) : 1U;
+}
+
 std::map<std::string, std::int64_t> limits() {
   rlimit nproc{};
   getrlimit(RLIMIT_NPROC, &nproc);

@@ -22,6 +22,18 @@ std::string kernel();
 std::string host_name();
 std::string governor();  // "unknown" where cpufreq is not exposed (virtual machines)
 std::vector<double> load_average();
+
+// The machine's CPU time since boot, summed over every online CPU (the `cpu` line of /proc/stat),
+// in clock ticks. Two readings apart tell how busy the machine was between them, and how much
+// time the hypervisor took from this virtual machine (steal): a lagging load average tells neither.
+struct cpu_times {
+  std::int64_t busy = 0;   // user + nice + system + irq + softirq
+  std::int64_t idle = 0;   // idle + iowait
+  std::int64_t steal = 0;  // time a virtual CPU was ready but the hypervisor ran something else
+  std::int64_t total() const { return busy + idle + steal; }
+};
+cpu_times read_cpu_times();  // all zero where /proc/stat cannot be read
+unsigned online_cpus();
 // Kernel limits that bound how many units a model may create, by name.
 std::map<std::string, std::int64_t> limits();
 

@@ -159,9 +159,18 @@ TEST(cli, report_has_google_benchmark_and_cmbench_fields) {
                           "load_avg", "load_avg_after", "library_build_type", "json_schema_version", "cpu_model", "affinity",
                           "governor", "kernel", "compiler", "compiler_flags", "build_type", "git_sha",
                           "library_versions", "warnings", "limits", "preset", "repetitions", "warmup",
-                          "timeout_seconds", "command_line", "floors"}) {
+                          "timeout_seconds", "command_line", "floors", "cpu_before", "steal_share_during"}) {
     EXPECT_TRUE(context.contains(key)) << key;
   }
+  // Measured from /proc/stat, not copied from the load average: CPUs' worth of other work, in range.
+  const auto& before = context.at("cpu_before");
+  ASSERT_TRUE(before.is_object()) << before.dump();
+  EXPECT_GT(before.at("window_s").get<double>(), 0.0);
+  EXPECT_GE(before.at("busy_cpus").get<double>(), 0.0);
+  EXPECT_LE(before.at("busy_cpus").get<double>(), before.at("online_cpus").get<double>() + 0.01);
+  EXPECT_GE(before.at("steal_cpus").get<double>(), 0.0);
+  EXPECT_GE(context.at("steal_share_during").get<double>(), 0.0);
+  EXPECT_LE(context.at("steal_share_during").get<double>(), 1.0);
   EXPECT_EQ(context.at("json_schema_version"), 1);
   for (const char* lib : {"tbb", "asio", "nlohmann_json", "cli11"}) {
     EXPECT_FALSE(context.at("library_versions").at(lib).get<std::string>().empty()) << lib;

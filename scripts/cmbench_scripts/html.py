@@ -111,6 +111,7 @@ ENV_ORDER = [
     ("mhz_per_cpu", "MHz per CPU"), ("affinity", "affinity (CPU ids)"), ("governor", "governor"),
     ("cpu_scaling_enabled", "CPU frequency scaling"), ("load_avg", "load average before"),
     ("load_avg_after", "load average after"),
+    ("cpu_before", "other work just before the run"), ("steal_share_during", "CPU time stolen by the hypervisor during the trials"),
     ("kernel", "kernel"), ("compiler", "compiler"), ("compiler_flags", "compiler flags"),
     ("build_type", "build type"), ("library_build_type", "benchmark library build"),
     ("library_versions", "library versions"), ("cmbench_version", "cmbench version"),
@@ -148,6 +149,12 @@ def _env_value(key, value):
         for e in value.get("errors") or []:
             parts.append('<span style="color:#b00">%s</span>' % esc(e))
         return "<br>".join(parts) or '<span style="color:#999">not recorded</span>'
+    if key == "cpu_before" and isinstance(value, dict):
+        return esc("%.2f of %s CPUs busy, %.2f CPUs stolen, over %.1f s" % (
+            value.get("busy_cpus") or 0, value.get("online_cpus", "?"), value.get("steal_cpus") or 0,
+            value.get("window_s") or 0))
+    if key == "steal_share_during" and isinstance(value, (int, float)):
+        return esc("%.1f%%" % (100 * value))
     if key == "caches" and isinstance(value, list):
         parts = []
         for c in value:
