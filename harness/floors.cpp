@@ -144,19 +144,23 @@ nlohmann::ordered_json combine_floors(const nlohmann::ordered_json& before, cons
     row["p50_ns"] = lowest(p50s);
     probes.push_back(std::move(row));
   }
-  return {{"measured", "in a child process of cmbench run, just before and just after the trials, 3 samples "
+  return {{"measured", "in a child process of cmbench run, just before and just after the trials (in by_workload: that workload's trials), 3 samples "
                        "each; ns_per_op is the lower of the two medians of the samples' means, p50_ns (probes timed "
                        "one operation at a time) the lower of the two medians of every operation"},
           {"probes", probes},
           {"errors", errors}};
 }
 
-std::map<std::string, double> floor_values(const nlohmann::ordered_json& floors) {
-  std::map<std::string, double> values;
+std::map<std::string, floor_value> floor_values(const nlohmann::ordered_json& floors) {
+  std::map<std::string, floor_value> values;
   if (!floors.is_object() || !floors.contains("probes")) return values;
   for (const auto& p : floors.at("probes")) {
-    const auto& value = p.contains("p50_ns") && p.at("p50_ns").is_number() ? p.at("p50_ns") : p.at("ns_per_op");
-    if (value.is_number()) values[p.at("name").get<std::string>()] = value.get<double>();
+    const bool median = p.contains("p50_ns") && p.at("p50_ns").is_number();
+    const auto& value = median ? p.at("p50_ns") : p.at("ns_per_op");
+    if (!value.is_number()) continue;
+    auto number = [&](const char* key) { return p.contains(key) && p.at(key).is_number() ? p.at(key).get<double>() : 0.0; };
+    values[p.at("name").get<std::string>()] = {value.get<double>(), number(median ? "before_p50_ns" : "before_ns"),
+                                               number(median ? "after_p50_ns" : "after_ns")};
   }
   return values;
 }

@@ -105,6 +105,8 @@ figures figures_of(const run_record& r, const trial_result& t) {
     // Read against the model's own floor, measured in the same run.
     if (r.round_trip_floor_ns > 0) {
       f.metrics["round_trip_floor_ns"] = r.round_trip_floor_ns;
+      f.metrics["round_trip_floor_before_ns"] = r.round_trip_floor_before_ns;
+      f.metrics["round_trip_floor_after_ns"] = r.round_trip_floor_after_ns;
       f.metrics["p50_over_floor"] = static_cast<double>(h.percentile(50)) / r.round_trip_floor_ns;
     }
   }

@@ -28,6 +28,10 @@ struct run_record {
   std::size_t instance_index = 0;
   std::string round_trip_floor;    // the probe the model's round trips are read against in this run
   double round_trip_floor_ns = 0;  // its floor measured in this run; 0: not measured
+  // The two measurements round_trip_floor_ns is the lower of: just before and just after this
+  // workload's trials where the workload is read against its floor, else the whole run's.
+  double round_trip_floor_before_ns = 0;
+  double round_trip_floor_after_ns = 0;
 
   std::string run_name() const;
   std::size_t repetitions() const { return trials.size() + skipped.size(); }

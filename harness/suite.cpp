@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 
 #include "harness/floors.hpp"
 #include "harness/system.hpp"
@@ -167,13 +168,20 @@ int run_suite(const suite_options& options) {
   const double busy_cpus_before = cpus_of(window_end.busy - window_start.busy, window_total);
   const double steal_cpus_before = cpus_of(window_end.steal - window_start.steal, window_total);
 
-  // The floors, in a child process before and after the trials: their drift is visible too.
-  auto floors_now = [&](const char* when) {
+  // The floors, in a child process before and after the trials: their drift is visible too. A
+  // workload whose rows are read against a floor (its round trips' p50) is bracketed by its own
+  // pair of measurements, as close in time to its trials as can be: a virtual machine's
+  // cross-CPU wake-up drifts by 2x from one minute to the next.
+  auto floors_now = [&](const std::string& when) {
     if (!options.floors) return nlohmann::ordered_json(nullptr);
-    std::fprintf(stderr, "[floors] measuring the models' primitive floors %s the trials\n", when);
+    std::fprintf(stderr, "[floors] measuring the models' primitive floors %s\n", when.c_str());
     return measure_floors_in_child(options.floor_time, 3, std::chrono::seconds{120});
   };
-  const nlohmann::ordered_json floors_before = floors_now("before");
+  const nlohmann::ordered_json floors_first = floors_now("before the trials");
+  nlohmann::ordered_json floors_latest = floors_first;
+  bool floors_fresh = true;  // no trial ran since floors_latest
+  // Runs [first, last) of a bracketed workload, with their floors.
+  std::vector<std::tuple<std::size_t, std::size_t, nlohmann::ordered_json>> bracketed;
 
   const system::cpu_times trials_start = system::read_cpu_times();
   const std::size_t total = runs.size() * static_cast<std::size_t>(options.repetitions + options.warmup);
@@ -196,6 +204,10 @@ int run_suite(const suite_options& options) {
   for (std::size_t first = 0; first < runs.size();) {
     std::size_t last = first;
     while (last < runs.size() && runs[last].workload == runs[first].workload) ++last;
+    const std::string& workload_name = runs[first].workload->name;
+    const bool bracket = options.floors && runs[first].workload->summary_metric == "latency_p50_ns";
+    if (bracket && !floors_fresh) floors_latest = floors_now("before the " + workload_name + " trials");
+    const nlohmann::ordered_json floors_before_block = floors_latest;
     for (int round = 0; round < rounds; ++round) {
       const bool warmup = round < options.warmup;
       for (std::size_t i = first; i < last; ++i) {
@@ -216,7 +228,13 @@ int run_suite(const suite_options& options) {
         if (t.limit_hit || t.timed_out) stopped[i] = t.error;
         // A warmup that hit a limit stands as the run's first repetition: that is the finding.
         if (!warmup || !stopped[i].empty()) r.trials.push_back(std::move(t));
+        floors_fresh = false;
       }
+    }
+    if (bracket) {
+      floors_latest = floors_now("after the " + workload_name + " trials");
+      floors_fresh = true;
+      bracketed.emplace_back(first, last, combine_floors(floors_before_block, floors_latest));
     }
     first = last;
   }
@@ -229,18 +247,28 @@ int run_suite(const suite_options& options) {
 
   nlohmann::ordered_json floors = nullptr;
   if (options.floors) {
-    floors = combine_floors(floors_before, floors_now("after"));
-    const auto values = floor_values(floors);
-    for (auto& r : runs) {
+    floors = combine_floors(floors_first, floors_fresh ? floors_latest : floors_now("after the trials"));
+    auto set_floor = [](run_record& r, const std::map<std::string, floor_value>& values) {
       std::string name(r.model->info.round_trip_floor);
       auto it = values.find(name);
       // One CPU: no cross-CPU round trip was measured; the unpinned one is the floor there.
       if (it == values.end() && name.ends_with("_cross_cpu")) it = values.find(name.substr(0, name.size() - 10));
       if (it != values.end()) {
-        r.round_trip_floor_ns = it->second;
         r.round_trip_floor = it->first;
+        r.round_trip_floor_ns = it->second.ns;
+        r.round_trip_floor_before_ns = it->second.before_ns;
+        r.round_trip_floor_after_ns = it->second.after_ns;
       }
+    };
+    const auto whole_run = floor_values(floors);
+    for (auto& r : runs) set_floor(r, whole_run);
+    nlohmann::ordered_json by_workload = nlohmann::ordered_json::object();
+    for (const auto& [begin, end, block_floors] : bracketed) {
+      const auto values = floor_values(block_floors);
+      for (std::size_t i = begin; i < end; ++i) set_floor(runs[i], values);
+      by_workload[runs[begin].workload->name] = block_floors;
     }
+    floors["by_workload"] = by_workload;
   }
 
   report_settings settings{options.command_line, std::string(preset_name(options.chosen_preset)),
@@ -271,13 +299,18 @@ std::string summary_table(const std::vector<run_record>& runs) {
   const char* header = "%-20s %-8s %11s %19s %16s %6s %10s %10s %9s\n";
   std::string current;
   // After a group whose figure was read against floors: which floors, measured at what.
-  std::map<std::string, double> group_floors;
+  std::map<std::string, const run_record*> group_floors;
   auto end_group = [&] {
     if (group_floors.empty()) return;
-    out << "(x): p50 over the model's round-trip floor measured in this run:";
+    auto time = [](double ns) { return ns >= 1000 ? format_figure(ns / 1000) + " us" : format_figure(ns) + " ns"; };
+    out << "(x): p50 over the model's round-trip floor, the lower of two measurements just before and just after "
+           "these trials:";
     const char* sep = " ";
-    for (const auto& [name, ns] : group_floors) {
-      out << sep << name << " " << (ns >= 1000 ? format_figure(ns / 1000) + " us" : format_figure(ns) + " ns");
+    for (const auto& [name, r] : group_floors) {
+      out << sep << name << " " << time(r->round_trip_floor_ns);
+      if (r->round_trip_floor_before_ns > 0 && r->round_trip_floor_after_ns > 0) {
+        out << " (" << time(r->round_trip_floor_before_ns) << " / " << time(r->round_trip_floor_after_ns) << ")";
+      }
       sep = ", ";
     }
     out << "\n";
@@ -355,7 +388,7 @@ std::string summary_table(const std::vector<run_record>& runs) {
       if (pooled.count() > 0) figure = static_cast<double>(pooled.percentile(50));
       if (pooled.count() > 0 && r.round_trip_floor_ns > 0) {
         floor_ratio = figure / r.round_trip_floor_ns;
-        group_floors[r.round_trip_floor] = r.round_trip_floor_ns;
+        group_floors[r.round_trip_floor] = &r;
       }
     } else {
       std::vector<double> values;

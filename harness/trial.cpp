@@ -41,6 +41,37 @@ std::string signal_text(int sig) {
   return "signal " + std::to_string(sig) + " (" + (name ? name : "unknown") + ")";
 }
 
+// The trial running now, for the signal handler: interrupting cmbench (Ctrl-C reaches only the
+// foreground process group, and each trial has its own) must stop the trial and everything it
+// started, and leave no temporary files behind.
+volatile sig_atomic_t running_trial_group = 0;
+char running_trial_result[64] = {};
+char running_trial_dir[64] = {};
+
+extern "C" void stop_trial_and_exit(int sig) {
+  const pid_t group = running_trial_group;
+  if (group > 0) kill(-group, SIGKILL);
+  if (running_trial_result[0] != '\0') unlink(running_trial_result);
+  if (running_trial_dir[0] != '\0') rmdir(running_trial_dir);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void install_interrupt_handlers() {
+  static const bool installed = [] {
+    for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+      struct sigaction current {};
+      if (sigaction(sig, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) continue;  // nohup keeps SIGHUP
+      struct sigaction action {};
+      action.sa_handler = stop_trial_and_exit;
+      sigemptyset(&action.sa_mask);
+      sigaction(sig, &action, nullptr);
+    }
+    return true;
+  }();
+  (void)installed;
+}
+
 }  // namespace
 
 latency_record latency_record::of(const latency_histogram& h) {
@@ -112,6 +143,10 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
 
   // Orphaned descendants of the trial are re-parented to us, so we can reap them.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  install_interrupt_handlers();
+  std::snprintf(running_trial_result, sizeof(running_trial_result), "%s", result_path.c_str());
+  std::snprintf(running_trial_dir, sizeof(running_trial_dir), "%s", dir.c_str());
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
     failed.error = std::string("cannot start the trial process: ") + std::strerror(errno);
@@ -120,6 +155,9 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   }
   if (pid == 0) {
     setpgid(0, 0);
+    // If cmbench dies without its handler running (SIGKILL), the trial goes with it.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
     dup2(STDERR_FILENO, STDOUT_FILENO);  // stdout belongs to the summary table
     execl(self_exe.c_str(), self_exe.c_str(), "trial", "--request", request_text.c_str(), "--result",
           result_path.c_str(), static_cast<char*>(nullptr));
@@ -127,6 +165,7 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
     _exit(127);
   }
   setpgid(pid, pid);  // both sides set it, so no sample or kill races the child's own call
+  running_trial_group = pid;
 
   const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   const auto deadline = clock::now() + timeout;
@@ -170,6 +209,7 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   if (pidfd >= 0) close(pidfd);
   // Nothing the trial started outlives it.
   kill(-pid, SIGKILL);
+  running_trial_group = 0;
   while (waitpid(-1, nullptr, WNOHANG) > 0) {
   }
 
@@ -197,6 +237,8 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   // The trial's own high-water mark is RSS; PSS has only the samples (and is at most RSS).
   result.peak_pss_bytes = std::max(peak_pss, result.pss_before_bytes);
   result.peak_processes = std::max<std::int64_t>(peak_processes, 1);
+  running_trial_result[0] = '\0';
+  running_trial_dir[0] = '\0';
   std::remove(result_path.c_str());
   rmdir(dir.c_str());
   return result;

@@ -1,9 +1,12 @@
 // The cmbench tool end to end: every model on every workload at quick sizes, the report's fields,
 // bad input, timeouts. Runs the built binary as a user would.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -270,36 +274,49 @@ TEST(cli, report_carries_latency_and_observed_figures) {
 TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
   temp_dir dir;
   const std::string out = dir.file("report.json");
-  const auto r = run("run --preset quick --repetitions 1 --workloads pingpong --models serial,threads/spawn,"
+  const auto r = run("run --preset quick --repetitions 1 --workloads cpu,pingpong --models serial,threads/spawn,"
                      "coroutines/asio --floors on --floor-time 0.01 --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("p50 over the model's round-trip floor"), std::string::npos) << r.output;
+  // Three measurements: before the run, then just before and just after pingpong's trials.
+  EXPECT_NE(r.output.find("floors before the pingpong trials"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("floors after the pingpong trials"), std::string::npos) << r.output;
   const auto report = load(out);
   const auto& floors = report.at("context").at("floors");
   const bool two_cpus = report.at("context").at("num_cpus").get<int>() >= 2;
-  EXPECT_TRUE(floors.at("errors").empty()) << floors.dump();
-  std::map<std::string, double> measured;
-  for (const auto& p : floors.at("probes")) {
-    const std::string name = p.at("name");
-    if (!two_cpus && name.ends_with("_cross_cpu")) continue;  // skipped: needs two CPUs
-    ASSERT_TRUE(p.at("ns_per_op").is_number()) << p.dump();
-    EXPECT_GT(p.at("ns_per_op").get<double>(), 0) << p.dump();
-    EXPECT_LE(p.at("ns_per_op").get<double>(), p.at("before_ns").get<double>());
-    EXPECT_LE(p.at("ns_per_op").get<double>(), p.at("after_ns").get<double>());
-    // The cross-thread and cross-process round trips are timed one by one: their floor is a median.
-    const bool timed_each = name.starts_with("condvar_round_trip") || name.starts_with("pipe_round_trip");
-    ASSERT_EQ(p.at("p50_ns").is_number(), timed_each) << p.dump();
-    if (timed_each) {
-      EXPECT_LE(p.at("p50_ns").get<double>(), p.at("before_p50_ns").get<double>());
+  // Each probe's floor is the lower of its two measurements; returns probe name -> floor.
+  auto check_probes = [&](const nlohmann::json& combined) {
+    EXPECT_TRUE(combined.at("errors").empty()) << combined.dump();
+    std::map<std::string, std::array<double, 3>> measured;  // floor, before, after
+    for (const auto& p : combined.at("probes")) {
+      const std::string name = p.at("name");
+      if (!two_cpus && name.ends_with("_cross_cpu")) continue;  // skipped: needs two CPUs
+      EXPECT_TRUE(p.at("ns_per_op").is_number()) << p.dump();
+      if (!p.at("ns_per_op").is_number()) continue;
+      EXPECT_GT(p.at("ns_per_op").get<double>(), 0) << p.dump();
+      EXPECT_LE(p.at("ns_per_op").get<double>(), p.at("before_ns").get<double>());
+      EXPECT_LE(p.at("ns_per_op").get<double>(), p.at("after_ns").get<double>());
+      // The cross-thread and cross-process round trips are timed one by one: their floor is a median.
+      const bool timed_each = name.starts_with("condvar_round_trip") || name.starts_with("pipe_round_trip");
+      EXPECT_EQ(p.at("p50_ns").is_number(), timed_each) << p.dump();
+      const char* suffix = timed_each ? "_p50_ns" : "_ns";
+      const double before = p.at(std::string("before") + suffix).get<double>();
+      const double after = p.at(std::string("after") + suffix).get<double>();
+      measured[name] = {std::min(before, after), before, after};
+      EXPECT_DOUBLE_EQ((timed_each ? p.at("p50_ns") : p.at("ns_per_op")).get<double>(), std::min(before, after));
     }
-    measured[name] = (timed_each ? p.at("p50_ns") : p.at("ns_per_op")).get<double>();
-  }
-  for (const char* name : {"condvar_round_trip", "condvar_round_trip_same_cpu", "pipe_round_trip",
-                           "pipe_round_trip_same_cpu", "asio_post", "asio_post_round_trip",
-                           "asio_coroutine_yield", "asio_channel_round_trip", "thread_create_join",
-                           "fork_exit_wait"}) {
-    EXPECT_EQ(measured.count(name), 1u) << name;
-  }
+    for (const char* name : {"condvar_round_trip", "condvar_round_trip_same_cpu", "pipe_round_trip",
+                             "pipe_round_trip_same_cpu", "asio_post", "asio_post_round_trip",
+                             "asio_coroutine_yield", "asio_channel_round_trip", "thread_create_join",
+                             "fork_exit_wait"}) {
+      EXPECT_EQ(measured.count(name), 1u) << name;
+    }
+    return measured;
+  };
+  check_probes(floors);
+  ASSERT_TRUE(floors.at("by_workload").contains("pingpong")) << floors.dump();
+  EXPECT_EQ(floors.at("by_workload").size(), 1u) << "only workloads read against a floor are bracketed";
+  const auto measured = check_probes(floors.at("by_workload").at("pingpong"));
   for (const auto& row : report.at("benchmarks")) {
     const auto& metrics = row.at("metrics");
     const std::string model = row.at("model");
@@ -308,15 +325,22 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
       EXPECT_FALSE(metrics.contains("p50_over_floor"));
       continue;
     }
-    // Blocking units are read against the round trip across two CPUs (unpinned on one CPU).
+    if (row.at("workload") != "pingpong") {
+      EXPECT_FALSE(metrics.contains("p50_over_floor")) << row.at("name");
+      continue;
+    }
+    // Blocking units are read against the round trip across two CPUs (unpinned on one CPU), as
+    // measured just before and just after pingpong's own trials.
     const std::string floor = model == "coroutines/asio" ? "asio_post_round_trip"
                               : two_cpus                 ? "condvar_round_trip_cross_cpu"
                                                          : "condvar_round_trip";
     EXPECT_EQ(row.at("round_trip_floor"), floor);
-    EXPECT_DOUBLE_EQ(metrics.at("round_trip_floor_ns").get<double>(), measured.at(floor));
+    const auto& [ns, before, after] = measured.at(floor);
+    EXPECT_DOUBLE_EQ(metrics.at("round_trip_floor_ns").get<double>(), ns);
+    EXPECT_DOUBLE_EQ(metrics.at("round_trip_floor_before_ns").get<double>(), before);
+    EXPECT_DOUBLE_EQ(metrics.at("round_trip_floor_after_ns").get<double>(), after);
     if (row.at("run_type") == "iteration") {
-      EXPECT_NEAR(metrics.at("p50_over_floor").get<double>(),
-                  metrics.at("latency_p50_ns").get<double>() / measured.at(floor), 1e-9);
+      EXPECT_NEAR(metrics.at("p50_over_floor").get<double>(), metrics.at("latency_p50_ns").get<double>() / ns, 1e-9);
     }
   }
 }
@@ -340,6 +364,77 @@ TEST(cli, floors_subcommand_prints_every_probe) {
   EXPECT_NE(run("floors --min-time 0").exit_code, 0);
   EXPECT_NE(run("run --floor-time -1 --preset quick --workloads cpu --models serial").exit_code, 0);
   EXPECT_NE(run("run --floors maybe --preset quick --workloads cpu --models serial").exit_code, 0);
+}
+
+// The state letter of a process ('Z' a zombie), or '\0' when it is gone.
+char process_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(in, text)) return '\0';
+  const auto paren = text.rfind(')');
+  return paren == std::string::npos || paren + 2 >= text.size() ? '\0' : text[paren + 2];
+}
+
+// The children of `parent` whose command line contains `word`.
+std::vector<pid_t> children_running(pid_t parent, const std::string& word) {
+  std::vector<pid_t> found;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string text;
+    if (!std::getline(stat, text)) continue;
+    const auto paren = text.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream rest(text.substr(paren + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != parent) continue;
+    std::ifstream cmdline(entry.path() / "cmdline");
+    std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    if (args.find(word) != std::string::npos) found.push_back(std::stoi(name));
+  }
+  return found;
+}
+
+// Ctrl-C (or a kill) stops the trial too, though it runs in its own process group, and writes no
+// report.
+TEST(cli, interrupting_a_run_stops_its_trial_and_writes_nothing) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const pid_t cmbench = fork();
+  ASSERT_GE(cmbench, 0);
+  if (cmbench == 0) {
+    const int null_fd = open("/dev/null", O_WRONLY);
+    dup2(null_fd, STDOUT_FILENO);
+    dup2(null_fd, STDERR_FILENO);
+    // 200 threads blocked for 60 s: the trial is alive and waiting when the signal comes.
+    execl(CMBENCH_EXE, CMBENCH_EXE, "run", "--workloads", "memory", "--models", "threads/spawn", "--param",
+          "units=200", "--param", "hold_ms=60000", "--repetitions", "1", "--floors", "off", "--out", out.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::vector<pid_t> trials;
+  for (int i = 0; i < 300 && trials.empty(); ++i) {  // up to 30 s for the trial to start
+    usleep(100'000);
+    trials = children_running(cmbench, "trial");
+  }
+  if (trials.empty()) kill(cmbench, SIGKILL);
+  ASSERT_EQ(trials.size(), 1u) << "no trial process appeared";
+  usleep(300'000);  // let it start its threads
+  ASSERT_EQ(kill(cmbench, SIGINT), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << "status " << status;
+  char state = process_state(trials[0]);
+  for (int i = 0; i < 50 && state != '\0' && state != 'Z'; ++i) {
+    usleep(100'000);
+    state = process_state(trials[0]);
+  }
+  EXPECT_TRUE(state == '\0' || state == 'Z') << "trial " << trials[0] << " still running, state " << state;
+  if (state != '\0' && state != 'Z') kill(-trials[0], SIGKILL);
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {

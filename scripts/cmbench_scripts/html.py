@@ -146,6 +146,17 @@ def _env_value(key, value):
             if isinstance(b, (int, float)) and isinstance(a, (int, float)):
                 text += " (before %s, after %s)" % (S.fmt_time_ns(b), S.fmt_time_ns(a))
             parts.append(esc(text))
+        def _t(v):
+            return S.fmt_time_ns(v) if isinstance(v, (int, float)) else "?"
+
+        for workload, block in sorted((value.get("by_workload") or {}).items()):
+            # The round trips again, measured just before and just after that workload's trials.
+            probes = block.get("probes") if isinstance(block, dict) else None
+            trips = ["%s median %s (before %s, after %s)" % (p.get("name", "?"), _t(p["p50_ns"]), _t(p.get("before_p50_ns")),
+                                                            _t(p.get("after_p50_ns")))
+                     for p in probes or [] if isinstance(p, dict) and isinstance(p.get("p50_ns"), (int, float))]
+            if trips:
+                parts.append("<b>%s</b> %s" % (esc("around the %s trials:" % workload), esc("; ".join(trips))))
         for e in value.get("errors") or []:
             parts.append('<span style="color:#b00">%s</span>' % esc(e))
         return "<br>".join(parts) or '<span style="color:#999">not recorded</span>'
