@@ -1004,8 +1004,12 @@ def build_charts(results, at=None, workloads=None):
     add(overview_chart(results, at))
     for workload in selected:
         swept, _ = results.chart_params(workload)
+        # A line needs two values of the parameter with the others fixed: a value that changes
+        # only together with another swept one (memory's hold_ms, 500 only at a million units, in
+        # a different report) would make a chart of single points.
+        lines = [param for param in swept if results.forms_lines(workload, param)]
         if swept:
-            for param in swept:
+            for param in lines or swept:
                 add(sweep_chart(results, workload, param))
         else:
             add(single_config_chart(results, workload))

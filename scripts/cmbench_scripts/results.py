@@ -424,6 +424,14 @@ class Results:
                 out.append(name)
         return out
 
+    def forms_lines(self, workload, name):
+        """Whether some model has two or more values of `name` with every other parameter fixed."""
+        seen = {}
+        for p in self.points_for(workload):
+            rest = (p.model, _frozen({k: v for k, v in p.params.items() if k != name}))
+            seen.setdefault(rest, set()).add(p.params.get(name))
+        return any(len(values) > 1 for values in seen.values())
+
     def chart_params(self, workload):
         """(independent swept parameters, {dependent: the parameter it moves with}).
 
@@ -497,8 +505,10 @@ class Results:
         """The configuration the overview compares models on.
 
         The combination where the most models ran ok; ties go to workers equal to the CPU count,
-        then to the larger values of the other parameters (the biggest run they all completed).
-        `at` ({name: value}) restricts the candidates to matching combinations."""
+        then to a combination the first report ran (given several, the first is the main run, say
+        the default suite, and the others sweeps around it), then to the larger values of the
+        other parameters (the biggest run they all completed). `at` ({name: value}) restricts the
+        candidates to matching combinations."""
         at = at or {}
         combos = [c for c in self.combos(workload)
                   if all(c.get(k) == v for k, v in at.items() if k in c)]
@@ -506,12 +516,15 @@ class Results:
             return None
         models = self.models(workload)
         cpus = self.num_cpus
+        first_report = {_frozen(row["params"]) for row in self.reports[0].rows
+                        if row.get("workload") == workload} if self.reports else set()
 
         def key(c):
             ok = sum(1 for m in models if (self.find(workload, m, c) or _NOT_OK).ok)
             workers_match = 1 if cpus and c.get("workers") == cpus else 0
+            in_first = 1 if _frozen(c) in first_report else 0
             size = sum(math.log1p(abs(v)) for k, v in c.items() if k != "workers")
-            return (ok, workers_match, size, c.get("workers", 0))
+            return (ok, workers_match, in_first, size, c.get("workers", 0))
         return max(combos, key=key)
 
 

@@ -4,7 +4,9 @@ import copy
 import statistics
 import unittest
 
-from helpers import fixture, load_json  # (also puts scripts/ on sys.path)
+import json
+
+from helpers import TempDir, fixture, load_json  # (also puts scripts/ on sys.path)
 
 from cmbench_scripts import report_io, results as R
 
@@ -83,6 +85,49 @@ class PointsFromTheFullReport(unittest.TestCase):
         self.assertEqual(R.figures_for("spawn")[0].key, "ns_per_unit")
         self.assertFalse(R.THROUGHPUT.lower_is_better)
         self.assertEqual(R.THROUGHPUT.relative_to_best(50.0, 100.0), 2.0)
+
+
+class SeveralReports(unittest.TestCase):
+    """A main report and sweeps around it, as results/reference/ holds them."""
+
+    def setUp(self):
+        self.tmp = TempDir()
+        self.full = load_json(fixture("full.json"))
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def write(self, name, keep):
+        report = copy.deepcopy(self.full)
+        report["benchmarks"] = [r for r in report["benchmarks"] if keep(r)]
+        path = self.tmp.join(name)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(report, f)
+        return path
+
+    def test_headline_prefers_a_combination_of_the_first_report(self):
+        cpu = lambda r: r["workload"] == "cpu"  # noqa: E731
+        main = self.write("main.json", lambda r: cpu(r) and r["params"]["tasks"] == 100)
+        sweep = self.write("sweep.json", lambda r: cpu(r) and r["params"]["tasks"] == 1000)
+        res = R.Results(report_io.load_reports([main, sweep]))
+        self.assertEqual(res.headline_params("cpu"), {"tasks": 100, "task_us": 200, "workers": 2})
+        # Alone, the bigger run wins the tie.
+        res = R.Results(report_io.load_reports([sweep, main]))
+        self.assertEqual(res.headline_params("cpu")["tasks"], 1000)
+
+    def test_a_parameter_that_never_varies_alone_draws_no_lines(self):
+        # (100 tasks, 1 and 2 workers) and (1000 tasks, 4 workers): workers varies with tasks
+        # fixed; tasks never varies with workers fixed, so a chart against tasks has no line.
+        path = self.write("odd.json", lambda r: r["workload"] == "cpu" and
+                          (r["params"]["tasks"], r["params"]["workers"]) in ((100, 2), (1000, 4), (100, 1)))
+        res = R.Results(report_io.load_reports([path]))
+        self.assertEqual(res.chart_params("cpu")[0], ["tasks", "workers"])
+        self.assertTrue(res.forms_lines("cpu", "workers"))   # 1 and 2 at 100 tasks
+        self.assertFalse(res.forms_lines("cpu", "tasks"))    # 100 and 1000 never at the same workers
+        from cmbench_scripts import charts
+        slugs = {c.slug for c in charts.build_charts(res)}
+        self.assertIn("cpu-vs-workers", slugs)
+        self.assertNotIn("cpu-vs-tasks", slugs)
 
 
 class FailedAndSkipped(unittest.TestCase):
