@@ -99,7 +99,9 @@ def _set_x_axis(ax, xs, name, log_ratio=10.0):
     xs = sorted(set(xs))
     if not xs:
         return
-    if len(xs) > 1 and min(xs) > 0 and max(xs) / min(xs) >= log_ratio:
+    if name.endswith("_pct"):
+        pass  # a share of 0-100: even steps read best
+    elif len(xs) > 1 and min(xs) > 0 and max(xs) / min(xs) >= log_ratio:
         ax.set_xscale("log", base=2 if name == "workers" else 10)
     elif len(xs) > 2 and min(xs) == 0 and max(xs) >= 100:
         ax.set_xscale("symlog", linthresh=1)
@@ -113,6 +115,8 @@ def _set_x_axis(ax, xs, name, log_ratio=10.0):
         lo, hi = xs[0], xs[-1]
         if ax.get_xscale() == "log":
             ax.set_xlim(lo / 1.35, hi * 1.35)
+        elif ax.get_xscale() == "symlog":
+            ax.set_xlim(-0.6, hi * 1.35)  # a linear pad would be decades wide left of 0
         else:
             pad = (hi - lo) * 0.06
             ax.set_xlim(lo - pad, hi + pad)
@@ -464,7 +468,8 @@ def single_config_chart(results, workload):
             ax.barh(y, v, color=S.model_colour(model), height=0.65,
                     xerr=[[v - iv[0]], [iv[1] - v]] if iv else None,
                     error_kw={"elinewidth": 0.9, "capsize": 2})
-            ax.text(v, y, " " + S.fmt_value(figure.kind, v), va="center", fontsize=7.5)
+            # The label starts past the whisker, so the interval never strikes through it.
+            ax.text(max(v, iv[1]) if iv else v, y, " " + S.fmt_value(figure.kind, v), va="center", fontsize=7.5)
         ax.set_yticks(range(len(models)))
         ax.set_yticklabels(list(reversed(models)))
         if _use_log(vals, 30):

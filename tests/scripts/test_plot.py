@@ -178,3 +178,27 @@ class PlotBadInput(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class XAxes(unittest.TestCase):
+    """The scale of a swept parameter's axis follows what the parameter is."""
+
+    def axis(self, name, xs):
+        from cmbench_scripts import charts
+        ax = charts.MplFigure().subplots()
+        charts._set_x_axis(ax, xs, name)
+        return ax
+
+    def test_a_percentage_is_linear(self):
+        ax = self.axis("compute_pct", [0, 10, 25, 50, 75, 90, 100])
+        self.assertEqual(ax.get_xscale(), "linear")
+        self.assertLess(ax.get_xlim()[0], 0)
+
+    def test_counts_from_zero_are_symlog_without_a_wide_pad_left_of_zero(self):
+        ax = self.axis("concurrency", [0, 10, 1000])
+        self.assertEqual(ax.get_xscale(), "symlog")
+        self.assertGreater(ax.get_xlim()[0], -1)
+
+    def test_workers_are_log2(self):
+        ax = self.axis("workers", [1, 2, 4, 8, 16])
+        self.assertEqual(ax.get_xscale(), "log")
