@@ -520,14 +520,20 @@ def what_would_change(res, profile, cpus, ranked):
                     if changed[field] == base:
                         continue
                 try:
-                    new = _winner(assess(res, changed, cpus))
+                    reranked = assess(res, changed, cpus)
                 except ReportError:
                     continue
+                new = _winner(reranked)
                 if new != top.model:
+                    # Why: the leader is excluded there (memory, latency), or only overtaken.
+                    old_top = next((a for a in reranked if a.model == top.model), None)
+                    why = (" (every model excluded or unscored)" if not new else
+                           " (%s is excluded there: %s)" % (top.model, "; ".join(old_top.problems))
+                           if old_top is not None and old_top.problems else "")
                     out.append("with %s at %s (%s%g), %s would rank first%s." % (
                         label, fmt(changed[field]),
                         "x" if direction > 0 else "/", f,
-                        new if new else "no model", "" if new else " (every model excluded or unscored)"))
+                        new if new else "no model", why))
                     break
     if top.memory_bytes:
         nxt = next((a for a in scored[1:] if a.memory_bytes is not None and a.memory_bytes < top.memory_bytes), None)
@@ -545,14 +551,25 @@ def what_would_change(res, profile, cpus, ranked):
     return out
 
 
+TRIAL_TIMEOUT_S = 120  # cmbench run's default --timeout
+
+
 def commands(ranked, res, cmbench, preset):
     """Exact `cmbench run` commands for the runs the assessment found missing, merged per
-    workload and parameter set."""
+    workload and parameter set. A model whose own estimate says its io trial would outlast
+    cmbench's trial timeout is left out (and said so): the run would only be stopped."""
     merged = {}
     for a in ranked:
         for need in a.needs:
             key = (need.workload, tuple(sorted(need.params.items())), need.repetitions)
-            entry = merged.setdefault(key, {"models": [], "why": []})
+            entry = merged.setdefault(key, {"models": [], "why": [], "left_out": []})
+            wait = next((e for e in a.evidence if e.kind == "wait"), None)
+            if need.workload == "io" and wait is not None and wait.value and wait.value / 1e3 > TRIAL_TIMEOUT_S:
+                note = "%s (estimated %s per trial, past the %d s trial timeout)" % (
+                    need.model, S.fmt_time_ns(wait.value * 1e6), TRIAL_TIMEOUT_S)
+                if note not in entry["left_out"]:
+                    entry["left_out"].append(note)
+                continue
             for m in ([need.model] + ([R.BASELINE_MODEL] if need.workload == "cpu" else [])):
                 if m not in entry["models"]:
                     entry["models"].append(m)
@@ -560,6 +577,10 @@ def commands(ranked, res, cmbench, preset):
                 entry["why"].append(need.why)
     out = []
     for (workload, params, reps), entry in sorted(merged.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
+        if entry["left_out"]:
+            entry["why"].append("left out: " + ", ".join(entry["left_out"]))
+        if not entry["models"]:
+            continue
         models = sorted(entry["models"], key=R.model_sort_key)
         parts = [cmbench, "run", "--models", ",".join(models), "--workloads", workload]
         for k, v in params:

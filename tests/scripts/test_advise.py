@@ -241,6 +241,30 @@ class ScoringUnits(unittest.TestCase):
         self.assertAlmostEqual(compute.value, 5000 * 0.2 / max(speedups))
         self.assertAlmostEqual(a.t_wave, wait.value + compute.value)
 
+    def test_a_run_past_the_trial_timeout_is_not_suggested(self):
+        # 10,000 calls of 10 s: serial/baseline's own estimate is 100,000 s per trial, the pools'
+        # thousands of seconds; coroutines wait them all at once (~10 s).
+        res = R.Results(report_io.load_reports([fixture("full.json")]))
+        profile = advice.make_profile({"compute_us": 20, "wait_ms": 10000, "concurrent_requests": 10000})
+        result = advice.advise(res, profile)
+        io = [c for c in result["commands"] if "--workloads io" in c["command"]]
+        self.assertEqual(len(io), 1, result["commands"])
+        models = io[0]["command"].split("--models ")[1].split()[0].split(",")
+        self.assertIn("coroutines/asio", models)
+        self.assertNotIn("serial/baseline", models)
+        self.assertNotIn("threads/pool", models)
+        self.assertRegex(io[0]["why"], r"left out: .*serial/baseline \(estimated [\d,]+ s per trial")
+        self.assertIn("past the 120 s trial timeout", io[0]["why"])
+
+    def test_a_change_of_leader_says_when_the_leader_is_excluded(self):
+        res = R.Results(report_io.load_reports([fixture("full.json")]))
+        profile = advice.make_profile({"compute_us": 20, "wait_ms": 100, "concurrent_requests": 10000,
+                                       "memory_budget_mb": 20})
+        result = advice.advise(res, profile)
+        changes = [c for c in result["changes"] if "would rank first" in c and "requests in flight" in c]
+        self.assertTrue(changes, result["changes"])
+        self.assertTrue(any("is excluded there: memory" in c for c in changes), changes)
+
     def test_make_profile_defaults(self):
         p = advice.make_profile({"wait_ms": 5})
         self.assertEqual(p["concurrent_requests"], 1)
