@@ -375,9 +375,16 @@ def _latency_evidence(res, model, profile, a):
         if ping:
             source = (ping, "pingpong round trip", "pingpong is a lower bound on a request's latency")
     if source is None or not source[0]:
+        if model == R.BASELINE_MODEL and not any_server:
+            # No run of this build measures it: its pingpong "round trip" is a function call.
+            a.missing.append("no latency measurement of %s: it serves one request at a time" % model)
+            return None
         a.missing.append("no %slatency measurement of %s" % ("server " if any_server else "", model))
-        params = {"rate": int(profile["request_rate"])} if profile["request_rate"] else {}
-        a.needs.append(Need("server", params, model, "latency at p%g" % q))
+        if any_server:  # the build that wrote the report has the server workload
+            params = {"rate": int(profile["request_rate"])} if profile["request_rate"] else {}
+            a.needs.append(Need("server", params, model, "latency at p%g" % q))
+        else:
+            a.needs.append(Need("pingpong", {}, model, "a lower bound on latency (pingpong round trips)"))
         return None
     pts, note, extra = source
     a.latency_is_bound = pts[0].workload == "pingpong"

@@ -265,6 +265,17 @@ class ScoringUnits(unittest.TestCase):
         self.assertTrue(changes, result["changes"])
         self.assertTrue(any("is excluded there: memory" in c for c in changes), changes)
 
+    def test_without_server_runs_a_missing_latency_asks_for_pingpong(self):
+        # full.json has no pingpong and no server runs: suggest a workload this build has.
+        res = R.Results(report_io.load_reports([fixture("full.json")]))
+        profile = advice.make_profile({"compute_us": 20, "concurrent_requests": 64, "latency_target_ms": 1})
+        result = advice.advise(res, profile)
+        latency = [c for c in result["commands"] if "lower bound on latency" in c["why"]]
+        self.assertEqual(len(latency), 1, result["commands"])
+        self.assertIn("--workloads pingpong", latency[0]["command"])
+        self.assertNotIn("serial/baseline", latency[0]["command"])
+        self.assertFalse([c for c in result["commands"] if "--workloads server" in c["command"]])
+
     def test_make_profile_defaults(self):
         p = advice.make_profile({"wait_ms": 5})
         self.assertEqual(p["concurrent_requests"], 1)
