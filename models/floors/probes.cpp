@@ -356,41 +356,28 @@ std::int64_t tbb_task(std::uint64_t n, std::vector<std::uint32_t>*) {
   return ns;
 }
 
-std::int64_t condvar_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
-  return condvar_round_trip_on(placement::any, n, each);
-}
-std::int64_t condvar_round_trip_same_cpu(std::uint64_t n, std::vector<std::uint32_t>* each) {
-  return condvar_round_trip_on(placement::same_cpu, n, each);
-}
-std::int64_t condvar_round_trip_cross_cpu(std::uint64_t n, std::vector<std::uint32_t>* each) {
-  return condvar_round_trip_on(placement::cross_cpu, n, each);
-}
-std::int64_t pipe_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
-  return pipe_round_trip_on(placement::any, n, each);
-}
-std::int64_t pipe_round_trip_same_cpu(std::uint64_t n, std::vector<std::uint32_t>* each) {
-  return pipe_round_trip_on(placement::same_cpu, n, each);
-}
-std::int64_t pipe_round_trip_cross_cpu(std::uint64_t n, std::vector<std::uint32_t>* each) {
-  return pipe_round_trip_on(placement::cross_cpu, n, each);
+// A round trip at one placement, as a probe's plain function pointer.
+template <std::int64_t (*RoundTrip)(placement, std::uint64_t, std::vector<std::uint32_t>*), placement Where>
+std::int64_t placed(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  return RoundTrip(Where, n, each);
 }
 
 // Processes first: fork before this process has any helper threads (TBB's stay alive).
 constexpr probe probes[] = {
     {"fork_exit_wait", "fork() a child that _exit()s at once, waitpid() it", "process", fork_exit_wait},
     {"pipe_round_trip", "a byte written to another process through a pipe and written back", "round trip",
-     pipe_round_trip, true},
+     placed<pipe_round_trip_on, placement::any>, true},
     {"pipe_round_trip_same_cpu", "the same with both processes pinned to one CPU", "round trip",
-     pipe_round_trip_same_cpu, true},
+     placed<pipe_round_trip_on, placement::same_cpu>, true},
     {"pipe_round_trip_cross_cpu", "the same with the processes pinned to two different CPUs", "round trip",
-     pipe_round_trip_cross_cpu, true},
+     placed<pipe_round_trip_on, placement::cross_cpu>, true},
     {"thread_create_join", "create a std::thread that does nothing, join it", "thread", thread_create_join},
     {"condvar_round_trip", "a turn handed to another thread by mutex + condition_variable and handed back",
-     "round trip", condvar_round_trip, true},
+     "round trip", placed<condvar_round_trip_on, placement::any>, true},
     {"condvar_round_trip_same_cpu", "the same with both threads pinned to one CPU", "round trip",
-     condvar_round_trip_same_cpu, true},
+     placed<condvar_round_trip_on, placement::same_cpu>, true},
     {"condvar_round_trip_cross_cpu", "the same with the threads pinned to two different CPUs", "round trip",
-     condvar_round_trip_cross_cpu, true},
+     placed<condvar_round_trip_on, placement::cross_cpu>, true},
     {"asio_post", "asio::post of a handler to a one-thread io_context, 1000 queued at a time", "post",
      asio_post},
     {"asio_post_round_trip", "two handlers on one io_context thread posting each other: two dependent posts",
