@@ -1,8 +1,12 @@
 #include "models/floors/probes.hpp"
 
+#include "models/shared_region.hpp"
 #include "models/system_limits.hpp"
 
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,11 +21,14 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <csignal>
 #include <cstdint>
 #include <condition_variable>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <mutex>
+#include <new>
 #include <utility>
 #include <stdexcept>
 #include <string>
@@ -224,6 +231,153 @@ std::int64_t pipe_round_trip_on(placement where, std::uint64_t n, std::vector<st
   return ns;
 }
 
+// Process-shared futexes (no FUTEX_PRIVATE_FLAG: the kernel keys the wait on the shared page, so a
+// wake in one process reaches a waiter in another). Returns 0 when woken, else the errno (EAGAIN:
+// the word had already changed, ETIMEDOUT, EINTR); callers re-check their condition either way.
+int futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, const timespec* timeout) noexcept {
+  const long r = ::syscall(SYS_futex, &word, FUTEX_WAIT, expected, timeout, nullptr, 0);
+  return r == 0 ? 0 : errno;
+}
+
+void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
+  ::syscall(SYS_futex, &word, FUTEX_WAKE, count, nullptr, nullptr, 0);
+}
+
+// How long a side of a cross-process probe sleeps before checking that the other side still
+// lives: a dead partner fails the probe instead of hanging it.
+constexpr timespec liveness_period{1, 0};
+
+// In a forked child: die with the thread that forked it (PR_SET_PDEATHSIG fires when that thread
+// exits; the probes reap their children before they return, so that is never early).
+void die_with_parent(pid_t parent) noexcept {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);  // the parent died before prctl() took effect
+}
+
+// A forked child, reaped however the caller leaves: killed first if it still runs.
+class child_process {
+ public:
+  child_process() = default;
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+  ~child_process() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    reap(0);
+  }
+
+  void adopt(pid_t pid) { pid_ = pid; }
+
+  // Whether the child has ended (it is then reaped), without waiting.
+  bool ended() { return pid_ <= 0 || reap(WNOHANG); }
+
+  // Waits for the child to end; whether it exited with status 0.
+  bool exited_cleanly() {
+    if (pid_ > 0) reap(0);
+    return WIFEXITED(status_) && WEXITSTATUS(status_) == 0;
+  }
+
+ private:
+  bool reap(int options) {
+    pid_t r;
+    do r = ::waitpid(pid_, &status_, options);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) return false;
+    if (r < 0) status_ = -1;  // not ours to wait for any more: count it as ended badly
+    pid_ = 0;
+    return true;
+  }
+
+  pid_t pid_ = 0;
+  int status_ = -1;
+};
+
+// One direction of a futex hand-off: the word the receiving side sleeps on, and whether it
+// announced a sleep (so the sender makes no system call while it is awake), on a line of its own.
+struct alignas(64) futex_line {
+  std::atomic<std::uint32_t> word{0};
+  std::atomic<std::uint32_t> sleeping{0};
+};
+
+// Stores `value` and wakes the other side only if it announced a sleep (processes/spawn's
+// publish_and_wake). seq_cst store then load, against the sleeper's store then load in
+// wait_for_change: either it sees the value or we see its announcement.
+void publish(futex_line& line, std::uint32_t value) noexcept {
+  line.word.store(value, std::memory_order_seq_cst);
+  if (line.sleeping.load(std::memory_order_seq_cst) != 0) futex_wake(line.word, 1);
+}
+
+// Returns the word once it no longer holds `seen`: one plain check, then asleep in FUTEX_WAIT
+// (processes/spawn's sleep_while_equal), calling `check_partner` every liveness_period asleep.
+template <class Check>
+std::uint32_t wait_for_change(futex_line& line, std::uint32_t seen, Check check_partner) {
+  std::uint32_t now = line.word.load(std::memory_order_acquire);
+  while (now == seen) {
+    line.sleeping.store(1, std::memory_order_seq_cst);
+    now = line.word.load(std::memory_order_seq_cst);
+    if (now != seen) break;
+    if (futex_wait(line.word, seen, &liveness_period) == ETIMEDOUT) check_partner();
+    now = line.word.load(std::memory_order_acquire);
+  }
+  line.sleeping.store(0, std::memory_order_relaxed);
+  return now;
+}
+
+struct futex_volley {
+  futex_line there;  // round trips started: the partner sleeps on it
+  futex_line back;   // round trips the partner answered: the caller sleeps on it
+  std::atomic<std::uint32_t> stop{0};
+};
+
+// The far end of a futex round trip: hands every turn back until told to stop.
+[[noreturn]] void run_futex_partner(futex_volley& v, int cpu, pid_t parent) noexcept {
+  die_with_parent(parent);
+  try {
+    const pinned partner_pin(cpu);  // stays pinned until _exit
+    const auto parent_alive = [parent] {
+      if (::getppid() != parent) ::_exit(1);
+    };
+    for (std::uint32_t seen = 0;;) {
+      seen = wait_for_change(v.there, seen, parent_alive);
+      if (v.stop.load(std::memory_order_acquire) != 0) ::_exit(0);
+      publish(v.back, seen);
+    }
+  } catch (...) {
+    ::_exit(1);
+  }
+}
+
+// A turn handed to another process through a futex word in shared memory and handed back: what
+// processes/spawn's channels (shared-memory rings with futex wake-ups) cost at the least.
+std::int64_t futex_round_trip_on(placement where, std::uint64_t n, std::vector<std::uint32_t>* each) {
+  const auto [caller_cpu, partner_cpu] = cpus_for(where);
+  const pinned caller_pin(caller_cpu);
+  const shared_region region(sizeof(futex_volley));
+  futex_volley& v = *new (region.data()) futex_volley{};
+  const pid_t parent = ::getpid();
+  child_process partner;  // after the region: reaped before it is unmapped
+  const pid_t pid = ::fork();
+  if (pid < 0) fail("fork");
+  if (pid == 0) run_futex_partner(v, partner_cpu, parent);
+  partner.adopt(pid);
+  const auto partner_alive = [&partner] {
+    if (partner.ended()) throw std::runtime_error("futex round trip: the partner process ended");
+  };
+  const auto start = clock::now();
+  auto last = start;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const auto turn = static_cast<std::uint32_t>(i);  // wraps with the partner's copy
+    publish(v.there, turn + 1);
+    wait_for_change(v.back, turn, partner_alive);
+    if (each != nullptr) last = record(each, last);
+  }
+  const std::int64_t ns = since(start);
+  v.stop.store(1, std::memory_order_release);
+  publish(v.there, static_cast<std::uint32_t>(n) + 1);
+  if (!partner.exited_cleanly()) throw std::runtime_error("futex round trip: the partner process failed");
+  return ns;
+}
+
 // Handlers posted to one io_context on one thread, 1000 queued at a time: the cost of one post.
 std::int64_t asio_post(std::uint64_t n, std::vector<std::uint32_t>*) {
   asio::io_context io(1);
@@ -371,6 +525,13 @@ constexpr probe probes[] = {
      placed<pipe_round_trip_on, placement::same_cpu>, true},
     {"pipe_round_trip_cross_cpu", "the same with the processes pinned to two different CPUs", "round trip",
      placed<pipe_round_trip_on, placement::cross_cpu>, true},
+    {"futex_round_trip",
+     "a turn handed to another process through a futex word in shared memory and handed back", "round trip",
+     placed<futex_round_trip_on, placement::any>, true},
+    {"futex_round_trip_same_cpu", "the same with both processes pinned to one CPU", "round trip",
+     placed<futex_round_trip_on, placement::same_cpu>, true},
+    {"futex_round_trip_cross_cpu", "the same with the processes pinned to two different CPUs", "round trip",
+     placed<futex_round_trip_on, placement::cross_cpu>, true},
     {"thread_create_join", "create a std::thread that does nothing, join it", "thread", thread_create_join},
     {"condvar_round_trip", "a turn handed to another thread by mutex + condition_variable and handed back",
      "round trip", placed<condvar_round_trip_on, placement::any>, true},
