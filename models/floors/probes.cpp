@@ -177,6 +177,182 @@ std::int64_t condvar_round_trip_on(placement where, std::uint64_t n, std::vector
   return ns;
 }
 
+// The clock of a volley whose turns run wherever the mechanism puts them (a pool's workers, an
+// arena's threads, two event loops): ping i reads the clock once as it starts, closing round trip
+// i - 1. Turns run one at a time and each hand-off orders its writes before the next turn, so
+// there is one writer at a time and no lock.
+class round_trip_clock {
+ public:
+  round_trip_clock(std::uint64_t rounds, std::vector<std::uint32_t>* each) : rounds_(rounds), each_(each) {}
+
+  // Ping i starting; true when it ends the volley (ping `rounds`, after the last round trip).
+  bool ping(std::uint64_t i) {
+    if (i == 0) {
+      first_ = last_ = clock::now();
+    } else if (each_ != nullptr) {
+      last_ = record(each_, last_);
+    } else {
+      last_ = clock::now();
+    }
+    return i == rounds_;
+  }
+
+  // The round trips' nanoseconds: from ping 0 starting to ping `rounds` starting.
+  std::int64_t total() const { return std::chrono::duration_cast<std::chrono::nanoseconds>(last_ - first_).count(); }
+
+ private:
+  std::uint64_t rounds_;
+  std::vector<std::uint32_t>* each_;
+  clock::time_point first_, last_;
+};
+
+// Set once by whichever thread ends a volley; the caller sleeps on it. Signalled under the lock,
+// so the caller cannot return (and destroy it) before the signalling thread is done with it.
+class completion {
+ public:
+  void signal() {
+    std::lock_guard lock(mutex_);
+    done_ = true;
+    cv_.notify_one();
+  }
+  void wait() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return done_; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+};
+
+// threads/pool's executor cut to its mechanism: workers popping one FIFO under one mutex, idle
+// ones sleeping on one condition variable, a submit waking at most one sleeper and a woken worker
+// waking the next while work remains. A task runs on whichever worker pops it.
+class handoff_pool {
+ public:
+  struct item {
+    void (*run)(void* context, std::uint64_t arg);
+    void* context;
+    std::uint64_t arg;
+  };
+
+  explicit handoff_pool(unsigned count) {
+    workers_.reserve(count);
+    try {
+      for (unsigned i = 0; i < count; ++i) workers_.emplace_back([this] { work(); });
+    } catch (...) {
+      stop();
+      throw;
+    }
+    // Start from every worker asleep, as a pool between jobs is.
+    while (true) {
+      {
+        std::lock_guard lock(mutex_);
+        if (sleeping_ == count) break;
+      }
+      std::this_thread::yield();
+    }
+  }
+
+  ~handoff_pool() { stop(); }
+
+  handoff_pool(const handoff_pool&) = delete;
+  handoff_pool& operator=(const handoff_pool&) = delete;
+
+  void submit(const item& task) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      queue_[(head_ + size_++) % capacity] = task;  // a volley queues one task at a time
+      wake = wake_one_locked();
+    }
+    if (wake) work_available_.notify_one();
+  }
+
+ private:
+  static constexpr std::size_t capacity = 4;
+
+  bool wake_one_locked() {
+    if (size_ == 0 || sleeping_ == waking_) return false;
+    ++waking_;
+    return true;
+  }
+
+  void work() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      while (size_ == 0) {
+        if (stopping_) return;
+        ++sleeping_;
+        work_available_.wait(lock);
+        --sleeping_;
+        if (waking_ > 0) --waking_;
+      }
+      const item task = queue_[head_];
+      head_ = (head_ + 1) % capacity;
+      --size_;
+      const bool wake = wake_one_locked();
+      lock.unlock();
+      if (wake) work_available_.notify_one();
+      task.run(task.context, task.arg);
+      lock.lock();
+    }
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    work_available_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  std::mutex mutex_;
+  std::condition_variable work_available_;
+  item queue_[capacity] = {};
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+  std::size_t sleeping_ = 0;  // workers waiting on work_available_
+  std::size_t waking_ = 0;    // of those, signalled and not yet running
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+struct pool_volley {
+  handoff_pool* pool;
+  round_trip_clock clock;
+  completion done;
+};
+
+void pool_pong(void* context, std::uint64_t i);
+
+// Ping i submits pong i and returns; pong i submits ping i + 1 and returns.
+void pool_ping(void* context, std::uint64_t i) {
+  auto& v = *static_cast<pool_volley*>(context);
+  if (v.clock.ping(i)) {
+    v.done.signal();
+    return;
+  }
+  v.pool->submit({&pool_pong, context, i});
+}
+
+void pool_pong(void* context, std::uint64_t i) {
+  static_cast<pool_volley*>(context)->pool->submit({&pool_ping, context, i + 1});
+}
+
+// A task that submits a task that submits the next, on a pool of two threads: the hand-off of a
+// unit woken through the shared queue, as threads/pool does it.
+std::int64_t pool_handoff_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  handoff_pool pool(2);
+  pool_volley v{&pool, round_trip_clock(n, each), {}};
+  pool.submit({&pool_ping, &v, 0});
+  v.done.wait();
+  return v.clock.total();
+}
+
 // The far end of a pipe round trip: echoes every byte until end-of-file.
 void run_partner(int from, int to) {
   char c;
@@ -539,6 +715,9 @@ constexpr probe probes[] = {
      placed<condvar_round_trip_on, placement::same_cpu>, true},
     {"condvar_round_trip_cross_cpu", "the same with the threads pinned to two different CPUs", "round trip",
      placed<condvar_round_trip_on, placement::cross_cpu>, true},
+    {"pool_handoff_round_trip",
+     "on a pool of 2 threads sharing a mutex-guarded FIFO, a task submits a task that submits the next",
+     "round trip", pool_handoff_round_trip, true},
     {"asio_post", "asio::post of a handler to a one-thread io_context, 1000 queued at a time", "post",
      asio_post},
     {"asio_post_round_trip", "two handlers on one io_context thread posting each other: two dependent posts",
