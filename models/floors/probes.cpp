@@ -554,6 +554,211 @@ std::int64_t futex_round_trip_on(placement where, std::uint64_t n, std::vector<s
   return ns;
 }
 
+// processes/pool's mechanism on two forked workers: 8-byte descriptors through a Vyukov MPMC ring
+// in shared memory, idle workers sleeping on a futex eventcount (work_seq, bumped only when
+// someone sleeps, and a sleeper count), a push waking at most one sleeper and a worker that pops
+// waking the next while work remains; an idle worker polls the ring idle_spin_rounds pause rounds
+// before it sleeps, only when every worker has a CPU of its own.
+constexpr unsigned pool_processes = 2;
+constexpr std::uint32_t idle_spin_rounds = 2000;  // processes/pool's: about 50 us
+constexpr std::uint64_t pool_ring_size = 8;       // a power of two; a volley queues one task at a time
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch()).count();
+}
+
+// In a MAP_SHARED region mapped before the fork, so the same address in every process.
+struct process_pool_shared {
+  alignas(64) std::atomic<std::uint64_t> enqueue_pos{0};
+  alignas(64) std::atomic<std::uint64_t> dequeue_pos{0};
+  alignas(64) std::atomic<std::uint32_t> work_seq{0};
+  std::atomic<std::uint32_t> sleepers{0};
+  std::atomic<std::uint32_t> shutdown{0};
+  std::uint32_t idle_spin = 0;
+  // The volley: a descriptor is ping i (i << 1) or pong i (i << 1 | 1). Its clock, written by one
+  // task at a time (the ring orders them), in nanoseconds of the system-wide monotonic clock.
+  alignas(64) std::uint64_t rounds = 0;
+  std::int64_t first_ns = 0;
+  std::int64_t last_ns = 0;
+  std::uint32_t* each = nullptr;  // `rounds` slots after this block, or none
+  // The caller sleeps on these: workers started, volley done.
+  alignas(64) std::atomic<std::uint32_t> started{0};
+  std::atomic<std::uint32_t> done{0};
+  struct cell {
+    std::atomic<std::uint64_t> sequence;
+    std::uint64_t task;
+  } cells[pool_ring_size];
+
+  bool has_work() const noexcept {
+    return enqueue_pos.load(std::memory_order_relaxed) != dequeue_pos.load(std::memory_order_relaxed);
+  }
+
+  bool try_push(std::uint64_t task) noexcept {
+    std::uint64_t pos = enqueue_pos.load(std::memory_order_relaxed);
+    for (;;) {
+      cell& c = cells[pos % pool_ring_size];
+      const auto dif = static_cast<std::int64_t>(c.sequence.load(std::memory_order_acquire) - pos);
+      if (dif == 0) {
+        if (enqueue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+          c.task = task;
+          c.sequence.store(pos + 1, std::memory_order_release);
+          return true;
+        }
+      } else if (dif < 0) {
+        return false;  // full
+      } else {
+        pos = enqueue_pos.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  bool try_pop(std::uint64_t& task) noexcept {
+    std::uint64_t pos = dequeue_pos.load(std::memory_order_relaxed);
+    for (;;) {
+      cell& c = cells[pos % pool_ring_size];
+      const auto dif = static_cast<std::int64_t>(c.sequence.load(std::memory_order_acquire) - (pos + 1));
+      if (dif == 0) {
+        if (dequeue_pos.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+          task = c.task;
+          c.sequence.store(pos + pool_ring_size, std::memory_order_release);
+          return true;
+        }
+      } else if (dif < 0) {
+        return false;  // empty, or the next cell is still being written
+      } else {
+        pos = dequeue_pos.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  void wake_one() noexcept {
+    work_seq.fetch_add(1, std::memory_order_release);
+    futex_wake(work_seq, 1);
+  }
+
+  // A push, then a wake-up only if someone sleeps. The fence pairs with sleep_until_work's:
+  // either the sleeper sees the push or we see the sleeper.
+  void submit(std::uint64_t task) noexcept {
+    while (!try_push(task)) cpu_relax();  // never full: one task queued at a time
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleepers.load(std::memory_order_relaxed) != 0) wake_one();
+  }
+
+  // A worker that popped: pass the wake-up on if more is queued (unfenced, as in the model).
+  void wake_another() noexcept {
+    if (sleepers.load(std::memory_order_relaxed) != 0 && has_work()) wake_one();
+  }
+
+  bool spin_for_work() const noexcept {
+    for (std::uint32_t i = 0; i < idle_spin; ++i) {
+      if (has_work()) return true;
+      cpu_relax();
+    }
+    return false;
+  }
+
+  void sleep_until_work(pid_t parent) noexcept {
+    const std::uint32_t seq = work_seq.load(std::memory_order_acquire);
+    sleepers.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!has_work() && shutdown.load(std::memory_order_relaxed) == 0 &&
+        futex_wait(work_seq, seq, &liveness_period) == ETIMEDOUT && ::getppid() != parent) {
+      ::_exit(1);
+    }
+    sleepers.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // Ping i submits pong i and returns; pong i submits ping i + 1 and returns.
+  void run(std::uint64_t task) noexcept {
+    const std::uint64_t i = task >> 1;
+    if ((task & 1) != 0) {
+      submit((i + 1) << 1);
+      return;
+    }
+    const std::int64_t now = now_ns();
+    if (i == 0) {
+      first_ns = now;
+    } else if (each != nullptr) {
+      each[i - 1] = static_cast<std::uint32_t>(std::min<std::int64_t>(now - last_ns, UINT32_MAX));
+    }
+    last_ns = now;
+    if (i == rounds) {
+      done.store(1, std::memory_order_release);
+      futex_wake(done, 1);
+      return;
+    }
+    submit(task | 1);
+  }
+};
+
+// A forked worker: processes/pool's worker loop. Only shared memory, futexes, clock reads and
+// _exit(), all safe in the copy of a multi-threaded parent.
+[[noreturn]] void run_pool_process(process_pool_shared& s, pid_t parent) noexcept {
+  die_with_parent(parent);
+  s.started.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(s.started, 1);
+  for (;;) {
+    std::uint64_t task = 0;
+    if (s.try_pop(task)) {
+      s.wake_another();
+      s.run(task);
+      continue;
+    }
+    if (s.shutdown.load(std::memory_order_acquire) != 0) ::_exit(0);
+    if (s.spin_for_work()) continue;
+    s.sleep_until_work(parent);
+  }
+}
+
+// A task that submits a task that submits the next, on a pool of two worker processes: the
+// hand-off of a unit woken through the shared queue, as processes/pool does it.
+std::int64_t process_pool_handoff_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  const std::size_t header = (sizeof(process_pool_shared) + 63) / 64 * 64;
+  const shared_region region(header + (each != nullptr ? n * sizeof(std::uint32_t) : 0));
+  process_pool_shared& s = *new (region.data()) process_pool_shared{};
+  for (std::uint64_t i = 0; i < pool_ring_size; ++i) s.cells[i].sequence.store(i, std::memory_order_relaxed);
+  s.idle_spin = pool_processes <= usable_cpu_count() ? idle_spin_rounds : 0;
+  s.rounds = n;
+  if (each != nullptr) s.each = region.at<std::uint32_t>(header);
+  const pid_t parent = ::getpid();
+  child_process workers[pool_processes];  // after the region: reaped before it is unmapped
+  for (auto& worker : workers) {
+    const pid_t pid = ::fork();
+    if (pid < 0) fail("fork");
+    if (pid == 0) run_pool_process(s, parent);
+    worker.adopt(pid);
+  }
+  const auto workers_alive = [&workers] {
+    for (auto& worker : workers) {
+      if (worker.ended()) throw std::runtime_error("process pool hand-off: a worker process ended");
+    }
+  };
+  // Wait for both workers to exist, so neither one's start is in the volley.
+  for (std::uint32_t started; (started = s.started.load(std::memory_order_acquire)) < pool_processes;) {
+    if (futex_wait(s.started, started, &liveness_period) == ETIMEDOUT) workers_alive();
+  }
+  s.submit(0);
+  while (s.done.load(std::memory_order_acquire) == 0) {
+    if (futex_wait(s.done, 0, &liveness_period) == ETIMEDOUT) workers_alive();
+  }
+  s.shutdown.store(1, std::memory_order_seq_cst);
+  s.work_seq.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(s.work_seq, INT_MAX);
+  for (auto& worker : workers) {
+    if (!worker.exited_cleanly()) throw std::runtime_error("process pool hand-off: a worker process failed");
+  }
+  if (each != nullptr) each->insert(each->end(), s.each, s.each + n);
+  return s.last_ns - s.first_ns;
+}
+
 // Handlers posted to one io_context on one thread, 1000 queued at a time: the cost of one post.
 std::int64_t asio_post(std::uint64_t n, std::vector<std::uint32_t>*) {
   asio::io_context io(1);
@@ -708,6 +913,10 @@ constexpr probe probes[] = {
      placed<futex_round_trip_on, placement::same_cpu>, true},
     {"futex_round_trip_cross_cpu", "the same with the processes pinned to two different CPUs", "round trip",
      placed<futex_round_trip_on, placement::cross_cpu>, true},
+    {"process_pool_handoff_round_trip",
+     "on a pool of 2 processes sharing a futex-woken ring in shared memory, a task submits a task that submits "
+     "the next",
+     "round trip", process_pool_handoff_round_trip, true},
     {"thread_create_join", "create a std::thread that does nothing, join it", "thread", thread_create_join},
     {"condvar_round_trip", "a turn handed to another thread by mutex + condition_variable and handed back",
      "round trip", placed<condvar_round_trip_on, placement::any>, true},
