@@ -891,6 +891,45 @@ std::int64_t tbb_task(std::uint64_t n, std::vector<std::uint32_t>*) {
   return ns;
 }
 
+// oneTBB's own hand-off: group.run() from inside a task spawns into the running thread's local
+// deque, which it takes from (LIFO) once its task returns, unless an idle thread steals it first.
+struct tbb_volley {
+  tbb::task_group* group;
+  round_trip_clock clock;
+};
+
+struct tbb_pong {
+  tbb_volley* v;
+  std::uint64_t i;
+  void operator()() const;
+};
+
+// Ping i runs pong i and returns; pong i runs ping i + 1 and returns.
+struct tbb_ping {
+  tbb_volley* v;
+  std::uint64_t i;
+  void operator()() const {
+    if (!v->clock.ping(i)) v->group->run(tbb_pong{v, i});
+  }
+};
+
+void tbb_pong::operator()() const { v->group->run(tbb_ping{v, i + 1}); }
+
+// A task that runs a task that runs the next, in an arena of two threads (the caller, waiting in
+// group.wait(), is one): what threads/tbb's hand-off costs at the least. One arena for the
+// process, like tbb_task's.
+std::int64_t tbb_handoff_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  static tbb::task_arena arena(2);
+  arena.initialize();
+  return arena.execute([&] {
+    tbb::task_group group;
+    tbb_volley v{&group, round_trip_clock(n, each)};
+    group.run(tbb_ping{&v, 0});
+    group.wait();
+    return v.clock.total();
+  });
+}
+
 // A round trip at one placement, as a probe's plain function pointer.
 template <std::int64_t (*RoundTrip)(placement, std::uint64_t, std::vector<std::uint32_t>*), placement Where>
 std::int64_t placed(std::uint64_t n, std::vector<std::uint32_t>* each) {
@@ -939,6 +978,9 @@ constexpr probe probes[] = {
     {"asio_co_spawn", "co_spawn of an empty awaitable on a one-thread io_context, 1000 at a time", "coroutine",
      asio_co_spawn},
     {"tbb_task", "tbb::task_group::run of an empty task in an arena of every CPU", "task", tbb_task},
+    {"tbb_handoff_round_trip",
+     "in an arena of 2 threads, a task_group task runs a task that runs the next (spawned to its own deque)",
+     "round trip", tbb_handoff_round_trip, true},
 };
 
 }  // namespace
