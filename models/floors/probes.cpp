@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/experimental/channel.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -27,6 +28,7 @@
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <latch>
 #include <mutex>
 #include <new>
 #include <utility>
@@ -875,6 +877,63 @@ std::int64_t asio_channel_round_trip(std::uint64_t n, std::vector<std::uint32_t>
   return ns;
 }
 
+// An io_context run by a thread of its own, kept running by a work guard until destruction.
+struct loop_thread {
+  asio::io_context io{1};  // one thread runs it, as coroutines/asio-mt's loops
+  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+  std::thread thread{[this] { io.run(); }};
+
+  ~loop_thread() {
+    guard.reset();
+    thread.join();
+  }
+};
+
+struct loop_volley {
+  asio::io_context* a;
+  asio::io_context* b;
+  round_trip_clock clock;
+  completion done;
+};
+
+struct loop_pong {
+  loop_volley* v;
+  std::uint64_t i;
+  void operator()() const;
+};
+
+// Ping i, on loop A, posts pong i to loop B; pong i posts ping i + 1 back to A.
+struct loop_ping {
+  loop_volley* v;
+  std::uint64_t i;
+  void operator()() const {
+    if (v->clock.ping(i)) {
+      v->done.signal();
+      return;
+    }
+    asio::post(*v->b, loop_pong{v, i});
+  }
+};
+
+void loop_pong::operator()() const { asio::post(*v->a, loop_ping{v, i + 1}); }
+
+// A handler on one event loop posting to another loop's thread and back: the hand-off between
+// units on different loops of coroutines/asio-mt.
+std::int64_t asio_cross_loop_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
+  loop_thread a, b;
+  {
+    // Both loops running before the volley starts.
+    std::latch running(2);
+    asio::post(a.io, [&running] { running.count_down(); });
+    asio::post(b.io, [&running] { running.count_down(); });
+    running.wait();
+  }
+  loop_volley v{&a.io, &b.io, round_trip_clock(n, each), {}};
+  asio::post(a.io, loop_ping{&v, 0});
+  v.done.wait();
+  return v.clock.total();
+}
+
 // One arena for the process, like threads/tbb's: its workers stay alive between calls.
 std::int64_t tbb_task(std::uint64_t n, std::vector<std::uint32_t>*) {
   static tbb::task_arena arena(static_cast<int>(usable_cpu_count()));
@@ -975,6 +1034,9 @@ constexpr probe probes[] = {
     {"asio_channel_round_trip",
      "two coroutines on one io_context thread: a number there and back through two Asio channels of capacity 1",
      "round trip", asio_channel_round_trip},
+    {"asio_cross_loop_round_trip",
+     "a handler on one io_context thread posts to another io_context thread, whose handler posts back",
+     "round trip", asio_cross_loop_round_trip, true},
     {"asio_co_spawn", "co_spawn of an empty awaitable on a one-thread io_context, 1000 at a time", "coroutine",
      asio_co_spawn},
     {"tbb_task", "tbb::task_group::run of an empty task in an arena of every CPU", "task", tbb_task},
