@@ -200,7 +200,9 @@ class round_trip_clock {
   }
 
   // The round trips' nanoseconds: from ping 0 starting to ping `rounds` starting.
-  std::int64_t total() const { return std::chrono::duration_cast<std::chrono::nanoseconds>(last_ - first_).count(); }
+  std::int64_t total() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(last_ - first_).count();
+  }
 
  private:
   std::uint64_t rounds_;
