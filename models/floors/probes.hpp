@@ -1,8 +1,9 @@
 // The floors of each model's primitives: what one hand-off or one unit costs at the very least on
-// this machine (a condvar round trip between two threads, a pipe round trip between two
-// processes, a post to an event loop, a thread created and joined, ...). `cmbench run` measures
-// them in the same run as the workloads, so a backend can be read against its own floor; the
-// Google Benchmark binary cmbench_floors runs the same probes.
+// this machine (a condvar round trip between two threads, a pipe or futex round trip between two
+// processes, a task handed on through a pool's shared queue, a post to an event loop, a thread
+// created and joined, ...). `cmbench run` measures them in the same run as the workloads, so a
+// backend's hand-off can be read against the floor of the same mechanism; the Google Benchmark
+// binary cmbench_floors runs the same probes.
 #pragma once
 
 #include <chrono>
