@@ -83,18 +83,30 @@ figures figures_of(const run_record& r, const trial_result& t) {
                  {"peak_pss_bytes", t.peak_pss_bytes},
                  {"pss_before_bytes", t.pss_before_bytes},
                  {"peak_processes", t.peak_processes},
+                 {"processes_before", t.processes_before},
+                 {"threads_before", t.threads_before},
                  {"voluntary_context_switches", t.usage.voluntary_switches},
                  {"involuntary_context_switches", t.usage.involuntary_switches},
                  {"minor_page_faults", t.usage.minor_faults},
                  {"major_page_faults", t.usage.major_faults}};
+  // Per-unit memory: what the units added when it was measured, over the units alive then.
+  const unit_memory um = unit_memory_of(t);
+  f.resources["memory_measured"] = um.measured;
+  f.resources["memory_bytes_at_measurement"] = um.pss_bytes;
+  f.resources["processes_at_measurement"] = um.sample.processes;
+  f.resources["threads_at_measurement"] = um.sample.threads;
+  f.resources["memory_samples"] = t.memory_samples;
+  f.resources["sampler_cpu_ns"] = t.sampler_cpu_ns;
+  f.resources["memory_sample_cost_ns"] = um.sample.cost_ns;
   const double units = static_cast<double>(r.workload->units(r.params));
-  const double extra = extra_bytes(t);
-  const double extra_rss = static_cast<double>(std::max<std::int64_t>(0, t.peak_rss_bytes - t.rss_before_bytes));
   f.metrics = {{"units", units},
                {"ns_per_unit", units > 0 ? static_cast<double>(t.wall_ns) / units : 0.0},
                {"units_per_second", wall_s > 0 ? units / wall_s : 0.0},
-               {"bytes_per_unit", units > 0 ? extra / units : 0.0},
-               {"rss_bytes_per_unit", units > 0 ? extra_rss / units : 0.0}};
+               {"units_alive", um.units_alive}};
+  if (um.units_alive > 0) {
+    f.metrics["bytes_per_unit"] = um.pss_bytes / um.units_alive;
+    f.metrics["rss_bytes_per_unit"] = um.rss_bytes / um.units_alive;
+  }
   for (const auto& [name, value] : t.observed) f.metrics[name] = value;
   if (t.latency.count > 0) {
     latency_histogram h;
@@ -111,7 +123,7 @@ figures figures_of(const run_record& r, const trial_result& t) {
     }
   }
   if (r.workload->metrics != nullptr) {
-    for (const auto& [name, value] : r.workload->metrics(r.params, trial_figures{wall_s, extra, t.observed})) {
+    for (const auto& [name, value] : r.workload->metrics(r.params, trial_figures{wall_s, um.pss_bytes, t.observed})) {
       f.metrics[name] = value;
     }
   }
@@ -204,9 +216,16 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
   for (const char* group : {"resources", "metrics"}) {
     nlohmann::ordered_json medians = nlohmann::ordered_json::object();
     if (!all.empty()) {
-      for (const auto& [key, unused] : (group[0] == 'r' ? all.front().resources : all.front().metrics).items()) {
+      for (const auto& [key, first] : (group[0] == 'r' ? all.front().resources : all.front().metrics).items()) {
+        if (!first.is_number()) {  // a label (how the memory was measured): the same in every repetition
+          medians[key] = first;
+          continue;
+        }
         std::vector<double> values;
-        for (const auto& f : all) values.push_back((group[0] == 'r' ? f.resources : f.metrics).at(key).get<double>());
+        for (const auto& f : all) {
+          const auto& figures = group[0] == 'r' ? f.resources : f.metrics;
+          if (const auto it = figures.find(key); it != figures.end() && it->is_number()) values.push_back(it->get<double>());
+        }
         medians[key] = median(values);
       }
     }
@@ -228,6 +247,24 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
 
 double extra_bytes(const trial_result& t) {
   return static_cast<double>(std::max<std::int64_t>(0, t.peak_pss_bytes - t.pss_before_bytes));
+}
+
+unit_memory unit_memory_of(const trial_result& t) {
+  auto above = [](std::int64_t value, std::int64_t before) {
+    return static_cast<double>(std::max<std::int64_t>(0, value - before));
+  };
+  if (t.at_all_alive.taken) {
+    return {above(t.at_all_alive.pss_bytes, t.pss_before_bytes), above(t.at_all_alive.rss_bytes, t.rss_before_bytes),
+            static_cast<double>(t.at_all_alive.units_alive), t.at_all_alive, "all_alive"};
+  }
+  const double pss = extra_bytes(t);
+  const double rss = above(t.at_peak.rss_bytes, t.rss_before_bytes);
+  if (t.gauge_used) {
+    const memory_sample& m = t.at_most_alive;
+    return {above(m.pss_bytes, t.pss_before_bytes), above(m.rss_bytes, t.rss_before_bytes),
+            static_cast<double>(m.units_alive), m, "most_alive_counted"};
+  }
+  return {pss, rss, above(t.at_peak.threads, t.threads_before), t.at_peak, "peak_os_threads"};
 }
 
 double trial_metric(const run_record& r, const trial_result& t, const std::string& name) {

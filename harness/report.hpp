@@ -59,6 +59,21 @@ struct report_settings {
 // The memory a trial's run added at its peak: PSS of every process of the trial, less before.
 double extra_bytes(const trial_result& t);
 
+// What a trial's units took, measured at one moment, with the units alive at that moment:
+// - "all_alive": the sample the workload asked for when every unit was provably alive (memory);
+// - "most_alive_counted": the sample with the most units the workload counted alive (io and
+//   mixed: waits in flight), with those units;
+// - "peak_os_threads": the highest-PSS sample, with the OS threads the run had added by then
+//   (a thread or a process per unit; pools and event loops add none, so no per-unit figure).
+struct unit_memory {
+  double pss_bytes = 0;  // above the memory just before the measured region
+  double rss_bytes = 0;
+  double units_alive = 0;
+  memory_sample sample;
+  const char* measured = "";
+};
+unit_memory unit_memory_of(const trial_result& t);
+
 // One of the `metrics` a trial's row carries (NaN when it has none of that name).
 double trial_metric(const run_record& r, const trial_result& t, const std::string& name);
 

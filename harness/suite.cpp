@@ -222,7 +222,7 @@ int run_suite(const suite_options& options) {
         const std::string label = warmup ? "warmup " + std::to_string(round + 1)
                                          : "rep " + std::to_string(round - options.warmup + 1) + "/" +
                                                std::to_string(options.repetitions);
-        trial_result t = run_trial_process(trial_request{r.workload->name, r.model->name, r.params},
+        trial_result t = run_trial_process(trial_request{r.workload->name, r.model->name, r.params, {}},
                                            options.timeout, options.self_exe);
         progress(r, label, &t);
         if (t.limit_hit || t.timed_out) stopped[i] = t.error;
@@ -409,8 +409,7 @@ std::string summary_table(const std::vector<run_record>& runs) {
       speedup += text;
     }
     const double cpu = static_cast<double>(mid->usage.user_ns + mid->usage.sys_ns) / static_cast<double>(mid->wall_ns);
-    const double units = static_cast<double>(r.workload->units(r.params));
-    const double extra = extra_bytes(*mid);
+    const unit_memory um = unit_memory_of(*mid);
     char cpus[16], range[48], switches[32];
     std::snprintf(cpus, sizeof(cpus), "%.2f", cpu);
     std::snprintf(range, sizeof(range), "%s..%s", format_ms(sorted.front()).c_str(), format_ms(sorted.back()).c_str());
@@ -418,7 +417,7 @@ std::string summary_table(const std::vector<run_record>& runs) {
                   static_cast<long long>(mid->usage.voluntary_switches + mid->usage.involuntary_switches));
     std::snprintf(line, sizeof(line), header, r.model->name.c_str(), status.c_str(), format_ms(med).c_str(), range,
                   speedup.c_str(), cpus, format_bytes(static_cast<double>(mid->peak_pss_bytes)).c_str(),
-                  format_bytes(units > 0 ? extra / units : 0).c_str(), switches);
+                  um.units_alive > 0 ? format_bytes(um.pss_bytes / um.units_alive).c_str() : "-", switches);
     out << line;
   }
   end_group();

@@ -194,10 +194,13 @@ group_memory process_group_memory(pid_t group) {
     std::istringstream fields(rest + 2);
     std::string field;
     std::int64_t rss = 0;
+    std::int64_t threads = 1;
     for (int i = 3; i <= 24 && fields >> field; ++i) {
+      if (i == 20) threads = std::strtoll(field.c_str(), nullptr, 10);
       if (i == 24) rss = std::strtoll(field.c_str(), nullptr, 10) * page;
     }
     total.rss_bytes += rss;
+    total.threads += threads;
     const std::int64_t pss = proportional_set_size(entry->d_name);
     total.pss_bytes += pss >= 0 ? pss : rss;
     ++total.processes;

@@ -61,6 +61,7 @@ struct group_memory {
   std::int64_t rss_bytes = 0;
   std::int64_t pss_bytes = 0;
   std::int64_t processes = 0;
+  std::int64_t threads = 0;  // OS threads of those processes (a process has at least one)
 };
 group_memory process_group_memory(pid_t group);
 

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +18,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "workloads/observe.hpp"
 
 namespace cmbench {
 namespace {
@@ -72,6 +76,71 @@ void install_interrupt_handlers() {
   (void)installed;
 }
 
+// What the harness shares with one trial (workloads/observe.hpp): the page with the workload's
+// gauge of units alive, and the pipes of the sample handshake. All close-on-exec but the trial's
+// own ends, which it keeps across its exec.
+class observe_link {
+ public:
+  observe_link() {
+    page_fd_ = ::memfd_create("cmbench-trial-page", MFD_CLOEXEC);
+    if (page_fd_ < 0 || ::ftruncate(page_fd_, sizeof(observe::trial_page)) != 0) return;
+    void* at = ::mmap(nullptr, sizeof(observe::trial_page), PROT_READ | PROT_WRITE, MAP_SHARED, page_fd_, 0);
+    if (at == MAP_FAILED) return;
+    page_ = new (at) observe::trial_page{};
+    if (::pipe2(request_, O_CLOEXEC) != 0 || ::pipe2(reply_, O_CLOEXEC) != 0) page_ = nullptr;
+  }
+  ~observe_link() {
+    for (int fd : {page_fd_, request_[0], request_[1], reply_[0], reply_[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+    if (page_ != nullptr) ::munmap(page_, sizeof(observe::trial_page));
+  }
+  observe_link(const observe_link&) = delete;
+  observe_link& operator=(const observe_link&) = delete;
+
+  bool ok() const { return page_ != nullptr; }
+  std::vector<int> trial_fds() const { return ok() ? std::vector<int>{page_fd_, request_[1], reply_[0]} : std::vector<int>{}; }
+  // In the forked child before exec: keep the trial's ends open across it.
+  void keep_across_exec() const noexcept {
+    if (!ok()) return;
+    for (int fd : {page_fd_, request_[1], reply_[0]}) ::fcntl(fd, F_SETFD, 0);
+  }
+  // In the parent after the fork: its copies of the trial's ends would keep a pipe open forever.
+  void close_trial_ends() {
+    if (!ok()) return;
+    ::close(std::exchange(request_[1], -1));
+    ::close(std::exchange(reply_[0], -1));
+  }
+  int request_fd() const { return ok() ? request_[0] : -1; }
+  std::int64_t units_alive() const { return ok() ? page_->units_alive.load() : 0; }
+  // Reads one request; false when the trial closed its end.
+  bool take_request() const {
+    char c;
+    ssize_t n;
+    do n = ::read(request_[0], &c, 1);
+    while (n < 0 && errno == EINTR);
+    return n == 1;
+  }
+  void answer() const {
+    const char c = 'd';
+    ssize_t n;
+    do n = ::write(reply_[1], &c, 1);
+    while (n < 0 && errno == EINTR);
+  }
+
+ private:
+  int page_fd_ = -1;
+  int request_[2] = {-1, -1};
+  int reply_[2] = {-1, -1};
+  observe::trial_page* page_ = nullptr;
+};
+
+std::int64_t thread_cpu_ns() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return std::int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
+}
+
 }  // namespace
 
 latency_record latency_record::of(const latency_histogram& h) {
@@ -91,6 +160,9 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     if (workload == nullptr) throw std::invalid_argument("unknown workload " + request.workload);
     if (model_entry == nullptr) throw std::invalid_argument("unknown model " + request.model);
 
+    if (request.observe_fds.size() == 3) {
+      observe::attach(request.observe_fds[0], request.observe_fds[1], request.observe_fds[2]);
+    }
     // Input first: a job built now is valid in every process the model forks.
     std::unique_ptr<prepared_run> prepared = workload->prepare(request.params);
 
@@ -101,6 +173,8 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     const system::group_memory memory_before = system::process_group_memory(getpgrp());
     result.rss_before_bytes = memory_before.rss_bytes;
     result.pss_before_bytes = memory_before.pss_bytes;
+    result.processes_before = memory_before.processes;
+    result.threads_before = memory_before.threads;
     const system::usage before = system::current_usage();
     const auto start = clock::now();
     const std::uint64_t returned = prepared->run(*model);
@@ -112,7 +186,11 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     const run_observations seen = prepared->observe();
     result.observed = seen.metrics;
     if (seen.latency != nullptr) result.latency = latency_record::of(*seen.latency);
-    result.ok = true;
+    result.gauge_used = observe::page().gauge_used.load() != 0;
+    // Beyond the checksum: what the run did must be what the workload asked (every wait waited).
+    const std::string failure = prepared->verify(model_entry->info, result.observed);
+    result.ok = failure.empty();
+    if (!failure.empty()) result.error = "verification failed: " + failure;
   } catch (const limit_error& e) {
     result.error = e.what();
     result.limit_hit = true;
@@ -139,7 +217,10 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   }
   const std::string dir = dir_template;
   const std::string result_path = dir + "/result.json";
-  const std::string request_text = nlohmann::json(request).dump();
+  observe_link link;
+  trial_request sent = request;
+  sent.observe_fds = link.trial_fds();
+  const std::string request_text = nlohmann::json(sent).dump();
 
   // Orphaned descendants of the trial are re-parented to us, so we can reap them.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -159,6 +240,7 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);
     dup2(STDERR_FILENO, STDOUT_FILENO);  // stdout belongs to the summary table
+    link.keep_across_exec();
     execl(self_exe.c_str(), self_exe.c_str(), "trial", "--request", request_text.c_str(), "--result",
           result_path.c_str(), static_cast<char*>(nullptr));
     std::fprintf(stderr, "cmbench: cannot exec %s: %s\n", self_exe.c_str(), std::strerror(errno));
@@ -166,42 +248,73 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   }
   setpgid(pid, pid);  // both sides set it, so no sample or kill races the child's own call
   running_trial_group = pid;
+  link.close_trial_ends();
 
   const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   const auto deadline = clock::now() + timeout;
+  memory_sample peak;
+  memory_sample most_alive;
+  memory_sample all_alive;
   std::int64_t peak_rss = 0;
-  std::int64_t peak_pss = 0;
   std::int64_t peak_processes = 0;
-  // Sampling costs CPU on a machine the trial uses: keep it under ~5% of one CPU.
+  std::int64_t samples = 0;
+  std::int64_t sampler_cpu = 0;
+  auto sample = [&] {
+    const auto start = clock::now();
+    const std::int64_t cpu_start = thread_cpu_ns();
+    const system::group_memory m = system::process_group_memory(pid);
+    memory_sample taken{true, m.rss_bytes, m.pss_bytes, m.processes, m.threads, link.units_alive(),
+                        ns_between(start, clock::now())};
+    sampler_cpu += thread_cpu_ns() - cpu_start;
+    ++samples;
+    peak_rss = std::max(peak_rss, m.rss_bytes);
+    peak_processes = std::max(peak_processes, m.processes);
+    if (!peak.taken || m.pss_bytes > peak.pss_bytes) peak = taken;
+    if (!most_alive.taken || taken.units_alive > most_alive.units_alive ||
+        (taken.units_alive == most_alive.units_alive && m.pss_bytes > most_alive.pss_bytes)) {
+      most_alive = taken;
+    }
+    return taken;
+  };
+  // Sampling costs a CPU the trial may use: keep it under ~5% of one, however many processes the
+  // trial has (smaps_rollup of thousands of them takes 100 ms and more). A workload that needs the
+  // memory at a precise moment asks for a sample then (observe.hpp) and waits for it.
   std::chrono::milliseconds interval{20};
   int status = 0;
   bool exited = false;
   bool timed_out = false;
+  auto next_sample = clock::now();
+  int request_fd = link.request_fd();
   while (!exited) {
-    const auto sample_start = clock::now();
-    const system::group_memory m = system::process_group_memory(pid);
-    const auto sample_cost = clock::now() - sample_start;
-    peak_rss = std::max(peak_rss, m.rss_bytes);
-    peak_pss = std::max(peak_pss, m.pss_bytes);
-    peak_processes = std::max(peak_processes, m.processes);
-    // ... but with thousands of processes (smaps_rollup of each) sample at least every 200 ms,
-    // so a peak held for `memory`'s hold_ms is seen.
-    interval = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(sample_cost * 20),
-                          std::chrono::milliseconds{20}, std::chrono::milliseconds{200});
-
-    const auto now = clock::now();
+    auto now = clock::now();
+    if (now >= next_sample) {
+      const memory_sample taken = sample();
+      interval = std::max(std::chrono::milliseconds{20},
+                          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds{taken.cost_ns * 20}));
+      now = clock::now();
+      next_sample = now + interval;
+    }
     if (now >= deadline) {
       timed_out = true;
       kill(-pid, SIGKILL);
       waitpid(pid, &status, 0);
       break;
     }
-    const auto wait_for = std::min<clock::duration>(interval, deadline - now);
+    const auto wait_for = std::min<clock::duration>(next_sample - now, deadline - now);
+    pollfd p[2] = {{pidfd, POLLIN, 0}, {request_fd, POLLIN, 0}};
+    const int timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait_for).count()) + 1;
     if (pidfd >= 0) {
-      pollfd p{pidfd, POLLIN, 0};
-      poll(&p, 1, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait_for).count()) + 1);
+      poll(p, 2, timeout_ms);
     } else {
-      usleep(static_cast<useconds_t>(std::chrono::duration_cast<std::chrono::microseconds>(wait_for).count()));
+      poll(p + 1, 1, timeout_ms);
+    }
+    if ((p[1].revents & (POLLIN | POLLHUP)) != 0) {
+      if (link.take_request()) {
+        all_alive = sample();
+        link.answer();
+      } else {
+        request_fd = -1;  // every process of the trial closed it: nothing more will ask
+      }
     }
     const pid_t done = waitpid(pid, &status, WNOHANG);
     exited = done == pid;
@@ -235,8 +348,13 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   }
   result.peak_rss_bytes = std::max(result.peak_rss_bytes, peak_rss);
   // The trial's own high-water mark is RSS; PSS has only the samples (and is at most RSS).
-  result.peak_pss_bytes = std::max(peak_pss, result.pss_before_bytes);
+  result.peak_pss_bytes = std::max(peak.pss_bytes, result.pss_before_bytes);
   result.peak_processes = std::max<std::int64_t>(peak_processes, 1);
+  result.at_peak = peak;
+  result.at_most_alive = most_alive;
+  result.at_all_alive = all_alive;
+  result.memory_samples = samples;
+  result.sampler_cpu_ns = sampler_cpu;
   running_trial_result[0] = '\0';
   running_trial_dir[0] = '\0';
   std::remove(result_path.c_str());

@@ -22,7 +22,23 @@ struct trial_request {
   std::string workload;
   std::string model;
   param_values params;
+  // The trial's ends of what it shares with the harness (workloads/observe.hpp): the shared
+  // page's memfd, the sample-request pipe's write end and the reply pipe's read end; empty: none.
+  std::vector<int> observe_fds;
 };
+
+// One measurement of the memory of every process of the trial, with what was alive then.
+struct memory_sample {
+  bool taken = false;
+  std::int64_t rss_bytes = 0;
+  std::int64_t pss_bytes = 0;
+  std::int64_t processes = 0;
+  std::int64_t threads = 0;
+  std::int64_t units_alive = 0;  // the workload's gauge (observe.hpp) at the sample
+  std::int64_t cost_ns = 0;      // how long the sample took
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(memory_sample, taken, rss_bytes, pss_bytes, processes, threads, units_alive,
+                                   cost_ns)
 
 // A trial's per-operation latencies: the histogram's non-empty buckets and its summary.
 struct latency_record {
@@ -51,16 +67,24 @@ struct trial_result {
   std::int64_t pss_before_bytes = 0;   // the same, proportional set size (shared pages split)
   std::int64_t peak_pss_bytes = 0;     // the same, proportional set size: the real footprint
   std::int64_t peak_processes = 0;
+  std::int64_t processes_before = 0;  // the trial's processes and OS threads just before the region
+  std::int64_t threads_before = 0;
+  bool gauge_used = false;      // the workload counted its units alive (observe.hpp)
+  memory_sample at_peak;        // the sample with the highest PSS
+  memory_sample at_most_alive;  // the sample with the most units the workload counted alive
+  memory_sample at_all_alive;   // the sample the workload asked for with every unit alive
+  std::int64_t memory_samples = 0;   // samples the harness took during the trial
+  std::int64_t sampler_cpu_ns = 0;   // CPU time they cost the harness (not the trial's)
   std::map<std::string, double> observed;  // the workload's own figures from inside the run
   latency_record latency;                  // count 0: the workload records no latencies
 };
 
 // Parent and child exchange requests and results as JSON, field for field.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_request, workload, model, params)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_request, workload, model, params, observe_fds)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_result, ok, error, limit_hit, timed_out, checksum, wall_ns, setup_ns,
                                    usage, rss_before_bytes, peak_rss_bytes, pss_before_bytes, peak_pss_bytes,
-                                   peak_processes, observed,
-                                   latency)
+                                   peak_processes, processes_before, threads_before, gauge_used, at_peak,
+                                   at_most_alive,                                   at_all_alive, memory_samples, sampler_cpu_ns, observed, latency)
 
 // Child side (`cmbench trial`): runs the trial in this process and writes the result to `path`.
 // Returns the process exit status: 0 when a result (ok or failed) was written.

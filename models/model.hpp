@@ -28,24 +28,39 @@ struct model_config {
 // Task i runs `rounds` rounds; a round first waits `wait` with the model's natural wait (a
 // blocking sleep for threads and processes, a timer for event loops; skipped when zero), then
 // runs compute(context, i, round). The batch result is the wrapping sum of every round's value.
+//
+// The workload watches every wait: right before a model starts a round's wait it calls
+// begin_wait(task, round), and it calls run_round(task, round) as soon as the wait has ended. The
+// workload checks that each wait lasted at least `wait` and counts how many were in flight at once,
+// so a model that skips, shortens or serialises its waits fails verification.
 struct bulk_job {
   std::uint64_t tasks = 0;
   std::uint32_t rounds = 1;
   std::chrono::nanoseconds wait{0};
   std::uint64_t (*compute)(const void* context, std::uint64_t task, std::uint32_t round) = nullptr;
   const void* context = nullptr;
+  void (*wait_started)(const void* context, std::uint64_t task, std::uint32_t round) = nullptr;
 
   std::uint64_t run_round(std::uint64_t task, std::uint32_t round) const {
     return compute(context, task, round);
+  }
+  void begin_wait(std::uint64_t task, std::uint32_t round) const {
+    if (wait_started != nullptr) wait_started(context, task, round);
   }
 };
 
 // A skynet tree: the root unit covers leaves [0, leaves); a unit covering size > 1 leaves creates
 // `fanout` child units of size / fanout each, waits for all of them and returns the sum of their
-// results; a unit of size 1 returns its leaf index. `leaves` is a power of `fanout`.
+// results; a unit of size 1 returns leaf(context, its leaf index), a value the workload mixes from
+// the index, so every leaf must really run for the sum to come out right. `leaves` is a power of
+// `fanout`.
 struct tree_job {
   std::uint64_t leaves = 1;
   std::uint32_t fanout = 10;
+  std::uint64_t (*leaf)(const void* context, std::uint64_t index) = nullptr;
+  const void* context = nullptr;
+
+  std::uint64_t leaf_value(std::uint64_t index) const { return leaf(context, index); }
 };
 
 // Total number of units a tree job creates (root included).
@@ -82,7 +97,9 @@ struct unit_action {
 };
 
 // Everything a unit keeps between steps: plain words the workload owns, so a model may hold it
-// anywhere (a thread's stack, a coroutine frame, shared memory between processes).
+// anywhere (a thread's stack, a coroutine frame, shared memory between processes). The last three
+// are the workloads' shared graph run's own (workloads/graph_support.hpp): it counts, per unit,
+// the messages received and how many of them were sent from another OS thread or process.
 struct unit_state {
   std::uint32_t unit = 0;  // this unit's index, set by the model before the first step
   std::uint32_t pc = 0;    // the workload's program counter, 0 before the first step
@@ -90,6 +107,9 @@ struct unit_state {
   std::uint64_t value = 0;
   std::uint64_t stamp = 0;
   std::uint64_t result = 0;  // read by the model when the unit finishes
+  std::uint32_t received = 0;
+  std::uint32_t crossed = 0;
+  std::uint32_t last_op = 0;
 };
 
 // The rules every model keeps, and every workload relies on:
@@ -124,17 +144,35 @@ struct graph_result {
   std::uint64_t blocked_sends = 0;  // sends that found their channel full and had to wait
 };
 
+// How many of a bulk job's waits a model can hold at once: one at a time (serial), one per
+// worker (its W threads or processes block in them), or one per task (a thread, a process or a
+// coroutine per task, capped by model_config::max_alive).
+enum class wait_capacity : std::uint8_t { one, workers, tasks };
+
 struct model_info {
   std::string_view family;       // "threads"
   std::string_view variant;      // "pool"
   std::string_view description;  // one line, shown by `cmbench list`
   std::string_view mechanism;    // how units, waits and results travel, written into every row
   // The floor probe (models/floors/probes.hpp) a hand-off between two of this model's units is
-  // read against: a round trip of its own primitive with nothing else in the way. Empty: none.
+  // read against: a round trip of the same mechanism with nothing else in the way. Empty: none.
   // Units that block run on different CPUs when they can, so theirs is a `_cross_cpu` round trip
   // (the harness falls back to the unpinned one on a machine with one CPU).
   std::string_view round_trip_floor = {};
+  wait_capacity waits = wait_capacity::tasks;
 };
+
+// The most waits of a bulk job a model may hold at once; verification expects no more, and a
+// model whose waits run on its workers to reach this many.
+constexpr std::uint64_t wait_limit(wait_capacity waits, const model_config& config, std::uint64_t tasks) {
+  const std::uint64_t workers = config.workers < 1 ? 1 : config.workers;
+  switch (waits) {
+    case wait_capacity::one: return tasks < 1 ? tasks : 1;
+    case wait_capacity::workers: return tasks < workers ? tasks : workers;
+    case wait_capacity::tasks: break;
+  }
+  return config.max_alive == 0 || config.max_alive > tasks ? tasks : config.max_alive;
+}
 
 // A model that cannot do a run (a system limit was hit) throws this, naming the limit; the trial
 // ends as `failed` with the message. Never shrink the run instead.

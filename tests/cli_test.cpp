@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "models/floors/probes.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -296,8 +298,10 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
       EXPECT_GT(p.at("ns_per_op").get<double>(), 0) << p.dump();
       EXPECT_LE(p.at("ns_per_op").get<double>(), p.at("before_ns").get<double>());
       EXPECT_LE(p.at("ns_per_op").get<double>(), p.at("after_ns").get<double>());
-      // The cross-thread and cross-process round trips are timed one by one: their floor is a median.
-      const bool timed_each = name.starts_with("condvar_round_trip") || name.starts_with("pipe_round_trip");
+      // Round trips are timed one by one: their floor is a median.
+      const auto* probe = cmbench::floors::find_probe(name);
+      EXPECT_NE(probe, nullptr) << name;
+      const bool timed_each = probe != nullptr && probe->timed_each;
       EXPECT_EQ(p.at("p50_ns").is_number(), timed_each) << p.dump();
       const char* suffix = timed_each ? "_p50_ns" : "_ns";
       const double before = p.at(std::string("before") + suffix).get<double>();

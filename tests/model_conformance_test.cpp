@@ -3,11 +3,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <string>
 
 #include "models/model.hpp"
 #include "tests/every_model.hpp"
 #include "workloads/kernels.hpp"
+#include "workloads/waits.hpp"
 
 namespace cmbench {
 namespace {
@@ -21,6 +23,17 @@ std::uint64_t compute(const void* context, std::uint64_t task, std::uint32_t rou
   std::uint64_t x = in->salt ^ (task << 8) ^ round;
   for (int i = 0; i < 64; ++i) x = kernels::mix64(x);
   return x;
+}
+
+// A leaf's value: a mix of its index, so every leaf must run, once, for the sum to come out right.
+std::uint64_t leaf(const void*, std::uint64_t index) { return kernels::mix64(index ^ 0x5eed); }
+
+tree_job tree(std::uint64_t leaves, std::uint32_t fanout) { return tree_job{leaves, fanout, &leaf, nullptr}; }
+
+std::uint64_t expected_tree(std::uint64_t leaves) {
+  std::uint64_t sum = 0;
+  for (std::uint64_t i = 0; i < leaves; ++i) sum += leaf(nullptr, i);
+  return sum;
 }
 
 std::uint64_t expected_bulk(const bulk_job& job) {
@@ -59,34 +72,44 @@ TEST_P(model_conformance, model_is_reusable_across_jobs) {
     bulk_job jb{33, 1, std::chrono::nanoseconds{0}, &compute, &b};
     EXPECT_EQ(model->run_bulk(ja), expected_bulk(ja));
     EXPECT_EQ(model->run_bulk(jb), expected_bulk(jb));
-    EXPECT_EQ(model->run_tree(tree_job{100, 10}), 4950u);
+    EXPECT_EQ(model->run_tree(tree(100, 10)), expected_tree(100));
   }
 }
 
-TEST_P(model_conformance, waits_run_concurrently_up_to_the_models_limit) {
+// Every wait is begun, lasts its full length, and the model holds as many at once as its stated
+// capacity allows (its workers, or a unit per task), as the workload's watch verifies.
+TEST_P(model_conformance, waits_are_watched_and_verified) {
   static const job_input input{7};
-  // 40 tasks each waiting 20 ms, with 2 workers and no cap on live units.
-  bulk_job job{40, 2, std::chrono::milliseconds{20}, &compute, &input};
-  auto model = make(2, 0);
-  const auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(model->run_bulk(job), expected_bulk(job));
-  const auto elapsed = std::chrono::steady_clock::now() - start;
-  // Every model waits at least one round trip of waits; none may skip them.
-  EXPECT_GE(elapsed, std::chrono::milliseconds{40});
+  const model_entry* entry = find_model(GetParam());
+  ASSERT_NE(entry, nullptr);
+  for (const auto& [tasks, workers] : {std::pair{40ull, 2u}, std::pair{3ull, 8u}}) {
+    const model_config config{workers, 0};
+    waits::watched_bulk bulk(bulk_job{tasks, 2, std::chrono::milliseconds{20}, &compute, &input}, config);
+    auto model = entry->make(config);
+    bulk_job plain = bulk.job();
+    plain.compute = &compute;
+    plain.context = &input;
+    EXPECT_EQ(model->run_bulk(bulk.job()), expected_bulk(plain));
+    std::map<std::string, double> metrics;
+    EXPECT_EQ(bulk.verify(entry->info, metrics), "") << "tasks=" << tasks << " workers=" << workers;
+    EXPECT_EQ(metrics.at("waits"), static_cast<double>(tasks * 2));
+    EXPECT_GE(metrics.at("shortest_wait_ns"), 20e6);
+    EXPECT_LE(metrics.at("waits_in_flight_peak"), metrics.at("wait_limit"));
+  }
 }
 
-TEST_P(model_conformance, tree_sums_leaf_indices) {
+TEST_P(model_conformance, tree_sums_every_leafs_value) {
   auto model = make(2, 0);
-  EXPECT_EQ(model->run_tree(tree_job{1, 10}), 0u);
-  EXPECT_EQ(model->run_tree(tree_job{10, 10}), 45u);
-  EXPECT_EQ(model->run_tree(tree_job{1000, 10}), 499500u);
-  EXPECT_EQ(model->run_tree(tree_job{1024, 2}), 1024u * 1023u / 2u);
-  EXPECT_EQ(model->run_tree(tree_job{10000, 10}), 49995000u);
+  EXPECT_EQ(model->run_tree(tree(1, 10)), expected_tree(1));
+  EXPECT_EQ(model->run_tree(tree(10, 10)), expected_tree(10));
+  EXPECT_EQ(model->run_tree(tree(1000, 10)), expected_tree(1000));
+  EXPECT_EQ(model->run_tree(tree(1024, 2)), expected_tree(1024));
+  EXPECT_EQ(model->run_tree(tree(10000, 10)), expected_tree(10000));
 }
 
 TEST_P(model_conformance, tree_with_one_worker_does_not_deadlock) {
   auto model = make(1, 0);
-  EXPECT_EQ(model->run_tree(tree_job{1000, 10}), 499500u);
+  EXPECT_EQ(model->run_tree(tree(1000, 10)), expected_tree(1000));
 }
 
 INSTANTIATE_TEST_SUITE_P(all, model_conformance, ::testing::ValuesIn(test_support::model_names()),
@@ -101,9 +124,9 @@ TEST(model_registry, has_all_eight_models) {
 }
 
 TEST(model_registry, tree_units_counts_every_level) {
-  EXPECT_EQ(tree_units(tree_job{1, 10}), 1u);
-  EXPECT_EQ(tree_units(tree_job{1000, 10}), 1111u);
-  EXPECT_EQ(tree_units(tree_job{1000000, 10}), 1111111u);
+  EXPECT_EQ(tree_units(tree(1, 10)), 1u);
+  EXPECT_EQ(tree_units(tree(1000, 10)), 1111u);
+  EXPECT_EQ(tree_units(tree(1000000, 10)), 1111111u);
 }
 
 }  // namespace

@@ -64,6 +64,12 @@ class prepared_run {
   // whose answer lies in shared state digests it here, outside the measured region.
   virtual std::uint64_t checksum(std::uint64_t returned) const { return returned; }
   virtual run_observations observe() const { return {}; }
+  // Checks what the run did beyond its checksum (every wait really waited, for one) and adds the
+  // figures that show it to `metrics`. Returns why the run fails verification, or "" when it
+  // passes.
+  virtual std::string verify(const model_info& /*model*/, std::map<std::string, double>& /*metrics*/) const {
+    return {};
+  }
 };
 
 struct workload_entry {
@@ -74,7 +80,8 @@ struct workload_entry {
   // Rejects combinations the single-parameter ranges cannot (throws std::invalid_argument).
   void (*validate)(const param_values&) = nullptr;
   std::unique_ptr<prepared_run> (*prepare)(const param_values&) = nullptr;
-  // The checksum serial/baseline computes for these parameters, without its waits.
+  // The checksum every model must reproduce: the serial computation of the work for these
+  // parameters, without waits, done once per parameter combination by the harness.
   std::uint64_t (*reference)(const param_values&) = nullptr;
   // Units created (tasks, tree nodes): the denominator of per-unit figures.
   std::uint64_t (*units)(const param_values&) = nullptr;

@@ -70,7 +70,7 @@ class asio_single {
 
   std::uint64_t run_tree(const tree_job& job) {
     const detail::one_loop placement{io_->get_executor()};
-    return run([&] { return detail::make_tree_unit(placement, 0, 0, job.leaves, job.fanout); });
+    return run([&] { return detail::make_tree_unit(placement, 0, 0, job.leaves, job); });
   }
 
  private:

@@ -191,6 +191,7 @@ inline loop_task<std::uint64_t> bulk_waiting_task(const bulk_job& job, std::uint
   loop_timer timer(co_await asio::this_coro::executor);
   std::uint64_t sum = 0;
   for (std::uint32_t round = 0; round < job.rounds; ++round) {
+    job.begin_wait(task, round);
     timer.expires_after(job.wait);
     co_await timer.async_wait(use_loop_task);
     sum += job.run_round(task, round);
@@ -242,28 +243,29 @@ inline loop_task<std::uint64_t> bulk_driver(const bulk_job& job, std::uint64_t f
 //   unsigned child_loop(unsigned parent_loop, std::uint32_t child) const;
 template <class Placement, bool Spread>
 loop_task<std::uint64_t> tree_unit(const Placement& placement, unsigned loop, std::uint64_t first,
-                                   std::uint64_t leaves, std::uint32_t fanout);
+                                   std::uint64_t leaves, const tree_job& job);
 
 // The unit covering `leaves`, typed on whether its children run on other loops: a unit whose
 // children all stay on its own loop joins them with plain integers, not atomics.
 template <class Placement>
 loop_task<std::uint64_t> make_tree_unit(const Placement& placement, unsigned loop,
                                         std::uint64_t first, std::uint64_t leaves,
-                                        std::uint32_t fanout) {
+                                        const tree_job& job) {
   if constexpr (Placement::multi_loop) {
-    if (leaves > 1 && placement.spreads(leaves / fanout)) {
-      return tree_unit<Placement, true>(placement, loop, first, leaves, fanout);
+    if (leaves > 1 && placement.spreads(leaves / job.fanout)) {
+      return tree_unit<Placement, true>(placement, loop, first, leaves, job);
     }
   }
-  return tree_unit<Placement, false>(placement, loop, first, leaves, fanout);
+  return tree_unit<Placement, false>(placement, loop, first, leaves, job);
 }
 
-// One tree unit: a leaf returns its index; an inner unit co_spawns its `fanout` children as
+// One tree unit: a leaf returns the job's leaf value of its index; an inner unit co_spawns its `fanout` children as
 // tasks, suspends until all of them complete and returns their sum.
 template <class Placement, bool Spread>
 loop_task<std::uint64_t> tree_unit(const Placement& placement, unsigned loop, std::uint64_t first,
-                                   std::uint64_t leaves, std::uint32_t fanout) {
-  if (leaves == 1) co_return first;
+                                   std::uint64_t leaves, const tree_job& job) {
+  if (leaves == 1) co_return job.leaf_value(first);
+  const std::uint32_t fanout = job.fanout;
   const std::uint64_t child_leaves = leaves / fanout;
   wait_group<Spread> group;
   loop_task<void> all_done = group.wait();
@@ -279,7 +281,7 @@ loop_task<std::uint64_t> tree_unit(const Placement& placement, unsigned loop, st
           group, placement.executor(child_loop),
           [&] {
             return make_tree_unit(placement, child_loop, first + child * child_leaves,
-                                  child_leaves, fanout);
+                                  child_leaves, job);
           },
           spawn_error);
       if (!spawned) break;

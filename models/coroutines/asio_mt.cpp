@@ -156,7 +156,7 @@ class asio_mt {
       "last arriver co_awaiting `hold` on a timer, then cancelling every loop's timer on that "
       "loop; every wait parks the coroutine and an idle loop sleeps in the kernel (blocking, no "
       "spin); max_alive is ignored",
-      "condvar_round_trip_cross_cpu"};
+      "asio_cross_loop_round_trip"};
 
   explicit asio_mt(const model_config& config) : workers_(config.workers) {
     if (workers_ == 0) {
@@ -203,7 +203,7 @@ class asio_mt {
     detail::job_outcome outcome;
     try {
       asio::co_spawn(loops->executor(0),
-                     detail::make_tree_unit(placement, 0, 0, job.leaves, job.fanout),
+                     detail::make_tree_unit(placement, 0, 0, job.leaves, job),
                      [&outcome, loops](std::exception_ptr error, std::uint64_t value) {
                        outcome = {value, std::move(error)};
                        loops->job_done();

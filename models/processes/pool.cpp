@@ -99,6 +99,7 @@ struct tree_node {
 };
 
 struct tree_shape {
+  tree_job job;  // a copy: the caller's job object is not in shared memory
   std::uint32_t fanout = 0;
   std::uint64_t level_first_unit[max_levels] = {};
   std::uint64_t level_unit_size[max_levels] = {};
@@ -113,7 +114,7 @@ struct graph_unit {
   unit_op pending_op;
   std::uint8_t started;
 };
-static_assert(sizeof(graph_unit) == 48 && alignof(graph_unit) == 8);
+static_assert(sizeof(graph_unit) == 64 && alignof(graph_unit) == 8);
 
 // A channel: its lock, ring indices and the one unit of each side that may wait on it (a channel
 // has one sender and one receiver), stored as unit + 1 so zero means nobody; then its slots.
@@ -295,7 +296,10 @@ class shared_pool {
     const bulk_job& job = control_->bulk;
     std::uint64_t sum = 0;
     for (std::uint32_t round = 0; round < job.rounds; ++round) {
-      if (job.wait.count() > 0) std::this_thread::sleep_for(job.wait);
+      if (job.wait.count() > 0) {
+        job.begin_wait(task, round);
+        std::this_thread::sleep_for(job.wait);
+      }
       sum += job.run_round(task, round);
     }
     return sum;
@@ -316,7 +320,7 @@ class shared_pool {
     const std::uint64_t unit = task & unit_mask;
     const std::uint64_t size = tree.level_unit_size[level];
     if (size == 1) {
-      complete_unit(unit, unit - tree.level_first_unit[level]);  // a leaf returns its index
+      complete_unit(unit, tree.job.leaf_value(unit - tree.level_first_unit[level]));
       return;
     }
     tree_node& node = nodes_[unit];
@@ -331,18 +335,11 @@ class shared_pool {
     notify();
   }
 
-  // Runs graph unit `u` until it parks or finishes. A unit readied by the operation right before
-  // that is run next on this worker, with no push, wake-up or trip to another process: a
-  // ping-pong or a token ring is then a chain of direct hand-offs, as Go's runnext slot does.
-  // A unit readied earlier, whose waker went on running, goes on the ring for any worker.
+  // Runs graph unit `u` until it parks or finishes. A unit it readies goes on the ring at once,
+  // as any task does, for whichever worker pops it first (multiprocessing.Pool has no "run the
+  // woken task next on this worker" slot, so neither does this pool).
   void run_graph_units(std::uint32_t u, std::uint64_t& sum, std::uint64_t& finished) const noexcept {
-    std::uint32_t run_next = 0;  // unit + 1
-    for (;;) {
-      run_graph_unit(u, run_next, sum, finished);
-      if (run_next == 0) return;
-      u = run_next - 1;
-      run_next = 0;
-    }
+    run_graph_unit(u, sum, finished);
   }
 
   void complete_job(std::uint64_t result) const noexcept {
@@ -386,9 +383,7 @@ class shared_pool {
     while (!try_push(u)) ::sched_yield();
   }
 
-  // Leaves `run_next` holding the unit to run after this one, if it readied one last.
-  void run_graph_unit(std::uint32_t u, std::uint32_t& run_next, std::uint64_t& sum,
-                      std::uint64_t& finished) const noexcept {
+  void run_graph_unit(std::uint32_t u, std::uint64_t& sum, std::uint64_t& finished) const noexcept {
     const graph_job& job = control_->graph.job;
     graph_unit& r = unit_at(u);
     std::byte* const message = reinterpret_cast<std::byte*>(&r) + sizeof(graph_unit);
@@ -447,12 +442,6 @@ class shared_pool {
           break;
         }
         case unit_op::lock:
-          // This worker may block here: do not keep a runnable unit from the others meanwhile.
-          if (run_next != 0) {
-            push_unit(run_next - 1);
-            notify();
-            run_next = 0;
-          }
           mutex_at(action.target).lock();
           break;
         case unit_op::unlock:
@@ -481,13 +470,11 @@ class shared_pool {
           ++finished;
           return;
       }
-      // The operation went through, so the unit goes on: a unit it readied before this one is
-      // not next after all.
-      if (run_next != 0) {
-        push_unit(run_next - 1);
+      // The operation went through and the unit goes on; a unit it readied is queued for any worker.
+      if (woke != 0) {
+        push_unit(woke - 1);
         notify();
       }
-      run_next = woke;
       retry = false;
       action = job.next(r.state, message);
     }
@@ -578,14 +565,13 @@ class processes_pool {
       "before the fork (state + message per unit, zero pages until used): a runnable unit is its "
       "descriptor on the ring, a worker runs its steps until it must wait; channels are bounded "
       "rings in shared memory under a per-channel futex lock with one parked-sender and one "
-      "parked-receiver slot, the unit that changes a channel requeues its parked peer, and a "
-      "peer readied by the operation just before the unit parks runs next on the same worker "
-      "(no push, no wake-up, like Go's runnext); the mutex is a futex mutex that blocks the "
+      "parked-receiver slot, the unit that changes a channel pushes its parked peer on the ring at "
+      "once (any worker may pop it, as in multiprocessing.Pool: no run-next slot); the mutex is a futex mutex that blocks the "
       "worker (a unit never parks holding one); the barrier is an arrival count whose last "
       "arriver sleeps the hold then requeues every unit. Waits block: a unit waiting on a channel "
       "or the barrier is parked, never spun on (an idle worker polls the ring ~50 us before its "
       "futex sleep, only when every worker has a CPU)",
-      "pipe_round_trip_cross_cpu"};
+      "process_pool_handoff_round_trip", wait_capacity::workers};
 
   explicit processes_pool(const model_config& config)
       : arena_(arena_bytes, false), pool_(arena_), owner_(::getpid()) {
@@ -682,6 +668,7 @@ class processes_pool {
   // Level sizes and first unit numbers, so a one-word descriptor gives a unit's leaf range.
   static tree_shape shape_of(const tree_job& job) {
     tree_shape shape;
+    shape.job = job;
     shape.fanout = job.fanout;
     std::uint64_t first_unit = 0;
     std::uint64_t units_on_level = 1;

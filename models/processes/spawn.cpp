@@ -170,7 +170,10 @@ bool reap_one(const run_region& run, int options) noexcept {
 [[noreturn]] void run_task(const bulk_job& job, std::uint64_t task, std::uint64_t* results) noexcept {
   std::uint64_t sum = 0;
   for (std::uint32_t round = 0; round < job.rounds; ++round) {
-    if (job.wait.count() > 0) std::this_thread::sleep_for(job.wait);
+    if (job.wait.count() > 0) {
+      job.begin_wait(task, round);
+      std::this_thread::sleep_for(job.wait);
+    }
     sum += job.run_round(task, round);
   }
   results[task] = sum;  // the parent's waitpid() orders this write before its read
@@ -212,13 +215,14 @@ bool reap_one(const run_region& run, int options) noexcept {
 
 // Units are numbered breadth-first: unit u's children are u * fanout + 1 ... u * fanout + fanout,
 // so the result slots are one flat array of tree_units(job) entries.
-[[noreturn]] void run_unit(std::uint32_t fanout, const run_region& run, std::uint64_t unit,
+[[noreturn]] void run_unit(const tree_job& job, const run_region& run, std::uint64_t unit,
                            std::uint64_t first, std::uint64_t size) noexcept {
+  const std::uint32_t fanout = job.fanout;
   run_header& header = run.header();
   std::uint64_t* results = run.results();
   for (;;) {  // a forked child continues here as its own unit, without growing the stack
     if (size == 1) {
-      results[unit] = first;
+      results[unit] = job.leaf_value(first);
       ::_exit(0);
     }
     const std::uint64_t child_size = size / fanout;
@@ -443,7 +447,7 @@ class processes_spawn {
       "futex mutex (no system call uncontended); the barrier is a counter plus a generation "
       "futex word, the last arriver sleeping the hold; every wait blocks in FUTEX_WAIT (no "
       "spinning)",
-      "pipe_round_trip_cross_cpu"};
+      "futex_round_trip_cross_cpu"};
 
   explicit processes_spawn(const model_config& config) : max_alive_(config.max_alive) {}
 
@@ -483,7 +487,7 @@ class processes_spawn {
     run.header().budget = detail::read_memory_budget();
     run.header().alive.store(1, std::memory_order_relaxed);  // the root
     const pid_t root = fork_or_throw(0);
-    if (root == 0) run_unit(job.fanout, run, 0, 0, job.leaves);
+    if (root == 0) run_unit(job, run, 0, 0, job.leaves);
     const int status = wait_for(root);
     run.throw_if_failed(status, "tree unit");
     return run.results()[0];

@@ -10,11 +10,11 @@
 namespace cmbench {
 namespace {
 
-std::uint64_t serial_tree(std::uint64_t first, std::uint64_t size, std::uint32_t fanout) {
-  if (size == 1) return first;
-  const std::uint64_t child = size / fanout;
+std::uint64_t serial_tree(const tree_job& job, std::uint64_t first, std::uint64_t size) {
+  if (size == 1) return job.leaf_value(first);
+  const std::uint64_t child = size / job.fanout;
   std::uint64_t sum = 0;
-  for (std::uint32_t c = 0; c < fanout; ++c) sum += serial_tree(first + c * child, child, fanout);
+  for (std::uint32_t c = 0; c < job.fanout; ++c) sum += serial_tree(job, first + c * child, child);
   return sum;
 }
 
@@ -150,7 +150,8 @@ class serial_baseline {
       "serial", "baseline", "one thread, no concurrency: the reference and the 1x line",
       "tasks run one after another on the calling thread; waits are blocking sleeps; a tree unit "
       "is a function call; graph units are state machines interleaved by one run queue on the "
-      "calling thread, parked on a channel until another unit changes it (no locks needed)"};
+      "calling thread, parked on a channel until another unit changes it (no locks needed)",
+      {}, wait_capacity::one};
 
   explicit serial_baseline(const model_config& /*config*/) {}
 
@@ -158,14 +159,17 @@ class serial_baseline {
     std::uint64_t sum = 0;
     for (std::uint64_t task = 0; task < job.tasks; ++task) {
       for (std::uint32_t round = 0; round < job.rounds; ++round) {
-        if (job.wait.count() > 0) std::this_thread::sleep_for(job.wait);
+        if (job.wait.count() > 0) {
+          job.begin_wait(task, round);
+          std::this_thread::sleep_for(job.wait);
+        }
         sum += job.run_round(task, round);
       }
     }
     return sum;
   }
 
-  std::uint64_t run_tree(const tree_job& job) { return serial_tree(0, job.leaves, job.fanout); }
+  std::uint64_t run_tree(const tree_job& job) { return serial_tree(job, 0, job.leaves); }
 
   graph_result run_graph(const graph_job& job) { return cooperative_graph(job).run(); }
 };

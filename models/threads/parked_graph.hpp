@@ -10,11 +10,10 @@
 // parked-receiver slot per channel suffice; the barrier is a counter, and its last arriver
 // resumes every other unit, since all of them are parked there.
 //
-// Hand-off (Go's runnext): a unit made runnable is first held in the worker's local slot. If the
-// current unit's very next operation parks it (or it finishes), the worker runs the held unit
-// itself: a ping-pong or ring hand-off is a channel lock and a memcpy, no queue and no wake-up.
-// If the current unit goes on instead, the held unit is handed to the runtime, so another worker
-// can take it.
+// Hand-off: a unit made runnable goes to the runtime at once, like any task submitted to it (a
+// work item on threads/pool's shared FIFO queue, a task_group task for threads/tbb), while its
+// waker goes on. Whichever worker the runtime gives it to runs it: there is no "run the woken
+// unit next on this worker" slot, which neither ThreadPoolExecutor nor oneTBB has.
 //
 // The runtime provides:
 //   void schedule(std::uint32_t unit);      make a parked unit runnable (one task)
@@ -73,15 +72,8 @@ class parked_graph {
   parked_graph(const parked_graph&) = delete;
   parked_graph& operator=(const parked_graph&) = delete;
 
-  // Runs unit u until it parks or finishes, then whatever unit it handed off to, and so on.
-  void run(std::uint32_t u) {
-    std::uint32_t held = no_unit;
-    for (;;) {
-      run_until_parked(u, held);
-      if (held == no_unit) return;
-      u = std::exchange(held, no_unit);
-    }
-  }
+  // Runs unit u until it parks or finishes.
+  void run(std::uint32_t u) { run_until_parked(u); }
 
   std::uint32_t units() const { return job_.units; }
   bool all_finished() const { return finished_.load(std::memory_order_acquire) == job_.units; }
@@ -95,7 +87,7 @@ class parked_graph {
   }
 
   // Bytes this runtime keeps per unit (the record and its message buffer).
-  static constexpr std::size_t record_bytes = 56;
+  static constexpr std::size_t record_bytes = 72;
 
  private:
   struct unit_record {
@@ -132,14 +124,12 @@ class parked_graph {
     r.retry = true;
   }
 
-  // The current unit's operation completed without parking: the unit held from its previous
-  // operation goes to the runtime (this worker is busy), and `woken` (if any) is held instead.
-  void went_on(std::uint32_t& held, std::uint32_t woken) {
-    if (held != no_unit) runtime_.schedule(held);
-    held = woken;
+  // A parked unit this operation made runnable goes to the runtime, as a new task would.
+  void wake(std::uint32_t woken) {
+    if (woken != no_unit) runtime_.schedule(woken);
   }
 
-  void run_until_parked(std::uint32_t u, std::uint32_t& held) {
+  void run_until_parked(std::uint32_t u) {
     unit_record& r = units_[u];
     std::byte* const message = message_of(u);
     unit_action action;
@@ -164,7 +154,7 @@ class parked_graph {
           ++c.size;
           const std::uint32_t woken = std::exchange(c.parked_receiver, no_unit);
           lock.unlock();
-          went_on(held, woken);
+          wake(woken);
           break;
         }
         case unit_op::receive: {
@@ -180,16 +170,14 @@ class parked_graph {
           --c.size;
           const std::uint32_t woken = std::exchange(c.parked_sender, no_unit);
           lock.unlock();
-          went_on(held, woken);
+          wake(woken);
           break;
         }
         case unit_op::lock:
-          went_on(held, no_unit);  // a held unit must not wait while this worker blocks
           mutexes_[action.target].lock();
           break;
         case unit_op::unlock:
           mutexes_[action.target].unlock();
-          went_on(held, no_unit);
           break;
         case unit_op::arrive:
           if (!r.retry) {
@@ -199,7 +187,6 @@ class parked_graph {
             if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 < units) return;
             // Last to arrive: every other unit is parked here, and none can arrive again before
             // it is resumed below, so the counter can be reset for the next use.
-            // Nothing is held: a held unit has not arrived yet.
             r.retry = false;
             arrived_.store(0, std::memory_order_relaxed);
             if (job_.hold.count() > 0) std::this_thread::sleep_for(job_.hold);

@@ -175,7 +175,10 @@ void run_bulk_task(void* context, std::uint64_t task) {
   const bulk_job& job = *run.job;
   std::uint64_t sum = 0;
   for (std::uint32_t round = 0; round < job.rounds; ++round) {
-    if (job.wait.count() > 0) std::this_thread::sleep_for(job.wait);
+    if (job.wait.count() > 0) {
+      job.begin_wait(task, round);
+      std::this_thread::sleep_for(job.wait);
+    }
     sum += job.run_round(task, round);
   }
   run.sum.fetch_add(sum, std::memory_order_relaxed);
@@ -191,6 +194,7 @@ struct tree_node {
 };
 
 struct tree_run {
+  const tree_job* job = nullptr;
   thread_pool* pool = nullptr;
   std::uint32_t fanout = 10;
   std::uint64_t internal = 0;
@@ -222,7 +226,7 @@ void complete_tree_unit(tree_run& run, std::uint64_t node, std::uint64_t value) 
 void run_tree_unit(void* context, std::uint64_t node) {
   auto& run = *static_cast<tree_run*>(context);
   if (node >= run.internal) {
-    complete_tree_unit(run, node, node - run.internal);
+    complete_tree_unit(run, node, run.job->leaf_value(node - run.internal));
     return;
   }
   // Submit the children with one lock acquisition per 16 (fanout 10: one). Copies, not `run`,
@@ -311,12 +315,12 @@ class threads_pool {
       "unit is a parked actor (56-byte record + its message buffer, no stack): a runnable unit "
       "is one queue item run until it must wait; a full/empty channel (std::mutex-guarded ring, "
       "one parked-sender and one parked-receiver slot) parks it and the peer that changes the "
-      "channel requeues it; a unit made runnable is held in the worker's runnext slot and run "
-      "directly if the current unit parks next (ping-pong and ring hand-offs skip the queue and "
-      "wake nobody), else queued; graph mutexes are std::mutex held by the worker; the barrier "
+      "channel pushes it on the shared queue at once, like any submitted task, waking a sleeping "
+      "worker (whichever worker pops it runs it: no run-next slot, as in ThreadPoolExecutor); "
+      "graph mutexes are std::mutex held by the worker; the barrier "
       "is an atomic count whose last arriver sleeps `hold` on its worker, then requeues the "
       "others through one self-requeuing launcher item; all waits block, none spin",
-      "condvar_round_trip_cross_cpu"};
+      "pool_handoff_round_trip", wait_capacity::workers};
 
   explicit threads_pool(const model_config& config) : pool_(std::max(1u, config.workers)) {}
 
@@ -345,6 +349,7 @@ class threads_pool {
 
   std::uint64_t run_tree(const tree_job& job) {
     detail::tree_run run;
+    run.job = &job;
     run.pool = &pool_;
     run.fanout = job.fanout;
     run.internal = tree_units(job) - job.leaves;

@@ -158,7 +158,10 @@ std::string describe_thread_failure_safely(const std::exception& error) noexcept
 std::uint64_t run_task(const bulk_job& job, std::uint64_t task) {
   std::uint64_t sum = 0;
   for (std::uint32_t round = 0; round < job.rounds; ++round) {
-    if (job.wait.count() > 0) std::this_thread::sleep_for(job.wait);
+    if (job.wait.count() > 0) {
+      job.begin_wait(task, round);
+      std::this_thread::sleep_for(job.wait);
+    }
     sum += job.run_round(task, round);
   }
   return sum;
@@ -212,6 +215,7 @@ class finish_line {
 
 // Shared by every thread of one tree: the first failure wins and stops further creation.
 struct tree_run {
+  const tree_job* job = nullptr;
   std::uint32_t fanout = 10;
   std::atomic<bool> failed{false};
   std::mutex error_mutex;
@@ -252,7 +256,7 @@ class finish_order {
 
 // One tree unit: start `fanout` child threads, join them all, return their sum.
 std::uint64_t tree_unit(tree_run& run, std::uint64_t first, std::uint64_t size) noexcept {
-  if (size == 1) return first;
+  if (size == 1) return run.job->leaf_value(first);
   const std::uint64_t child_size = size / run.fanout;
   std::vector<std::jthread> children;
   std::vector<std::uint64_t> results;
@@ -427,6 +431,7 @@ class threads_spawn {
 
   std::uint64_t run_tree(const tree_job& job) {
     detail::tree_run run;
+    run.job = &job;
     run.fanout = job.fanout;
     std::uint64_t sum = 0;
     try {

@@ -29,8 +29,9 @@ namespace cmbench {
 namespace detail {
 namespace {
 
-std::uint64_t tbb_tree_unit(std::uint64_t first, std::uint64_t size, std::uint32_t fanout) {
-  if (size == 1) return first;
+std::uint64_t tbb_tree_unit(const tree_job& job, std::uint64_t first, std::uint64_t size) {
+  const std::uint32_t fanout = job.fanout;
+  if (size == 1) return job.leaf_value(first);
   const std::uint64_t child_size = size / fanout;
   std::array<std::uint64_t, 16> local_results;
   std::vector<std::uint64_t> heap_results;
@@ -41,8 +42,8 @@ std::uint64_t tbb_tree_unit(std::uint64_t first, std::uint64_t size, std::uint32
   }
   tbb::task_group group;
   for (std::uint32_t c = 0; c < fanout; ++c) {
-    group.run([results, c, first, child_size, fanout] {
-      results[c] = tbb_tree_unit(first + c * child_size, child_size, fanout);
+    group.run([&job, results, c, first, child_size] {
+      results[c] = tbb_tree_unit(job, first + c * child_size, child_size);
     });
   }
   group.wait();
@@ -110,13 +111,13 @@ class threads_tbb {
       "unit is a parked actor (56-byte record + its message buffer, no stack): a runnable unit "
       "is one task_group task run until it must wait; a full/empty channel (tbb::mutex-guarded "
       "ring, one parked-sender and one parked-receiver slot) parks it and the peer that changes "
-      "the channel run()s it again; a unit made runnable is held in the thread's runnext slot "
-      "and run directly if the current unit parks next (ping-pong and ring hand-offs spawn no "
-      "task), else spawned; graph mutexes are tbb::mutex (blocking after TBB's short bounded "
+      "the channel task_group::run()s it at once: oneTBB spawns it into the waking thread's own "
+      "deque, which that thread pops LIFO once its current task returns unless an idle thread "
+      "of the arena steals it first (oneTBB's own scheduling, nothing added); graph mutexes are tbb::mutex (blocking after TBB's short bounded "
       "spin); the barrier is an atomic count whose last arriver sleeps `hold` in its task, then "
       "resumes the others by a recursive split of task_group tasks; the caller waits in "
       "task_group::wait (TBB's own spin-then-sleep)",
-      "condvar_round_trip_cross_cpu"};
+      "tbb_handoff_round_trip", wait_capacity::workers};
 
   explicit threads_tbb(const model_config& config)
       : workers_(std::max(1u, config.workers)),
@@ -138,7 +139,10 @@ class threads_tbb {
           [&](const tbb::blocked_range<std::uint64_t>& tasks, std::uint64_t sum) {
             for (std::uint64_t task = tasks.begin(); task != tasks.end(); ++task) {
               for (std::uint32_t round = 0; round < job.rounds; ++round) {
-                if (job.wait.count() > 0) std::this_thread::sleep_for(job.wait);
+                if (job.wait.count() > 0) {
+                  job.begin_wait(task, round);
+                  std::this_thread::sleep_for(job.wait);
+                }
                 sum += job.run_round(task, round);
               }
             }
@@ -157,7 +161,7 @@ class threads_tbb {
   }
 
   std::uint64_t run_tree(const tree_job& job) {
-    return arena_.execute([&] { return detail::tbb_tree_unit(0, job.leaves, job.fanout); });
+    return arena_.execute([&] { return detail::tbb_tree_unit(job, 0, job.leaves); });
   }
 
  private:

@@ -2,6 +2,7 @@
 // blocking sleep in a thread or process, a timer in an event loop), then doing a little work.
 // Measures the makespan against the ideal D, and memory per waiting task.
 #include "workloads/kernels.hpp"
+#include "workloads/waits.hpp"
 #include "workloads/workload.hpp"
 
 namespace cmbench {
@@ -14,23 +15,26 @@ std::uint64_t io_task(const void* /*context*/, std::uint64_t task, std::uint32_t
   return kernels::compute_round(task, round, reply_numbers);
 }
 
+model_config config_of(const param_values& p) {
+  return {static_cast<unsigned>(p.at("workers")), static_cast<std::uint64_t>(p.at("concurrency"))};
+}
+
 class io_run final : public prepared_run {
  public:
   explicit io_run(const param_values& p)
-      : tasks_(static_cast<std::uint64_t>(p.at("tasks"))),
-        wait_(std::chrono::milliseconds{p.at("wait_ms")}),
-        workers_(static_cast<unsigned>(p.at("workers"))),
-        concurrency_(static_cast<std::uint64_t>(p.at("concurrency"))) {}
-  model_config config() const override { return {workers_, concurrency_}; }
-  std::uint64_t run(model_instance& model) override {
-    return model.run_bulk(bulk_job{tasks_, 1, wait_, &io_task, nullptr});
+      : config_(config_of(p)),
+        bulk_(bulk_job{static_cast<std::uint64_t>(p.at("tasks")), 1, std::chrono::milliseconds{p.at("wait_ms")},
+                       &io_task, nullptr},
+              config_) {}
+  model_config config() const override { return config_; }
+  std::uint64_t run(model_instance& model) override { return model.run_bulk(bulk_.job()); }
+  std::string verify(const model_info& model, std::map<std::string, double>& metrics) const override {
+    return bulk_.verify(model, metrics);
   }
 
  private:
-  std::uint64_t tasks_;
-  std::chrono::nanoseconds wait_;
-  unsigned workers_;
-  std::uint64_t concurrency_;
+  model_config config_;
+  waits::watched_bulk bulk_;
 };
 
 workload_entry make_io() {

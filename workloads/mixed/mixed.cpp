@@ -6,6 +6,7 @@
 
 #include "workloads/kernels.hpp"
 #include "models/system_limits.hpp"
+#include "workloads/waits.hpp"
 #include "workloads/workload.hpp"
 
 namespace cmbench {
@@ -32,16 +33,22 @@ std::uint64_t mixed_round(const void* context, std::uint64_t task, std::uint32_t
 
 class mixed_run final : public prepared_run {
  public:
-  explicit mixed_run(const param_values& p) : params_(p), numbers_(params_.numbers()) {}
+  explicit mixed_run(const param_values& p)
+      : params_(p),
+        numbers_(params_.numbers()),
+        bulk_(bulk_job{params_.tasks, static_cast<std::uint32_t>(params_.rounds),
+                       std::chrono::microseconds{params_.wait_us()}, &mixed_round, &numbers_},
+              config()) {}
   model_config config() const override { return {params_.workers, params_.concurrency}; }
-  std::uint64_t run(model_instance& model) override {
-    return model.run_bulk(bulk_job{params_.tasks, static_cast<std::uint32_t>(params_.rounds),
-                                   std::chrono::microseconds{params_.wait_us()}, &mixed_round, &numbers_});
+  std::uint64_t run(model_instance& model) override { return model.run_bulk(bulk_.job()); }
+  std::string verify(const model_info& model, std::map<std::string, double>& metrics) const override {
+    return bulk_.verify(model, metrics);
   }
 
  private:
   mixed_params params_;
-  std::uint64_t numbers_;
+  std::uint64_t numbers_;  // read by every model's units: built before the model forks any
+  waits::watched_bulk bulk_;
 };
 
 workload_entry make_mixed() {
