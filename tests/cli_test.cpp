@@ -277,7 +277,7 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
   temp_dir dir;
   const std::string out = dir.file("report.json");
   const auto r = run("run --preset quick --repetitions 1 --workloads cpu,pingpong --models serial,threads/spawn,"
-                     "coroutines/asio --floors on --floor-time 0.01 --out " + out);
+                     "threads/pool,coroutines/asio --floors on --floor-time 0.01 --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("p50 over the model's round-trip floor"), std::string::npos) << r.output;
   // Three measurements: before the run, then just before and just after pingpong's trials.
@@ -312,7 +312,9 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
     for (const char* name : {"condvar_round_trip", "condvar_round_trip_same_cpu", "pipe_round_trip",
                              "pipe_round_trip_same_cpu", "asio_post", "asio_post_round_trip",
                              "asio_coroutine_yield", "asio_channel_round_trip", "thread_create_join",
-                             "fork_exit_wait"}) {
+                             "fork_exit_wait", "futex_round_trip", "pool_handoff_round_trip",
+                             "process_pool_handoff_round_trip", "tbb_handoff_round_trip",
+                             "asio_cross_loop_round_trip"}) {
       EXPECT_EQ(measured.count(name), 1u) << name;
     }
     return measured;
@@ -333,9 +335,12 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
       EXPECT_FALSE(metrics.contains("p50_over_floor")) << row.at("name");
       continue;
     }
-    // Blocking units are read against the round trip across two CPUs (unpinned on one CPU), as
-    // measured just before and just after pingpong's own trials.
+    // Each model is read against a floor of its own mechanism: blocking threads against the
+    // condvar round trip across two CPUs (unpinned on one CPU), a pool against its queue's
+    // hand-off, the event loop against two dependent posts; measured just before and just after
+    // pingpong's own trials.
     const std::string floor = model == "coroutines/asio" ? "asio_post_round_trip"
+                              : model == "threads/pool"  ? "pool_handoff_round_trip"
                               : two_cpus                 ? "condvar_round_trip_cross_cpu"
                                                          : "condvar_round_trip";
     EXPECT_EQ(row.at("round_trip_floor"), floor);
@@ -346,6 +351,37 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
     if (row.at("run_type") == "iteration") {
       EXPECT_NEAR(metrics.at("p50_over_floor").get<double>(), metrics.at("latency_p50_ns").get<double>() / ns, 1e-9);
     }
+  }
+}
+
+// memory's figure is measured with every unit provably alive (on the workload's signal), and
+// divides by the units alive then: the quick processes/spawn run sees all its 1,000 unit
+// processes, threads/spawn all its threads.
+TEST(cli, memory_is_measured_with_every_unit_alive) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --preset quick --repetitions 1 --workloads memory --models processes/spawn,threads/spawn,"
+                     "coroutines/asio --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const auto& row : load(out).at("benchmarks")) {
+    if (row.at("run_type") != "aggregate") continue;
+    const std::string model = row.at("model");
+    const auto units = row.at("params").at("units").get<double>();
+    const auto& resources = row.at("resources");
+    const auto& metrics = row.at("metrics");
+    EXPECT_EQ(resources.at("memory_measured"), "all_alive") << model;
+    EXPECT_EQ(metrics.at("units_alive").get<double>(), units) << model;
+    EXPECT_EQ(metrics.at("measured_with_all_alive").get<double>(), 1.0) << model;
+    if (model == "processes/spawn") {
+      EXPECT_GE(resources.at("processes_at_measurement").get<double>(), units + 1);
+    }
+    if (model == "threads/spawn") {
+      EXPECT_GE(resources.at("threads_at_measurement").get<double>(), units + 1);
+    }
+    EXPECT_NEAR(metrics.at("bytes_per_unit").get<double>(),
+                resources.at("memory_bytes_at_measurement").get<double>() / units, 1e-6) << model;
+    EXPECT_GT(resources.at("memory_samples").get<double>(), 0) << model;
+    EXPECT_TRUE(resources.contains("sampler_cpu_ns")) << model;
   }
 }
 

@@ -17,6 +17,7 @@
 
 #include "harness/trial.hpp"
 #include "models/model.hpp"
+#include "workloads/workload.hpp"
 
 namespace cmbench {
 namespace {
@@ -109,6 +110,36 @@ class serialises_waits : public wrong_base<serialises_waits> {
 };
 CMBENCH_REGISTER_MODEL(serialises_waits);
 
+// Returns the closed form of skynet's sum of leaf indexes without running a unit, and runs a graph
+// one unit at a time, each to its end, as if the barrier were not there.
+class shortcuts : public wrong_base<shortcuts> {
+ public:
+  static constexpr model_info info{"wrong", "shortcuts", "test only: formula tree, no barrier", "shortcuts", {},
+                                   wait_capacity::one};
+  explicit shortcuts(const model_config&) {}
+  std::uint64_t run_bulk(const bulk_job& job) {
+    std::uint64_t sum = 0;
+    for (std::uint64_t t = 0; t < job.tasks; ++t) sum += serial_rounds(job, t, true, job.wait);
+    return sum;
+  }
+  std::uint64_t run_tree(const tree_job& job) { return job.leaves * (job.leaves - 1) / 2; }
+  graph_result run_graph(const graph_job& job) {
+    graph_result r;
+    std::vector<std::uint64_t> message(job.message_bytes / 8);
+    for (std::uint32_t u = 0; u < job.units; ++u) {
+      unit_state state;
+      state.unit = u;
+      for (unit_action a = job.next(state, reinterpret_cast<std::byte*>(message.data())); a.op != unit_op::finish;
+           a = job.next(state, reinterpret_cast<std::byte*>(message.data()))) {
+        if (a.op != unit_op::arrive) throw std::logic_error("only barriers here");
+      }
+      r.checksum += state.result;
+    }
+    return r;
+  }
+};
+CMBENCH_REGISTER_MODEL(shortcuts);
+
 trial_result run_in_this_process(const std::string& workload, const std::string& model, const param_values& params) {
   const std::string path = ::testing::TempDir() + "wrong_model_result_" + std::to_string(::getpid()) + ".json";
   EXPECT_EQ(run_trial_here(trial_request{workload, model, params, {}}, path), 0);
@@ -152,6 +183,27 @@ TEST(wrong_models, serialising_the_waits_fails_verification) {
     const trial_result t = run_in_this_process(params == &io_params ? "io" : "mixed", "wrong/serialises-waits", *params);
     EXPECT_FALSE(t.ok);
     EXPECT_NE(t.error.find("serialised"), std::string::npos) << t.error;
+  }
+}
+
+// The checksums depend on every unit's work: a tree answered by formula, or a barrier that lets
+// units through one at a time, computes the wrong sum.
+TEST(wrong_models, checksums_catch_a_formula_tree_and_a_barrier_that_does_not_hold) {
+  for (const auto& [workload_name, params] :
+       {std::pair{"spawn", param_values{{"leaves", 1000}, {"fanout", 10}, {"workers", 1}}},
+        std::pair{"memory", param_values{{"units", 50}, {"hold_ms", 0}, {"workers", 1}}}}) {
+    const workload_entry* workload = find_workload(workload_name);
+    ASSERT_NE(workload, nullptr);
+    for (const char* model_name : {"serial/baseline", "wrong/shortcuts"}) {
+      auto prepared = workload->prepare(params);
+      auto model = find_model(model_name)->make(prepared->config());
+      const std::uint64_t checksum = prepared->checksum(prepared->run(*model));
+      if (std::string(model_name) == "serial/baseline") {
+        EXPECT_EQ(checksum, workload->reference(params)) << workload_name;
+      } else {
+        EXPECT_NE(checksum, workload->reference(params)) << workload_name;
+      }
+    }
   }
 }
 

@@ -881,9 +881,14 @@ std::int64_t asio_channel_round_trip(std::uint64_t n, std::vector<std::uint32_t>
 
 // An io_context run by a thread of its own, kept running by a work guard until destruction.
 struct loop_thread {
+  explicit loop_thread(int on_cpu = -1) : cpu(on_cpu) {}
+  int cpu;  // -1: unpinned
   asio::io_context io{1};  // one thread runs it, as coroutines/asio-mt's loops
   asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
-  std::thread thread{[this] { io.run(); }};
+  std::thread thread{[this] {
+    pinned on(cpu);
+    io.run();
+  }};
 
   ~loop_thread() {
     guard.reset();
@@ -920,9 +925,11 @@ struct loop_ping {
 void loop_pong::operator()() const { asio::post(*v->a, loop_ping{v, i + 1}); }
 
 // A handler on one event loop posting to another loop's thread and back: the hand-off between
-// units on different loops of coroutines/asio-mt.
-std::int64_t asio_cross_loop_round_trip(std::uint64_t n, std::vector<std::uint32_t>* each) {
-  loop_thread a, b;
+// units on different loops of coroutines/asio-mt. Like the other round trips, its two loop
+// threads may also be pinned to one CPU or to two.
+std::int64_t asio_cross_loop_round_trip_on(placement where, std::uint64_t n, std::vector<std::uint32_t>* each) {
+  const auto [cpu_a, cpu_b] = cpus_for(where);
+  loop_thread a(cpu_a), b(cpu_b);
   {
     // Both loops running before the volley starts.
     std::latch running(2);
@@ -1038,7 +1045,11 @@ constexpr probe probes[] = {
      "round trip", asio_channel_round_trip},
     {"asio_cross_loop_round_trip",
      "a handler on one io_context thread posts to another io_context thread, whose handler posts back",
-     "round trip", asio_cross_loop_round_trip, true},
+     "round trip", placed<asio_cross_loop_round_trip_on, placement::any>, true},
+    {"asio_cross_loop_round_trip_same_cpu", "the same with both loop threads pinned to one CPU", "round trip",
+     placed<asio_cross_loop_round_trip_on, placement::same_cpu>, true},
+    {"asio_cross_loop_round_trip_cross_cpu", "the same with the loop threads pinned to two different CPUs",
+     "round trip", placed<asio_cross_loop_round_trip_on, placement::cross_cpu>, true},
     {"asio_co_spawn", "co_spawn of an empty awaitable on a one-thread io_context, 1000 at a time", "coroutine",
      asio_co_spawn},
     {"tbb_task", "tbb::task_group::run of an empty task in an arena of every CPU", "task", tbb_task},
