@@ -324,7 +324,7 @@ def _memory_evidence(profile, io_point, a):
     b = io_point.metrics.get("bytes_per_unit")
     n = profile["concurrent_requests"]
     if b is None:
-        a.unproven.append("memory: the io run has no bytes_per_unit (an older report?)")
+        a.unproven.append("memory: the io run has no bytes_per_unit (no memory sample caught a wait in flight: run more or longer tasks)")
         return None
     total = max(b, 0) * n
     a.memory_bytes = total
