@@ -2,6 +2,7 @@
 // bad input, timeouts. Runs the built binary as a user would.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -364,6 +365,38 @@ TEST(cli, floors_subcommand_prints_every_probe) {
   EXPECT_NE(run("floors --min-time 0").exit_code, 0);
   EXPECT_NE(run("run --floor-time -1 --preset quick --workloads cpu --models serial").exit_code, 0);
   EXPECT_NE(run("run --floors maybe --preset quick --workloads cpu --models serial").exit_code, 0);
+}
+
+// CPU time covers the wall-clock window and nothing else, for every model: no row may show more
+// CPUs busy than the trial may use. (Counting a pool's teardown, or its forked workers' whole
+// lives, made processes/pool show 4.65 CPUs on a 2-CPU machine.)
+TEST(cli, cpu_time_never_exceeds_the_cpus_the_trial_may_use) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  const double cpus = CPU_COUNT(&set);
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --preset quick --workloads spawn,pingpong,io --repetitions 1 --floors off --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = load(out);
+  EXPECT_EQ(report.at("context").at("affinity").size(), static_cast<std::size_t>(cpus));
+  int checked = 0;
+  for (const auto& row : report.at("benchmarks")) {
+    if (row.at("status") != "ok") continue;
+    const auto& res = row.at("resources");
+    // Reading the CPU clocks costs CPU time the wall clock does not see: under a microsecond,
+    // several when an interrupt lands. 20 us of slack, which only the shortest runs (serial
+    // spawn: 1 us) need.
+    const double wall_ns = res.at("wall_ns").get<double>();
+    EXPECT_LE(res.at("cpu_utilization").get<double>(), cpus * 1.15 + 0.1 + 20'000 / wall_ns)
+        << row.at("name") << ": user " << res.at("user_cpu_ns") << " ns, sys " << res.at("sys_cpu_ns")
+        << " ns in " << res.at("wall_ns") << " ns";
+    EXPECT_GE(res.at("user_cpu_ns").get<double>(), 0) << row.at("name");
+    EXPECT_GE(res.at("sys_cpu_ns").get<double>(), 0) << row.at("name");
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3 * 8 * 2) << r.output;  // 3 workloads x 8 models, an iteration and a median row
 }
 
 // The state letter of a process ('Z' a zombie), or '\0' when it is gone.
