@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -75,7 +76,7 @@ TEST(cli, list_json_names_every_model_and_workload) {
   }
 }
 
-// Bad input: a clear message naming the problem, a non-zero exit, and no report written; a file
+// Bad input: a clear message naming the problem, exit status 2, and no report written; a file
 // already at --out survives untouched.
 struct bad_input {
   std::string args;
@@ -85,7 +86,7 @@ struct bad_input {
 
 class cli_bad_input : public ::testing::TestWithParam<bad_input> {};
 
-TEST_P(cli_bad_input, exits_non_zero_with_a_message_and_writes_nothing) {
+TEST_P(cli_bad_input, exits_2_with_a_message_and_writes_nothing) {
   temp_dir dir;
   const std::string out = dir.file("report.json");
   {
@@ -93,7 +94,7 @@ TEST_P(cli_bad_input, exits_non_zero_with_a_message_and_writes_nothing) {
     existing << "precious";
   }
   const auto r = run("run --preset quick --repetitions 1 --workloads cpu --out " + out + " " + GetParam().args);
-  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find(GetParam().message), std::string::npos) << r.output;
   std::ifstream in(out);
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -120,7 +121,7 @@ TEST(cli, unwritable_out_is_refused_before_any_trial) {
   for (const std::string& out : {std::string("/nonexistent-dir/report.json"), dir.file(""),
                                 std::string("/proc/cmbench-report.json")}) {
     const auto r = run("run --preset quick --repetitions 1 --workloads cpu --models serial --out " + out);
-    EXPECT_NE(r.exit_code, 0) << out << ": " << r.output;
+    EXPECT_EQ(r.exit_code, 2) << out << ": " << r.output;
     EXPECT_NE(r.output.find("--out"), std::string::npos) << r.output;
     EXPECT_EQ(r.output.find("rep 1/1"), std::string::npos) << "a trial ran before the check: " << r.output;
   }
@@ -399,6 +400,55 @@ TEST(cli, cpu_time_never_exceeds_the_cpus_the_trial_may_use) {
   EXPECT_EQ(checked, 3 * 8 * 2) << r.output;  // 3 workloads x 8 models, an iteration and a median row
 }
 
+// Exit status: 0 when every run was ok or stopped at a named system limit, 1 when a trial failed
+// otherwise (crash, timeout, deadlock, wrong checksum), 2 for bad input. The report is written
+// either way.
+TEST(cli, a_timed_out_trial_exits_1_with_the_report_written) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --workloads io --param wait_ms=5000 --param tasks=1 --timeout 1 --models serial/baseline "
+                     "--floors off --repetitions 1 --out " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  ASSERT_TRUE(fs::exists(out)) << r.output;
+  const auto report = load(out);
+  int rows = 0;
+  for (const auto& row : report.at("benchmarks")) {
+    EXPECT_EQ(row.at("status"), "failed") << row.at("name");
+    EXPECT_NE(row.at("error").get<std::string>().find("timeout after 1 s"), std::string::npos) << row.at("error");
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2);  // the repetition and its median
+}
+
+TEST(cli, a_run_stopped_at_a_named_limit_exits_0) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto start = std::chrono::steady_clock::now();
+  // 11,111,111 units: processes/pool refuses the tree at once, its task ring being smaller.
+  const auto r = run("run --workloads spawn --param leaves=10M --models processes/pool --preset quick "
+                     "--repetitions 1 --floors off --out " + out);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_LT(elapsed, std::chrono::seconds{20}) << "the limit should be met at once";
+  const auto report = load(out);
+  int rows = 0;
+  for (const auto& row : report.at("benchmarks")) {
+    EXPECT_EQ(row.at("status"), "failed") << row.at("name");
+    EXPECT_NE(row.at("error").get<std::string>().find("does not fit the shared task ring"), std::string::npos)
+        << row.at("error");
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2);
+}
+
+TEST(cli, run_help_explains_the_exit_status) {
+  const auto r = run("run --help");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (const char* text : {"Exit status", "0 ", "1 ", "2 ", "limit"}) {
+    EXPECT_NE(r.output.find(text), std::string::npos) << text << " in " << r.output;
+  }
+}
+
 // The state letter of a process ('Z' a zombie), or '\0' when it is gone.
 char process_state(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -476,7 +526,7 @@ TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {
   // Serial waits of 197 x 50 ms take 10 s: far over the 0.5 s timeout.
   const auto r = run("run --models serial,processes/spawn --workloads io --param tasks=197 --param wait_ms=50 "
                      "--param concurrency=10 --repetitions 2 --timeout 0.5 --out " + out);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 1) << r.output;  // a timeout is a failure, the report is still written
   const auto report = load(out);
   int checked = 0;
   for (const auto& row : report.at("benchmarks")) {
