@@ -7,11 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <map>
 #include <set>
@@ -446,6 +448,48 @@ TEST(cli, run_help_explains_the_exit_status) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   for (const char* text : {"Exit status", "0 ", "1 ", "2 ", "limit"}) {
     EXPECT_NE(r.output.find(text), std::string::npos) << text << " in " << r.output;
+  }
+}
+
+// The default preset never meets a system limit by chance: no default makes more units alive at
+// once than a spawn model (a thread or a process per unit) can create well under pid_max (32,768
+// by default). Runs that may meet a limit belong to `full`, where failing at the limit is the
+// finding. A new workload must say here how many units it can have alive at once.
+TEST(cli, default_preset_keeps_every_spawn_model_far_from_system_limits) {
+  const auto r = run("list --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  using values = std::map<std::string, std::int64_t>;
+  auto tree_units = [](std::int64_t leaves, std::int64_t fanout) {
+    std::int64_t units = 0;
+    for (std::int64_t level = 1; level <= leaves; level *= fanout) units += level;
+    return units;
+  };
+  auto in_flight = [](const values& v) {  // concurrency 0: every task at once
+    const std::int64_t c = v.at("concurrency");
+    return c == 0 ? v.at("tasks") : std::min(c, v.at("tasks"));
+  };
+  const std::map<std::string, std::function<std::int64_t(const values&)>> alive_at_once = {
+      {"cpu", [](const values& v) { return v.at("tasks"); }},
+      {"io", in_flight},
+      {"mixed", in_flight},
+      {"spawn", [&](const values& v) { return tree_units(v.at("leaves"), v.at("fanout")); }},
+      {"pingpong", [](const values&) { return std::int64_t{2}; }},
+      {"ring", [](const values& v) { return v.at("units"); }},
+      {"pipeline", [](const values& v) { return v.at("stages") + 2; }},  // producer, stages, consumer
+      {"contention", [](const values& v) { return v.at("units"); }},
+      {"memory", [](const values& v) { return v.at("units"); }},
+  };
+  const auto list = nlohmann::json::parse(r.output);
+  ASSERT_FALSE(list.at("workloads").empty());
+  for (const auto& w : list.at("workloads")) {
+    const std::string name = w.at("name");
+    values defaults;
+    for (const auto& p : w.at("params")) {
+      defaults[p.at("name").get<std::string>()] = p.at("presets").at("default").get<std::int64_t>();
+    }
+    const auto rule = alive_at_once.find(name);
+    ASSERT_NE(rule, alive_at_once.end()) << "say how many units " << name << " can have alive at once";
+    EXPECT_LT(rule->second(defaults), 15'000) << name << "'s default preset";
   }
 }
 
