@@ -58,7 +58,7 @@ bool is_verified(const run_record& r, const trial_result& t) { return t.ok && t.
 std::string failure_of(const run_record& r, const trial_result& t) {
   if (!t.ok) return t.error;
   if (t.checksum != r.expected_checksum) {
-    return "checksum mismatch: got " + hex(t.checksum) + ", serial/baseline computes " + hex(r.expected_checksum);
+    return "checksum mismatch: got " + hex(t.checksum) + ", the workload's reference is " + hex(r.expected_checksum);
   }
   return "";
 }

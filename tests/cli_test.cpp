@@ -130,7 +130,7 @@ TEST(cli, unwritable_out_is_refused_before_any_trial) {
 }
 
 // The conformance suite over the real tool: every model, every workload, quick sizes, each
-// checksum equal to serial/baseline's.
+// checksum equal to the workload's reference.
 class cli_conformance : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(cli_conformance, every_model_verifies_at_quick_sizes) {
@@ -490,6 +490,18 @@ TEST(cli, default_preset_keeps_every_spawn_model_far_from_system_limits) {
     const auto rule = alive_at_once.find(name);
     ASSERT_NE(rule, alive_at_once.end()) << "say how many units " << name << " can have alive at once";
     EXPECT_LT(rule->second(defaults), 15'000) << name << "'s default preset";
+  }
+}
+
+// Where the expected checksum comes from, as the README tells it: each workload's reference(),
+// computed once per parameter combination before the trials, not a serial/baseline run.
+TEST(cli, readme_says_where_the_expected_checksum_comes_from) {
+  std::ifstream in(fs::path(__FILE__).parent_path().parent_path() / "README.md");
+  ASSERT_TRUE(in) << "README.md not found in the source tree";
+  const std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(readme.find("`reference()`"), std::string::npos);
+  for (const char* wrong : {"checksum against serial/baseline's", "serial/baseline` computes"}) {
+    EXPECT_EQ(readme.find(wrong), std::string::npos) << wrong;
   }
 }
 
