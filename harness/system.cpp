@@ -140,29 +140,35 @@ usage current_usage() {
 
 namespace {
 
-// Calls f(pid, fields) for every process of `group`, where `fields` is its /proc/PID/stat from the
-// third field (the state) on. Zombies are included.
+// /proc/PID/stat from its third field (the state) on, in `buffer`; nullptr when the process is
+// gone or not in `group`.
+const char* stat_in_group(const char* pid, pid_t group, char (&buffer)[1024]) {
+  char path[300];  // a d_name is at most 255 bytes
+  std::snprintf(path, sizeof(path), "/proc/%s/stat", pid);
+  FILE* file = std::fopen(path, "r");
+  if (file == nullptr) return nullptr;  // exited meanwhile
+  const std::size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, file);
+  std::fclose(file);
+  buffer[n] = '\0';
+  // Fields after the command name, which may hold spaces: state ppid pgrp ...
+  const char* rest = std::strrchr(buffer, ')');
+  if (rest == nullptr || rest[1] == '\0') return nullptr;
+  char state = 0;
+  long ppid = 0, pgrp = 0;
+  if (std::sscanf(rest + 2, "%c %ld %ld", &state, &ppid, &pgrp) != 3 || pgrp != group) return nullptr;
+  return rest + 2;
+}
+
+// Calls f(pid, fields) for every process of `group`, `fields` as stat_in_group gives them.
+// Zombies are included.
 template <class F>
 void for_each_process_of_group(pid_t group, F&& f) {
   DIR* proc = opendir("/proc");
   if (proc == nullptr) return;
-  char path[300];  // a d_name is at most 255 bytes
   char buffer[1024];
   while (dirent* entry = readdir(proc)) {
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-    std::snprintf(path, sizeof(path), "/proc/%s/stat", entry->d_name);
-    FILE* file = std::fopen(path, "r");
-    if (file == nullptr) continue;  // exited meanwhile
-    const std::size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, file);
-    std::fclose(file);
-    buffer[n] = '\0';
-    // Fields after the command name, which may hold spaces: state ppid pgrp ...
-    const char* rest = std::strrchr(buffer, ')');
-    if (rest == nullptr || rest[1] == '\0') continue;
-    char state = 0;
-    long ppid = 0, pgrp = 0;
-    if (std::sscanf(rest + 2, "%c %ld %ld", &state, &ppid, &pgrp) != 3 || pgrp != group) continue;
-    f(entry->d_name, rest + 2);
+    if (const char* fields = stat_in_group(entry->d_name, group, buffer)) f(entry->d_name, fields);
   }
   closedir(proc);
 }
@@ -213,34 +219,41 @@ std::int64_t own_cpu_ns() {
   return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
 
-// The other processes of the group, from /proc. The models' processes run one thread each, whose
+// One other process of the group, from /proc. The models' processes run one thread each, whose
 // schedstat is the process's. Their reaped children's context switches are not in /proc: those
 // count once the process itself is reaped.
-void read_group(trial_counters& c, pid_t group) {
+void read_other(trial_counters& c, const char* pid, const char* fields) {
   static const std::int64_t ns_per_tick = 1'000'000'000 / sysconf(_SC_CLK_TCK);
+  const std::array<std::int64_t, 25> field = stat_fields(fields);
+  process_counters p;
+  p.minor_faults = field[10] + field[11];  // minflt + cminflt
+  p.major_faults = field[12] + field[13];  // majflt + cmajflt
+  p.user_split = field[14];                // utime, stime
+  p.sys_split = field[15];
+  p.reaped_user_ns = field[16] * ns_per_tick;  // cutime, cstime
+  p.reaped_sys_ns = field[17] * ns_per_tick;
+  const std::string dir = std::string("/proc/") + pid;
+  // Run time in ns, kept by the scheduler; utime and stime are only sampled at ticks.
+  p.cpu_ns = first_number(dir + "/schedstat");
+  if (p.cpu_ns <= 0) p.cpu_ns = (field[14] + field[15]) * ns_per_tick;
+  std::ifstream status(dir + "/status");
+  for (std::string line; std::getline(status, line);) {
+    long long n = 0;
+    if (std::sscanf(line.c_str(), "voluntary_ctxt_switches: %lld", &n) == 1) p.voluntary_switches = n;
+    if (std::sscanf(line.c_str(), "nonvoluntary_ctxt_switches: %lld", &n) == 1) p.involuntary_switches = n;
+  }
+  const pid_t id = static_cast<pid_t>(std::strtol(pid, nullptr, 10));
+  c.others[{id, field[22]}] = p;  // starttime tells a reused pid apart
+}
+
+// Every other process of the group, except those `c` holds already.
+void read_others(trial_counters& c, pid_t group) {
   const pid_t self = getpid();
   for_each_process_of_group(group, [&](const char* pid, const char* fields) {
     const pid_t id = static_cast<pid_t>(std::strtol(pid, nullptr, 10));
-    if (id == self) return;
-    const std::array<std::int64_t, 25> field = stat_fields(fields);
-    process_counters p;
-    p.minor_faults = field[10] + field[11];  // minflt + cminflt
-    p.major_faults = field[12] + field[13];  // majflt + cmajflt
-    p.user_split = field[14];                // utime, stime
-    p.sys_split = field[15];
-    p.reaped_user_ns = field[16] * ns_per_tick;  // cutime, cstime
-    p.reaped_sys_ns = field[17] * ns_per_tick;
-    const std::string dir = std::string("/proc/") + pid;
-    // Run time in ns, kept by the scheduler; utime and stime are only sampled at ticks.
-    p.cpu_ns = first_number(dir + "/schedstat");
-    if (p.cpu_ns <= 0) p.cpu_ns = (field[14] + field[15]) * ns_per_tick;
-    std::ifstream status(dir + "/status");
-    for (std::string line; std::getline(status, line);) {
-      long long n = 0;
-      if (std::sscanf(line.c_str(), "voluntary_ctxt_switches: %lld", &n) == 1) p.voluntary_switches = n;
-      if (std::sscanf(line.c_str(), "nonvoluntary_ctxt_switches: %lld", &n) == 1) p.involuntary_switches = n;
-    }
-    c.others[{id, field[22]}] = p;  // starttime tells a reused pid apart
+    const auto read = c.others.lower_bound({id, 0});  // keys sort by pid first
+    if (id == self || (read != c.others.end() && read->first.first == id)) return;
+    read_other(c, pid, fields);
   });
 }
 
@@ -301,17 +314,24 @@ std::int64_t proportional_set_size(const char* pid) {
 // The precise CPU clock sits next to the wall clock on both sides, the slow /proc scan farthest.
 trial_counters read_counters_before(pid_t group) {
   trial_counters c;
-  read_group(c, group);
+  read_others(c, group);
   read_rusage(c);
   c.own.cpu_ns = own_cpu_ns();
   return c;
 }
 
-trial_counters read_counters_after(pid_t group) {
+trial_counters read_counters_after(pid_t group, const trial_counters& before) {
   trial_counters c;
   c.own.cpu_ns = own_cpu_ns();
   read_rusage(c);
-  read_group(c, group);
+  // The processes read before go first, by pid: a pool's idle workers poll for work a while
+  // after the window (tens of us), and scanning /proc for the group takes a millisecond or more.
+  char buffer[1024];
+  for (const auto& [process, counters] : before.others) {
+    const std::string pid = std::to_string(process.first);
+    if (const char* fields = stat_in_group(pid.c_str(), group, buffer)) read_other(c, pid.c_str(), fields);
+  }
+  read_others(c, group);
   return c;
 }
 

@@ -77,9 +77,10 @@ struct trial_counters {
   std::map<std::pair<pid_t, std::int64_t>, process_counters> others;
 };
 // Read just before the start clock and just after the stop clock: this process's CPU clock next
-// to the wall clock, the scan of /proc for the rest of `group` (slow) farthest from it.
+// to the wall clock, the scan of /proc for the rest of `group` (slow) farthest from it; after the
+// stop, the processes `before` found are read by pid ahead of that scan.
 trial_counters read_counters_before(pid_t group);
-trial_counters read_counters_after(pid_t group);
+trial_counters read_counters_after(pid_t group, const trial_counters& before);
 // What the trial's processes used between two readings: this process's delta, each other process's
 // delta (whole if it appeared since `before`), less the `before` reading of every process gone since,
 // which its reaper's counters now hold whole. Peaks are `after`'s.

@@ -109,7 +109,7 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     const auto start = clock::now();
     const std::uint64_t returned = prepared->run(*model);
     const auto stop = clock::now();
-    const system::trial_counters after = system::read_counters_after(getpgrp());
+    const system::trial_counters after = system::read_counters_after(getpgrp(), before);
     result.usage = system::usage_between(before, after);
     result.checksum = prepared->checksum(returned);
     model.reset();  // teardown, outside the window: joins threads, reaps processes
