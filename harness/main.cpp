@@ -121,6 +121,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
+  run->footer("Exit status: 0 when every run was ok or stopped at a named system limit (the limit is the finding);\n"
+              "1 when any trial crashed, timed out, deadlocked, failed otherwise or computed a wrong checksum\n"
+              "(the report is still written); 2 for bad input (nothing runs, nothing is written).");
+
   auto* floors = app.add_subcommand("floors", "measure each model's primitive floors on this machine and print them");
   bool floors_json = false;
   double floors_time_s = 0.2;

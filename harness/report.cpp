@@ -58,7 +58,7 @@ bool is_verified(const run_record& r, const trial_result& t) { return t.ok && t.
 std::string failure_of(const run_record& r, const trial_result& t) {
   if (!t.ok) return t.error;
   if (t.checksum != r.expected_checksum) {
-    return "checksum mismatch: got " + hex(t.checksum) + ", serial/baseline computes " + hex(r.expected_checksum);
+    return "checksum mismatch: got " + hex(t.checksum) + ", the workload's reference is " + hex(r.expected_checksum);
   }
   return "";
 }
@@ -462,19 +462,19 @@ void check_writable(const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path target(path);
   std::error_code ec;
-  if (fs::is_directory(target, ec)) throw std::runtime_error("--out " + path + " is a directory, not a file");
+  if (fs::is_directory(target, ec)) throw std::invalid_argument("--out " + path + " is a directory, not a file");
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  if (!fs::is_directory(dir, ec)) throw std::runtime_error("--out " + path + ": directory " + dir.string() + " does not exist");
+  if (!fs::is_directory(dir, ec)) throw std::invalid_argument("--out " + path + ": directory " + dir.string() + " does not exist");
   // Create and remove a probe file: the only check that also holds for root and odd filesystems.
   const std::string probe = (dir / (".cmbench-probe-" + std::to_string(getpid()))).string();
   const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
-    throw std::runtime_error("--out " + path + ": cannot create files in " + dir.string() + ": " + std::strerror(errno));
+    throw std::invalid_argument("--out " + path + ": cannot create files in " + dir.string() + ": " + std::strerror(errno));
   }
   close(fd);
   unlink(probe.c_str());
   if (fs::exists(target, ec) && !fs::is_regular_file(target, ec)) {
-    throw std::runtime_error("--out " + path + " exists and is not a regular file");
+    throw std::invalid_argument("--out " + path + " exists and is not a regular file");
   }
 }
 

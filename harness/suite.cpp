@@ -280,17 +280,21 @@ int run_suite(const suite_options& options) {
   write_atomically(options.out, report.dump(2) + "\n");
 
   std::cout << summary_table(runs);
+  // A run stopped at a named system limit is a finding; any other failure (a crash, a timeout, a
+  // deadlock, an error, a wrong checksum) must fail the command, so CI sees it.
   std::size_t mismatched = 0;
+  std::size_t failed = 0;
   for (const auto& r : runs) {
-    for (const auto& t : r.trials) mismatched += (t.ok && t.checksum != r.expected_checksum) ? 1 : 0;
+    for (const auto& t : r.trials) {
+      if (t.ok && t.checksum != r.expected_checksum) ++mismatched;
+      if (!t.ok && !t.limit_hit) ++failed;
+    }
   }
   std::cout << "\nreport: " << options.out << "\n";
   for (const auto& w : report["context"]["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
-  if (mismatched > 0) {
-    std::cerr << "cmbench: " << mismatched << " trials computed a wrong checksum\n";
-    return 1;
-  }
-  return 0;
+  if (mismatched > 0) std::cerr << "cmbench: " << mismatched << " trials computed a wrong checksum\n";
+  if (failed > 0) std::cerr << "cmbench: " << failed << " trials failed (crash, timeout or error)\n";
+  return mismatched + failed > 0 ? 1 : 0;
 }
 
 std::string summary_table(const std::vector<run_record>& runs) {

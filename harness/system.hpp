@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -37,7 +38,8 @@ unsigned online_cpus();
 // Kernel limits that bound how many units a model may create, by name.
 std::map<std::string, std::int64_t> limits();
 
-// Resource counters of this process and its waited-for descendants (getrusage SELF + CHILDREN).
+// Resource counters: current_usage() gives this process and its waited-for descendants (getrusage
+// SELF + CHILDREN); usage_between() a trial's window over every process of the trial.
 struct usage {
   std::int64_t user_ns = 0;
   std::int64_t sys_ns = 0;
@@ -51,7 +53,38 @@ struct usage {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(usage, user_ns, sys_ns, voluntary_switches, involuntary_switches,
                                    minor_faults, major_faults, self_max_rss_bytes, children_max_rss_bytes)
 usage current_usage();
-usage operator-(const usage& after, const usage& before);  // counters subtract; peaks keep `after`'s
+
+// What one process has used so far. CPU time is read precisely (nanoseconds of run time); the
+// kernel's user/system times are tick-sampled, so they only split it.
+struct process_counters {
+  std::int64_t cpu_ns = 0;      // user + system
+  std::int64_t user_split = 0;  // user and system time in any one unit: only their ratio is used
+  std::int64_t sys_split = 0;
+  std::int64_t reaped_user_ns = 0;  // children it waited for, their whole lives
+  std::int64_t reaped_sys_ns = 0;
+  std::int64_t voluntary_switches = 0;
+  std::int64_t involuntary_switches = 0;
+  std::int64_t minor_faults = 0;  // its own and its reaped children's
+  std::int64_t major_faults = 0;
+};
+
+// Every process of a trial at one moment: this one and the others of its process group alive (or
+// not yet reaped) then, keyed by pid and start time so a reused pid is another process.
+struct trial_counters {
+  process_counters own;  // this process (all its threads) and the children it reaped
+  std::int64_t self_max_rss_bytes = 0;
+  std::int64_t children_max_rss_bytes = 0;
+  std::map<std::pair<pid_t, std::int64_t>, process_counters> others;
+};
+// Read just before the start clock and just after the stop clock: this process's CPU clock next
+// to the wall clock, the scan of /proc for the rest of `group` (slow) farthest from it; after the
+// stop, the processes `before` found are read by pid ahead of that scan.
+trial_counters read_counters_before(pid_t group);
+trial_counters read_counters_after(pid_t group, const trial_counters& before);
+// What the trial's processes used between two readings: this process's delta, each other process's
+// delta (whole if it appeared since `before`), less the `before` reading of every process gone since,
+// which its reaper's counters now hold whole. Peaks are `after`'s.
+usage usage_between(const trial_counters& before, const trial_counters& after);
 
 // Memory of every live process in a process group, summed, and how many there are. RSS counts a
 // page shared by N processes (after fork(), a library) N times; PSS counts 1/N of it in each, so

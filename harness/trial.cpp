@@ -175,13 +175,18 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     result.pss_before_bytes = memory_before.pss_bytes;
     result.processes_before = memory_before.processes;
     result.threads_before = memory_before.threads;
-    const system::usage before = system::current_usage();
+    // CPU time, context switches and faults cover the wall clock's window and nothing else, for
+    // every model: read just outside the two clock reads, over this process, what it reaped and
+    // the group's other processes alive at either edge (a pool's forked workers). So setup and
+    // teardown count for none, and a pool's workers count only for what they did in the window.
+    const system::trial_counters before = system::read_counters_before(getpgrp());
     const auto start = clock::now();
     const std::uint64_t returned = prepared->run(*model);
     const auto stop = clock::now();
+    const system::trial_counters after = system::read_counters_after(getpgrp(), before);
+    result.usage = system::usage_between(before, after);
     result.checksum = prepared->checksum(returned);
-    model.reset();  // joins threads and reaps processes, so their CPU time is counted
-    result.usage = system::current_usage() - before;
+    model.reset();  // teardown, outside the window: joins threads, reaps processes
     result.wall_ns = ns_between(start, stop);
     const run_observations seen = prepared->observe();
     result.observed = seen.metrics;

@@ -61,7 +61,7 @@ struct trial_result {
   std::uint64_t checksum = 0;
   std::int64_t wall_ns = 0;   // the measured region, read inside the trial
   std::int64_t setup_ns = 0;  // constructing the model: pools, forks, event loops
-  system::usage usage;        // measured region and teardown, every process of the trial
+  system::usage usage;        // the measured region, every process of the trial
   std::int64_t rss_before_bytes = 0;  // all the trial's processes, just before the measured region
   std::int64_t peak_rss_bytes = 0;    // all the trial's processes at once, sampled, at least the trial's own peak
   std::int64_t pss_before_bytes = 0;   // the same, proportional set size (shared pages split)

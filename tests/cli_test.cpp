@@ -2,14 +2,18 @@
 // bad input, timeouts. Runs the built binary as a user would.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <map>
 #include <set>
@@ -76,7 +80,7 @@ TEST(cli, list_json_names_every_model_and_workload) {
   }
 }
 
-// Bad input: a clear message naming the problem, a non-zero exit, and no report written; a file
+// Bad input: a clear message naming the problem, exit status 2, and no report written; a file
 // already at --out survives untouched.
 struct bad_input {
   std::string args;
@@ -86,7 +90,7 @@ struct bad_input {
 
 class cli_bad_input : public ::testing::TestWithParam<bad_input> {};
 
-TEST_P(cli_bad_input, exits_non_zero_with_a_message_and_writes_nothing) {
+TEST_P(cli_bad_input, exits_2_with_a_message_and_writes_nothing) {
   temp_dir dir;
   const std::string out = dir.file("report.json");
   {
@@ -94,7 +98,7 @@ TEST_P(cli_bad_input, exits_non_zero_with_a_message_and_writes_nothing) {
     existing << "precious";
   }
   const auto r = run("run --preset quick --repetitions 1 --workloads cpu --out " + out + " " + GetParam().args);
-  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find(GetParam().message), std::string::npos) << r.output;
   std::ifstream in(out);
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -121,14 +125,14 @@ TEST(cli, unwritable_out_is_refused_before_any_trial) {
   for (const std::string& out : {std::string("/nonexistent-dir/report.json"), dir.file(""),
                                 std::string("/proc/cmbench-report.json")}) {
     const auto r = run("run --preset quick --repetitions 1 --workloads cpu --models serial --out " + out);
-    EXPECT_NE(r.exit_code, 0) << out << ": " << r.output;
+    EXPECT_EQ(r.exit_code, 2) << out << ": " << r.output;
     EXPECT_NE(r.output.find("--out"), std::string::npos) << r.output;
     EXPECT_EQ(r.output.find("rep 1/1"), std::string::npos) << "a trial ran before the check: " << r.output;
   }
 }
 
 // The conformance suite over the real tool: every model, every workload, quick sizes, each
-// checksum equal to serial/baseline's.
+// checksum equal to the workload's reference.
 class cli_conformance : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(cli_conformance, every_model_verifies_at_quick_sizes) {
@@ -406,6 +410,141 @@ TEST(cli, floors_subcommand_prints_every_probe) {
   EXPECT_NE(run("run --floors maybe --preset quick --workloads cpu --models serial").exit_code, 0);
 }
 
+// CPU time covers the wall-clock window and nothing else, for every model: no row may show more
+// CPUs busy than the trial may use. (Counting a pool's teardown, or its forked workers' whole
+// lives, made processes/pool show 4.65 CPUs on a 2-CPU machine.)
+TEST(cli, cpu_time_never_exceeds_the_cpus_the_trial_may_use) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(set), &set), 0);
+  const double cpus = CPU_COUNT(&set);
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --preset quick --workloads spawn,pingpong,io --repetitions 1 --floors off --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = load(out);
+  EXPECT_EQ(report.at("context").at("affinity").size(), static_cast<std::size_t>(cpus));
+  int checked = 0;
+  for (const auto& row : report.at("benchmarks")) {
+    if (row.at("status") != "ok") continue;
+    const auto& res = row.at("resources");
+    // Reading the CPU clocks costs CPU time the wall clock does not see: under a microsecond,
+    // several when an interrupt lands. 20 us of slack, which only the shortest runs (serial
+    // spawn: 1 us) need.
+    const double wall_ns = res.at("wall_ns").get<double>();
+    EXPECT_LE(res.at("cpu_utilization").get<double>(), cpus * 1.15 + 0.1 + 20'000 / wall_ns)
+        << row.at("name") << ": user " << res.at("user_cpu_ns") << " ns, sys " << res.at("sys_cpu_ns")
+        << " ns in " << res.at("wall_ns") << " ns";
+    EXPECT_GE(res.at("user_cpu_ns").get<double>(), 0) << row.at("name");
+    EXPECT_GE(res.at("sys_cpu_ns").get<double>(), 0) << row.at("name");
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3 * 8 * 2) << r.output;  // 3 workloads x 8 models, an iteration and a median row
+}
+
+// Exit status: 0 when every run was ok or stopped at a named system limit, 1 when a trial failed
+// otherwise (crash, timeout, deadlock, wrong checksum), 2 for bad input. The report is written
+// either way.
+TEST(cli, a_timed_out_trial_exits_1_with_the_report_written) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --workloads io --param wait_ms=5000 --param tasks=1 --timeout 1 --models serial/baseline "
+                     "--floors off --repetitions 1 --out " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  ASSERT_TRUE(fs::exists(out)) << r.output;
+  const auto report = load(out);
+  int rows = 0;
+  for (const auto& row : report.at("benchmarks")) {
+    EXPECT_EQ(row.at("status"), "failed") << row.at("name");
+    EXPECT_NE(row.at("error").get<std::string>().find("timeout after 1 s"), std::string::npos) << row.at("error");
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2);  // the repetition and its median
+}
+
+TEST(cli, a_run_stopped_at_a_named_limit_exits_0) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto start = std::chrono::steady_clock::now();
+  // 11,111,111 units: processes/pool refuses the tree at once, its task ring being smaller.
+  const auto r = run("run --workloads spawn --param leaves=10M --models processes/pool --preset quick "
+                     "--repetitions 1 --floors off --out " + out);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_LT(elapsed, std::chrono::seconds{20}) << "the limit should be met at once";
+  const auto report = load(out);
+  int rows = 0;
+  for (const auto& row : report.at("benchmarks")) {
+    EXPECT_EQ(row.at("status"), "failed") << row.at("name");
+    EXPECT_NE(row.at("error").get<std::string>().find("does not fit the shared task ring"), std::string::npos)
+        << row.at("error");
+    ++rows;
+  }
+  EXPECT_EQ(rows, 2);
+}
+
+TEST(cli, run_help_explains_the_exit_status) {
+  const auto r = run("run --help");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  for (const char* text : {"Exit status", "0 ", "1 ", "2 ", "limit"}) {
+    EXPECT_NE(r.output.find(text), std::string::npos) << text << " in " << r.output;
+  }
+}
+
+// The default preset never meets a system limit by chance: no default makes more units alive at
+// once than a spawn model (a thread or a process per unit) can create well under pid_max (32,768
+// by default). Runs that may meet a limit belong to `full`, where failing at the limit is the
+// finding. A new workload must say here how many units it can have alive at once.
+TEST(cli, default_preset_keeps_every_spawn_model_far_from_system_limits) {
+  const auto r = run("list --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  using values = std::map<std::string, std::int64_t>;
+  auto tree_units = [](std::int64_t leaves, std::int64_t fanout) {
+    std::int64_t units = 0;
+    for (std::int64_t level = 1; level <= leaves; level *= fanout) units += level;
+    return units;
+  };
+  auto in_flight = [](const values& v) {  // concurrency 0: every task at once
+    const std::int64_t c = v.at("concurrency");
+    return c == 0 ? v.at("tasks") : std::min(c, v.at("tasks"));
+  };
+  const std::map<std::string, std::function<std::int64_t(const values&)>> alive_at_once = {
+      {"cpu", [](const values& v) { return v.at("tasks"); }},
+      {"io", in_flight},
+      {"mixed", in_flight},
+      {"spawn", [&](const values& v) { return tree_units(v.at("leaves"), v.at("fanout")); }},
+      {"pingpong", [](const values&) { return std::int64_t{2}; }},
+      {"ring", [](const values& v) { return v.at("units"); }},
+      {"pipeline", [](const values& v) { return v.at("stages") + 2; }},  // producer, stages, consumer
+      {"contention", [](const values& v) { return v.at("units"); }},
+      {"memory", [](const values& v) { return v.at("units"); }},
+  };
+  const auto list = nlohmann::json::parse(r.output);
+  ASSERT_FALSE(list.at("workloads").empty());
+  for (const auto& w : list.at("workloads")) {
+    const std::string name = w.at("name");
+    values defaults;
+    for (const auto& p : w.at("params")) {
+      defaults[p.at("name").get<std::string>()] = p.at("presets").at("default").get<std::int64_t>();
+    }
+    const auto rule = alive_at_once.find(name);
+    ASSERT_NE(rule, alive_at_once.end()) << "say how many units " << name << " can have alive at once";
+    EXPECT_LT(rule->second(defaults), 15'000) << name << "'s default preset";
+  }
+}
+
+// Where the expected checksum comes from, as the README tells it: each workload's reference(),
+// computed once per parameter combination before the trials, not a serial/baseline run.
+TEST(cli, readme_says_where_the_expected_checksum_comes_from) {
+  std::ifstream in(fs::path(__FILE__).parent_path().parent_path() / "README.md");
+  ASSERT_TRUE(in) << "README.md not found in the source tree";
+  const std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(readme.find("`reference()`"), std::string::npos);
+  for (const char* wrong : {"checksum against serial/baseline's", "serial/baseline` computes"}) {
+    EXPECT_EQ(readme.find(wrong), std::string::npos) << wrong;
+  }
+}
+
 // The state letter of a process ('Z' a zombie), or '\0' when it is gone.
 char process_state(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -483,7 +622,7 @@ TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {
   // Serial waits of 197 x 50 ms take 10 s: far over the 0.5 s timeout.
   const auto r = run("run --models serial,processes/spawn --workloads io --param tasks=197 --param wait_ms=50 "
                      "--param concurrency=10 --repetitions 2 --timeout 0.5 --out " + out);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_EQ(r.exit_code, 1) << r.output;  // a timeout is a failure, the report is still written
   const auto report = load(out);
   int checked = 0;
   for (const auto& row : report.at("benchmarks")) {
