@@ -146,7 +146,8 @@ int run_suite(const suite_options& options) {
   }
   check_writable(options.out);
 
-  // The reference checksum of every combination, once: what serial/baseline computes.
+  // The reference checksum of every combination, once: each workload's reference(), the serial
+  // computation of its work without waits.
   std::map<std::pair<const workload_entry*, param_values>, std::uint64_t> references;
   for (auto& r : runs) {
     auto key = std::make_pair(r.workload, r.params);
@@ -293,7 +294,7 @@ int run_suite(const suite_options& options) {
   std::cout << "\nreport: " << options.out << "\n";
   for (const auto& w : report["context"]["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
   if (mismatched > 0) std::cerr << "cmbench: " << mismatched << " trials computed a wrong checksum\n";
-  if (failed > 0) std::cerr << "cmbench: " << failed << " trials failed (crash, timeout or error)\n";
+  if (failed > 0) std::cerr << "cmbench: " << failed << " trials failed (a crash, a timeout, a failed verification or an error)\n";
   return mismatched + failed > 0 ? 1 : 0;
 }
 
