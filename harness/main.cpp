@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <csignal>
 #include <climits>
 #include <cstdio>
 #include <ctime>
@@ -79,6 +80,9 @@ void print_list() {
 }  // namespace cmbench
 
 int main(int argc, char** argv) {
+  // A trial that dies while the harness answers it (observe.hpp's sample handshake) must not take
+  // the harness, and every finished trial's results, with it.
+  std::signal(SIGPIPE, SIG_IGN);
   using namespace cmbench;
   CLI::App app{"cmbench: which concurrency model should my project use?\n"
                "Runs identical, verified workloads under threads, processes and coroutines."};

@@ -216,9 +216,21 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
   for (const char* group : {"resources", "metrics"}) {
     nlohmann::ordered_json medians = nlohmann::ordered_json::object();
     if (!all.empty()) {
-      for (const auto& [key, first] : (group[0] == 'r' ? all.front().resources : all.front().metrics).items()) {
-        if (!first.is_number()) {  // a label (how the memory was measured): the same in every repetition
-          medians[key] = first;
+      // Every key any repetition has (a per-unit figure may be missing from one), in first-seen order.
+      nlohmann::ordered_json keys = nlohmann::ordered_json::object();
+      for (const auto& f : all) {
+        for (const auto& [key, value] : (group[0] == 'r' ? f.resources : f.metrics).items()) {
+          if (!keys.contains(key)) keys[key] = value;
+        }
+      }
+      for (const auto& [key, first] : keys.items()) {
+        if (!first.is_number()) {  // a label (how the memory was measured): kept when every repetition agrees
+          bool same = true;
+          for (const auto& f : all) {
+            const auto& figures = group[0] == 'r' ? f.resources : f.metrics;
+            same = same && figures.contains(key) && figures.at(key) == first;
+          }
+          medians[key] = same ? first : nlohmann::ordered_json("mixed");
           continue;
         }
         std::vector<double> values;
@@ -260,9 +272,12 @@ unit_memory unit_memory_of(const trial_result& t) {
   const double pss = extra_bytes(t);
   const double rss = above(t.at_peak.rss_bytes, t.rss_before_bytes);
   if (t.gauge_used) {
+    // A model that makes an OS thread or process per unit has more alive than the workload
+    // counts (forked and not yet waiting, finished and not yet reaped), and each holds memory.
     const memory_sample& m = t.at_most_alive;
     return {above(m.pss_bytes, t.pss_before_bytes), above(m.rss_bytes, t.rss_before_bytes),
-            static_cast<double>(m.units_alive), m, "most_alive_counted"};
+            std::max(static_cast<double>(m.units_alive), above(m.threads, t.threads_before)), m,
+            "most_alive_counted"};
   }
   return {pss, rss, above(t.at_peak.threads, t.threads_before), t.at_peak, "peak_os_threads"};
 }

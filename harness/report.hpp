@@ -62,7 +62,8 @@ double extra_bytes(const trial_result& t);
 // What a trial's units took, measured at one moment, with the units alive at that moment:
 // - "all_alive": the sample the workload asked for when every unit was provably alive (memory);
 // - "most_alive_counted": the sample with the most units the workload counted alive (io and
-//   mixed: waits in flight), with those units;
+//   mixed: waits in flight), with those units or, where more, the OS threads the run had added
+//   (a thread or a process per unit also holds the ones not waiting yet or not reaped yet);
 // - "peak_os_threads": the highest-PSS sample, with the OS threads the run had added by then
 //   (a thread or a process per unit; pools and event loops add none, so no per-unit figure).
 struct unit_memory {

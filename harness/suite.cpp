@@ -201,6 +201,8 @@ int run_suite(const suite_options& options) {
   // Repetitions interleave across models, so slow drift of the machine touches every model alike.
   // A run that hit a limit or the timeout is not tried again: the answer would be the same.
   std::vector<std::string> stopped(runs.size());
+  // A warmup is discarded, but one that crashed or computed a wrong answer still fails the command.
+  std::size_t failed_warmups = 0;
   const int rounds = options.warmup + options.repetitions;
   for (std::size_t first = 0; first < runs.size();) {
     std::size_t last = first;
@@ -228,6 +230,7 @@ int run_suite(const suite_options& options) {
         progress(r, label, &t);
         if (t.limit_hit || t.timed_out) stopped[i] = t.error;
         // A warmup that hit a limit stands as the run's first repetition: that is the finding.
+        if (warmup && stopped[i].empty() && (!t.ok || t.checksum != r.expected_checksum)) ++failed_warmups;
         if (!warmup || !stopped[i].empty()) r.trials.push_back(std::move(t));
         floors_fresh = false;
       }
@@ -284,7 +287,7 @@ int run_suite(const suite_options& options) {
   // A run stopped at a named system limit is a finding; any other failure (a crash, a timeout, a
   // deadlock, an error, a wrong checksum) must fail the command, so CI sees it.
   std::size_t mismatched = 0;
-  std::size_t failed = 0;
+  std::size_t failed = failed_warmups;
   for (const auto& r : runs) {
     for (const auto& t : r.trials) {
       if (t.ok && t.checksum != r.expected_checksum) ++mismatched;

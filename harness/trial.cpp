@@ -86,14 +86,15 @@ class observe_link {
     if (page_fd_ < 0 || ::ftruncate(page_fd_, sizeof(observe::trial_page)) != 0) return;
     void* at = ::mmap(nullptr, sizeof(observe::trial_page), PROT_READ | PROT_WRITE, MAP_SHARED, page_fd_, 0);
     if (at == MAP_FAILED) return;
+    mapped_ = at;
+    if (::pipe2(request_, O_CLOEXEC) != 0 || ::pipe2(reply_, O_CLOEXEC) != 0) return;
     page_ = new (at) observe::trial_page{};
-    if (::pipe2(request_, O_CLOEXEC) != 0 || ::pipe2(reply_, O_CLOEXEC) != 0) page_ = nullptr;
   }
   ~observe_link() {
     for (int fd : {page_fd_, request_[0], request_[1], reply_[0], reply_[1]}) {
       if (fd >= 0) ::close(fd);
     }
-    if (page_ != nullptr) ::munmap(page_, sizeof(observe::trial_page));
+    if (mapped_ != nullptr) ::munmap(mapped_, sizeof(observe::trial_page));
   }
   observe_link(const observe_link&) = delete;
   observe_link& operator=(const observe_link&) = delete;
@@ -121,6 +122,7 @@ class observe_link {
     while (n < 0 && errno == EINTR);
     return n == 1;
   }
+  // The trial may have died meanwhile: cmbench ignores SIGPIPE, so the write then just fails.
   void answer() const {
     const char c = 'd';
     ssize_t n;
@@ -132,7 +134,8 @@ class observe_link {
   int page_fd_ = -1;
   int request_[2] = {-1, -1};
   int reply_[2] = {-1, -1};
-  observe::trial_page* page_ = nullptr;
+  void* mapped_ = nullptr;
+  observe::trial_page* page_ = nullptr;  // set once the page and both pipes exist
 };
 
 std::int64_t thread_cpu_ns() {
@@ -267,9 +270,12 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   auto sample = [&] {
     const auto start = clock::now();
     const std::int64_t cpu_start = thread_cpu_ns();
+    // The gauge is read on both sides of the scan (which can take a second with thousands of
+    // processes), and the lower kept: only units alive throughout the scan are counted.
+    const std::int64_t alive_before = link.units_alive();
     const system::group_memory m = system::process_group_memory(pid);
-    memory_sample taken{true, m.rss_bytes, m.pss_bytes, m.processes, m.threads, link.units_alive(),
-                        ns_between(start, clock::now())};
+    memory_sample taken{true,      m.rss_bytes, m.pss_bytes, m.processes, m.threads,
+                        std::min(alive_before, link.units_alive()), ns_between(start, clock::now())};
     sampler_cpu += thread_cpu_ns() - cpu_start;
     ++samples;
     peak_rss = std::max(peak_rss, m.rss_bytes);
@@ -313,8 +319,8 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
     } else {
       poll(p + 1, 1, timeout_ms);
     }
-    if ((p[1].revents & (POLLIN | POLLHUP)) != 0) {
-      if (link.take_request()) {
+    if ((p[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0) {
+      if ((p[1].revents & (POLLERR | POLLNVAL)) == 0 && link.take_request()) {
         all_alive = sample();
         link.answer();
       } else {

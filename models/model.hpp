@@ -97,9 +97,9 @@ struct unit_action {
 };
 
 // Everything a unit keeps between steps: plain words the workload owns, so a model may hold it
-// anywhere (a thread's stack, a coroutine frame, shared memory between processes). The last three
-// are the workloads' shared graph run's own (workloads/graph_support.hpp): it counts, per unit,
-// the messages received and how many of them were sent from another OS thread or process.
+// anywhere (a thread's stack, a coroutine frame, shared memory between processes). The last word
+// is the workloads' shared graph run's own (workloads/graph_support.hpp): it counts, per unit, the
+// messages received and how many of them were sent from another OS thread or process.
 struct unit_state {
   std::uint32_t unit = 0;  // this unit's index, set by the model before the first step
   std::uint32_t pc = 0;    // the workload's program counter, 0 before the first step
@@ -107,9 +107,7 @@ struct unit_state {
   std::uint64_t value = 0;
   std::uint64_t stamp = 0;
   std::uint64_t result = 0;  // read by the model when the unit finishes
-  std::uint32_t received = 0;
-  std::uint32_t crossed = 0;
-  std::uint32_t last_op = 0;
+  std::uint64_t handoffs = 0;
 };
 
 // The rules every model keeps, and every workload relies on:
@@ -145,9 +143,10 @@ struct graph_result {
 };
 
 // How many of a bulk job's waits a model can hold at once: one at a time (serial), one per
-// worker (its W threads or processes block in them), or one per task (a thread, a process or a
-// coroutine per task, capped by model_config::max_alive).
-enum class wait_capacity : std::uint8_t { one, workers, tasks };
+// worker (its W threads or processes block in them), one per task as it creates a unit for each
+// (a thread or a process per task, at most model_config::max_alive alive), or every task at once
+// (coroutines: all started in one turn of the loop, max_alive not applied).
+enum class wait_capacity : std::uint8_t { one, workers, tasks, every_task };
 
 struct model_info {
   std::string_view family;       // "threads"
@@ -162,13 +161,13 @@ struct model_info {
   wait_capacity waits = wait_capacity::tasks;
 };
 
-// The most waits of a bulk job a model may hold at once; verification expects no more, and a
-// model whose waits run on its workers to reach this many.
+// The most waits of a bulk job a model may hold at once; verification expects no more.
 constexpr std::uint64_t wait_limit(wait_capacity waits, const model_config& config, std::uint64_t tasks) {
   const std::uint64_t workers = config.workers < 1 ? 1 : config.workers;
   switch (waits) {
     case wait_capacity::one: return tasks < 1 ? tasks : 1;
     case wait_capacity::workers: return tasks < workers ? tasks : workers;
+    case wait_capacity::every_task: return tasks;
     case wait_capacity::tasks: break;
   }
   return config.max_alive == 0 || config.max_alive > tasks ? tasks : config.max_alive;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include "models/model.hpp"
 #include "models/shared_region.hpp"
 #include "tests/every_model.hpp"
+#include "workloads/observe.hpp"
 #include "workloads/workload.hpp"
 
 namespace cmbench {
@@ -67,6 +69,42 @@ TEST(pool_handoff, a_woken_unit_waits_its_turn_in_the_shared_queue) {
 // with one thread, B (spawned last) runs first. That is oneTBB's scheduling, kept as it is.
 TEST(pool_handoff, tbb_runs_the_last_spawned_task_first_as_onetbb_does) {
   EXPECT_EQ(wake_order("threads/tbb"), (std::vector<std::uint32_t>{0, 1}));
+}
+
+// Unit 0 (B) waits to receive; unit 1 (A) readies it, then, without parking, waits (up to 10 s)
+// for B to run. A pool whose queue gives B to any worker runs it on the other worker meanwhile;
+// one that kept B for A's own worker (a run-next slot) would leave A waiting out its deadline.
+struct cross_check {
+  std::atomic<std::uint32_t> b_ran{0};
+  std::atomic<std::uint64_t> b_place{0};
+  std::atomic<std::uint64_t> a_place{0};
+};
+
+unit_action cross_step(void* context, unit_state& s, std::byte*) {
+  auto& check = *static_cast<cross_check*>(context);
+  if (s.unit == 0) {  // B
+    if (s.pc++ == 0) return {unit_op::receive, 0};
+    check.b_place.store(observe::current_place());
+    check.b_ran.store(1, std::memory_order_release);
+    return {unit_op::finish};
+  }
+  if (s.pc++ == 0) return {unit_op::send, 0};  // A readies B
+  check.a_place.store(observe::current_place());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (check.b_ran.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < deadline) {
+  }
+  return {unit_op::finish};
+}
+
+TEST(pool_handoff, a_woken_unit_can_run_on_another_worker) {
+  for (const char* model_name : {"threads/pool", "processes/pool", "threads/tbb"}) {
+    shared_region region(sizeof(cross_check));
+    auto* check = new (region.data()) cross_check{};
+    auto model = find_model(model_name)->make(model_config{2, 0});
+    model->run_graph(graph_job{2, 1, 1, 16, 0, {}, &cross_step, check});
+    EXPECT_EQ(check->b_ran.load(), 1u) << model_name << ": the woken unit never ran while its waker waited";
+    EXPECT_NE(check->b_place.load(), check->a_place.load()) << model_name;
+  }
 }
 
 struct graph_figures {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <tuple>
 #include <string>
 
 #include "models/model.hpp"
@@ -82,8 +83,10 @@ TEST_P(model_conformance, waits_are_watched_and_verified) {
   static const job_input input{7};
   const model_entry* entry = find_model(GetParam());
   ASSERT_NE(entry, nullptr);
-  for (const auto& [tasks, workers] : {std::pair{40ull, 2u}, std::pair{3ull, 8u}}) {
-    const model_config config{workers, 0};
+  // Many tasks on few workers, more workers than tasks, and a cap on units alive (`concurrency`).
+  for (const auto& [tasks, workers, max_alive] : {std::tuple{40ull, 2u, 0ull}, std::tuple{3ull, 8u, 0ull},
+                                                  std::tuple{12ull, 2u, 3ull}}) {
+    const model_config config{workers, max_alive};
     waits::watched_bulk bulk(bulk_job{tasks, 2, std::chrono::milliseconds{20}, &compute, &input}, config);
     auto model = entry->make(config);
     bulk_job plain = bulk.job();
@@ -91,7 +94,8 @@ TEST_P(model_conformance, waits_are_watched_and_verified) {
     plain.context = &input;
     EXPECT_EQ(model->run_bulk(bulk.job()), expected_bulk(plain));
     std::map<std::string, double> metrics;
-    EXPECT_EQ(bulk.verify(entry->info, metrics), "") << "tasks=" << tasks << " workers=" << workers;
+    EXPECT_EQ(bulk.verify(entry->info, metrics), "")
+        << "tasks=" << tasks << " workers=" << workers << " max_alive=" << max_alive;
     EXPECT_EQ(metrics.at("waits"), static_cast<double>(tasks * 2));
     EXPECT_GE(metrics.at("shortest_wait_ns"), 20e6);
     EXPECT_LE(metrics.at("waits_in_flight_peak"), metrics.at("wait_limit"));

@@ -88,10 +88,21 @@ struct graph_watch {
   std::uint32_t tag_offset = 0;  // the workload's message bytes; the sender's place follows
   alignas(64) std::atomic<std::uint32_t> started{0};
   std::atomic<std::uint64_t> first_step_ns{0};
+  std::atomic<std::uint64_t> all_started_ns{0};  // the last unit's first step
   alignas(64) std::atomic<std::uint32_t> finished{0};
   std::atomic<std::uint64_t> last_finish_ns{0};
   std::atomic<std::uint64_t> received{0};
   std::atomic<std::uint64_t> crossed{0};
+};
+
+// A unit's own counts, packed in its unit_state's one `handoffs` word so they add 8 bytes per
+// unit: the operation it returned last (plus one; 0 before its first step), the messages it
+// received and how many of them crossed (30 bits each: a billion per unit).
+struct unit_counts {
+  static constexpr std::uint64_t field = (std::uint64_t{1} << 30) - 1;
+  std::uint64_t last_op, received, crossed;
+  explicit unit_counts(std::uint64_t word) : last_op(word & 7), received((word >> 3) & field), crossed(word >> 33) {}
+  std::uint64_t word() const { return last_op | (received & field) << 3 | (crossed & field) << 33; }
 };
 
 // The step every model calls: the workload's, plus the counting above. Per unit it keeps its
@@ -99,23 +110,25 @@ struct graph_watch {
 inline unit_action watched_step(void* w, unit_state& s, std::byte* message) {
   auto& watch = *static_cast<graph_watch*>(w);
   const std::uint64_t place = observe::current_place();
-  if (s.last_op == 0) {
-    if (watch.started.fetch_add(1, std::memory_order_relaxed) == 0) {
-      watch.first_step_ns.store(now_ns(), std::memory_order_relaxed);
-    }
-  } else if (s.last_op == 1 + static_cast<std::uint32_t>(unit_op::receive)) {
+  unit_counts counts(s.handoffs);
+  if (counts.last_op == 0) {
+    const std::uint32_t before = watch.started.fetch_add(1, std::memory_order_relaxed);
+    if (before == 0) watch.first_step_ns.store(now_ns(), std::memory_order_relaxed);
+    if (before + 1 == watch.units) watch.all_started_ns.store(now_ns(), std::memory_order_relaxed);
+  } else if (counts.last_op == 1 + static_cast<std::uint32_t>(unit_op::receive)) {
     std::uint64_t from = 0;
     std::memcpy(&from, message + watch.tag_offset, 8);
-    ++s.received;
-    if (from != place) ++s.crossed;
+    ++counts.received;
+    if (from != place) ++counts.crossed;
   }
   const unit_action action = watch.step(watch.context, s, message);
-  s.last_op = 1 + static_cast<std::uint32_t>(action.op);
+  counts.last_op = 1 + static_cast<std::uint32_t>(action.op);
+  s.handoffs = counts.word();
   if (action.op == unit_op::send) {
     std::memcpy(message + watch.tag_offset, &place, 8);
   } else if (action.op == unit_op::finish) {
-    watch.received.fetch_add(s.received, std::memory_order_relaxed);
-    watch.crossed.fetch_add(s.crossed, std::memory_order_relaxed);
+    watch.received.fetch_add(counts.received, std::memory_order_relaxed);
+    watch.crossed.fetch_add(counts.crossed, std::memory_order_relaxed);
     if (watch.finished.fetch_add(1, std::memory_order_acq_rel) + 1 == watch.units) {
       watch.last_finish_ns.store(now_ns(), std::memory_order_release);
     }
@@ -139,7 +152,7 @@ class graph_run : public prepared_run {
     watch_->units = shape.units;
     watch_->tag_offset = shape.message_bytes;
     job_ = shape;
-    job_.message_bytes = shape.message_bytes + 8;
+    if (shape.channels > 0) job_.message_bytes = shape.message_bytes + 8;  // the sender's place
     job_.step = &watched_step;
     job_.context = watch_.get();
   }
@@ -164,6 +177,10 @@ class graph_run : public prepared_run {
       seen.metrics["create_ns"] = static_cast<double>(first - run_start_ns_);
       seen.metrics["message_ns"] = static_cast<double>(last - first);
       seen.metrics["join_ns"] = static_cast<double>(run_end_ns_ - last);
+      // Models that start units as they launch them (a pool's queue, a loop's driver) start the
+      // messages before the last unit has stepped: how long the starts were spread over.
+      const std::uint64_t all_started = w.all_started_ns.load();
+      if (all_started >= first) seen.metrics["start_spread_ns"] = static_cast<double>(all_started - first);
     }
     for (const auto& [name, value] : extra_metrics()) seen.metrics[name] = value;
     return seen;

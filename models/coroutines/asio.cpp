@@ -40,7 +40,7 @@ class asio_single {
       "steady_timer at time_point::max() that waiters async_wait on and the last arriver cancels "
       "after co_awaiting `hold` on a timer; every wait parks the coroutine (blocking, no spin); "
       "workers and max_alive are ignored (one thread)",
-      "asio_post_round_trip"};
+      "asio_post_round_trip", wait_capacity::every_task};
 
   explicit asio_single(const model_config& /*config*/)
       : io_(std::make_unique<asio::io_context>(1)) {}

@@ -156,7 +156,7 @@ class asio_mt {
       "last arriver co_awaiting `hold` on a timer, then cancelling every loop's timer on that "
       "loop; every wait parks the coroutine and an idle loop sleeps in the kernel (blocking, no "
       "spin); max_alive is ignored",
-      "asio_cross_loop_round_trip_cross_cpu"};
+      "asio_cross_loop_round_trip_cross_cpu", wait_capacity::every_task};
 
   explicit asio_mt(const model_config& config) : workers_(config.workers) {
     if (workers_ == 0) {

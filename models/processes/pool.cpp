@@ -114,7 +114,7 @@ struct graph_unit {
   unit_op pending_op;
   std::uint8_t started;
 };
-static_assert(sizeof(graph_unit) == 64 && alignof(graph_unit) == 8);
+static_assert(sizeof(graph_unit) == 56 && alignof(graph_unit) == 8);
 
 // A channel: its lock, ring indices and the one unit of each side that may wait on it (a channel
 // has one sender and one receiver), stored as unit + 1 so zero means nobody; then its slots.

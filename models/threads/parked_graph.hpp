@@ -4,7 +4,7 @@
 // channel or the barrier: it parks, and the unit that changes what it waits for makes it runnable
 // again through the runtime (a work item on the pool's queue, a task of a task_group).
 //
-// Per unit: its unit_state, the action it is parked on, two flags (a 56-byte record) and its
+// Per unit: its unit_state, the action it is parked on, two flags (a 64-byte record) and its
 // message buffer (message_bytes), nothing else: a parked unit is not on any list. A channel has
 // one sender and one receiver (the contract's rule), so one parked-sender and one
 // parked-receiver slot per channel suffice; the barrier is a counter, and its last arriver
@@ -87,7 +87,7 @@ class parked_graph {
   }
 
   // Bytes this runtime keeps per unit (the record and its message buffer).
-  static constexpr std::size_t record_bytes = 72;
+  static constexpr std::size_t record_bytes = 64;
 
  private:
   struct unit_record {

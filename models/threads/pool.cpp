@@ -312,7 +312,7 @@ class threads_pool {
       "task is one item whose waits are blocking sleeps on its worker (at most W waits in "
       "flight); a tree unit is one item that submits its children and returns, the last child "
       "to finish completes its parent (continuation passing); results are atomic sums; a graph "
-      "unit is a parked actor (56-byte record + its message buffer, no stack): a runnable unit "
+      "unit is a parked actor (64-byte record + its message buffer, no stack): a runnable unit "
       "is one queue item run until it must wait; a full/empty channel (std::mutex-guarded ring, "
       "one parked-sender and one parked-receiver slot) parks it and the peer that changes the "
       "channel pushes it on the shared queue at once, like any submitted task, waking a sleeping "

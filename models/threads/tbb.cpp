@@ -108,7 +108,7 @@ class threads_tbb {
       "parallel_reduce over the tasks, auto-partitioned; waits are blocking sleeps inside the "
       "tasks (TBB has no timers), so at most W waits are in flight; a tree unit is a "
       "task_group task that run()s its children and wait()s, stealing work meanwhile; a graph "
-      "unit is a parked actor (56-byte record + its message buffer, no stack): a runnable unit "
+      "unit is a parked actor (64-byte record + its message buffer, no stack): a runnable unit "
       "is one task_group task run until it must wait; a full/empty channel (tbb::mutex-guarded "
       "ring, one parked-sender and one parked-receiver slot) parks it and the peer that changes "
       "the channel task_group::run()s it at once: oneTBB spawns it into the waking thread's own "
