@@ -674,9 +674,11 @@ def _reason(point):
 
 
 def units_of(point):
+    p = point.params
+    if point.workload == "ring" and "units" in p:  # its `units` metric counts hops
+        return p["units"]
     if point.units:
         return point.units
-    p = point.params
     if point.workload == "spawn" and "leaves" in p and "fanout" in p:
         from .report_io import tree_units
         return tree_units(p["leaves"], p["fanout"])
@@ -722,7 +724,10 @@ def memory_chart(results):
                 shown = max(b, 1.0)
                 mem_vals.append(shown)
                 ax_m.barh(y, shown, color=colour, height=0.62)
-                ax_m.text(shown, y, " %s at %s %s" % (S.fmt_bytes(b), S.fmt_count(units_of(best)), noun),
+                alive = best.metrics.get("units_alive")
+                ax_m.text(shown, y, " %s at %s %s%s" % (
+                    S.fmt_bytes(b), S.fmt_count(units_of(best)), noun,
+                    " (%s alive)" % S.fmt_count(alive) if alive and alive != units_of(best) else ""),
                           va="center", fontsize=7.3)
             elif best is not None:
                 ax_m.text(0.01, y, " not measured", va="center", fontsize=7.3, color="#777777",
@@ -765,7 +770,7 @@ def memory_chart(results):
         if count_vals:
             ax_n.set_xlim(min(count_vals) / 3, max(count_vals) * (400 if row_bad else 30))
         ax_n.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: S.fmt_count(v)))
-        ax_m.set_title("%s: memory per %s (peak - before, all processes)" % (workload, noun.rstrip("s")),
+        ax_m.set_title("%s: memory per %s alive (all processes)" % (workload, noun.rstrip("s")),
                        loc="left")
         ax_n.set_title("%s: largest count that ran ok (%s)" % (workload, noun), loc="left")
         ax_m.set_xlabel("bytes per unit, log (lower is better)")
@@ -784,10 +789,12 @@ def memory_chart(results):
                               label="first larger count skipped"))
     if handles:
         _legend(fig, handles)
-    caption = ("%s. Memory per unit is (peak resident memory of every process of the trial - "
-               "memory before the run) / units, at the largest count the model ran; the right "
-               "panels show that count and, where a larger one failed or was skipped, where and "
-               "why." % title)
+    caption = ("%s. Memory per unit is (the memory of every process of the trial at one sample - "
+               "memory before the run) / the units alive at that sample (memory: every unit at the "
+               "barrier; io: the waits in flight, or the OS threads added where more; otherwise the "
+               "OS threads the run added, so 'not measured' where a model adds none), at the largest "
+               "count the model ran; the right panels show that count and, where a larger one "
+               "failed or was skipped, where and why." % title)
     return Chart("memory", "memory", title, caption, fig, marked)
 
 

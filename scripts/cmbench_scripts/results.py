@@ -128,7 +128,7 @@ MAKESPAN_OVER_IDEAL = Figure("makespan_over_ideal", "makespan / ideal wait", "ra
                              short="makespan / ideal")
 NS_PER_UNIT = Figure("ns_per_unit", "time per unit created and joined", "time_ns",
                      _metric("ns_per_unit"), time_scaling=1, short="time per unit")
-BYTES_PER_UNIT = Figure("bytes_per_unit", "memory per unit (peak - before)", "bytes",
+BYTES_PER_UNIT = Figure("bytes_per_unit", "memory per unit alive", "bytes",
                         _metric("bytes_per_unit"), short="memory per unit")
 THROUGHPUT = Figure("units_per_second", "achieved throughput", "rate", _metric("units_per_second"),
                     lower_is_better=False, time_scaling=-1, short="throughput")
