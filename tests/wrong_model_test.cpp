@@ -147,7 +147,9 @@ trial_result run_in_this_process(const std::string& workload, const std::string&
   std::stringstream text;
   text << in.rdbuf();
   std::remove(path.c_str());
-  return nlohmann::json::parse(text.str()).get<trial_result>();
+  const auto result = nlohmann::json::parse(text.str()).get<trial_result>();
+  std::printf("%s on %s: %s\n", model.c_str(), workload.c_str(), result.ok ? "ok" : result.error.c_str());
+  return result;
 }
 
 const param_values io_params{{"tasks", 8}, {"wait_ms", 20}, {"workers", 4}, {"concurrency", 0}};
