@@ -1,6 +1,7 @@
 #include "models/floors/probes.hpp"
 
 #include "models/shared_region.hpp"
+#include "models/processes/shared_memory.hpp"
 #include "models/system_limits.hpp"
 
 #include <linux/futex.h>
@@ -42,6 +43,7 @@ namespace cmbench::floors {
 namespace {
 
 using clock = std::chrono::steady_clock;
+using detail::cpu_relax;
 
 std::int64_t since(clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
@@ -566,14 +568,6 @@ std::int64_t futex_round_trip_on(placement where, std::uint64_t n, std::vector<s
 constexpr unsigned pool_processes = 2;
 constexpr std::uint32_t idle_spin_rounds = 2000;  // processes/pool's: about 50 us
 constexpr std::uint64_t pool_ring_size = 8;       // a power of two; a volley queues one task at a time
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 std::int64_t now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now().time_since_epoch()).count();

@@ -44,6 +44,7 @@ namespace cmbench {
 namespace {
 
 using detail::cache_line;
+using detail::cpu_relax;
 using detail::futex_wait;
 using detail::futex_wake;
 
@@ -75,14 +76,6 @@ constexpr timespec health_check_period{0, 100'000'000};
 // How long a producer waiting for ring space sleeps at most (a wake-up the workers' unfenced
 // check missed costs this, with a full ring of millions of tasks still queued behind it).
 constexpr timespec space_wait_period{0, 1'000'000};
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 struct cell {
   // The cell's sequence number minus its index: the zero pages of a fresh mapping are then an

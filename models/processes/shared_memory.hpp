@@ -29,6 +29,15 @@
 
 namespace cmbench::detail {
 
+// One round of a bounded poll: tells the CPU this is a spin-wait (kinder to a sibling hyperthread).
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 using ::cmbench::shared_region;
 using ::cmbench::with_thousands;
 
