@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <exception>
 #include <string>
 
+#include "harness/interrupts.hpp"
 #include "models/floors/probes.hpp"
 
 namespace cmbench {
@@ -55,6 +57,10 @@ nlohmann::ordered_json measure_floors_in_child(std::chrono::nanoseconds min_time
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return failure(std::string("pipe: ") + std::strerror(errno));
   std::fflush(nullptr);
+  // The floors child must not outlive cmbench: an interrupt kills its process group (its probes'
+  // children too), and it dies with cmbench if cmbench is killed outright.
+  interrupts::install();
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
     const std::string why = std::string("fork: ") + std::strerror(errno);
@@ -65,6 +71,8 @@ nlohmann::ordered_json measure_floors_in_child(std::chrono::nanoseconds min_time
   if (pid == 0) {
     close(fds[0]);
     setpgid(0, 0);  // so a timeout kills the probes' own children too
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
     std::string text;
     try {
       text = measure_floors_here(min_time, samples).dump();
@@ -79,6 +87,7 @@ nlohmann::ordered_json measure_floors_in_child(std::chrono::nanoseconds min_time
     _exit(0);
   }
   setpgid(pid, pid);
+  interrupts::set_group(pid);
   close(fds[1]);
   std::string text;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -100,6 +109,7 @@ nlohmann::ordered_json measure_floors_in_child(std::chrono::nanoseconds min_time
   kill(-pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
+  interrupts::set_group(0);
   if (timed_out) return failure("the floors took longer than " + std::to_string(timeout.count() / 1000) + " s");
   try {
     return nlohmann::ordered_json::parse(text);

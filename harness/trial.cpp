@@ -19,6 +19,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "harness/interrupts.hpp"
 #include "workloads/observe.hpp"
 
 namespace cmbench {
@@ -43,37 +44,6 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 std::string signal_text(int sig) {
   const char* name = strsignal(sig);
   return "signal " + std::to_string(sig) + " (" + (name ? name : "unknown") + ")";
-}
-
-// The trial running now, for the signal handler: interrupting cmbench (Ctrl-C reaches only the
-// foreground process group, and each trial has its own) must stop the trial and everything it
-// started, and leave no temporary files behind.
-volatile sig_atomic_t running_trial_group = 0;
-char running_trial_result[64] = {};
-char running_trial_dir[64] = {};
-
-extern "C" void stop_trial_and_exit(int sig) {
-  const pid_t group = running_trial_group;
-  if (group > 0) kill(-group, SIGKILL);
-  if (running_trial_result[0] != '\0') unlink(running_trial_result);
-  if (running_trial_dir[0] != '\0') rmdir(running_trial_dir);
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-void install_interrupt_handlers() {
-  static const bool installed = [] {
-    for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
-      struct sigaction current {};
-      if (sigaction(sig, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) continue;  // nohup keeps SIGHUP
-      struct sigaction action {};
-      action.sa_handler = stop_trial_and_exit;
-      sigemptyset(&action.sa_mask);
-      sigaction(sig, &action, nullptr);
-    }
-    return true;
-  }();
-  (void)installed;
 }
 
 // What the harness shares with one trial (workloads/observe.hpp): the page with the workload's
@@ -232,9 +202,8 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
 
   // Orphaned descendants of the trial are re-parented to us, so we can reap them.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
-  install_interrupt_handlers();
-  std::snprintf(running_trial_result, sizeof(running_trial_result), "%s", result_path.c_str());
-  std::snprintf(running_trial_dir, sizeof(running_trial_dir), "%s", dir.c_str());
+  interrupts::install();
+  interrupts::set_files(result_path, dir);
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
@@ -255,7 +224,7 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
     _exit(127);
   }
   setpgid(pid, pid);  // both sides set it, so no sample or kill races the child's own call
-  running_trial_group = pid;
+  interrupts::set_group(pid);
   link.close_trial_ends();
 
   const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
@@ -333,7 +302,7 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   if (pidfd >= 0) close(pidfd);
   // Nothing the trial started outlives it.
   kill(-pid, SIGKILL);
-  running_trial_group = 0;
+  interrupts::set_group(0);
   while (waitpid(-1, nullptr, WNOHANG) > 0) {
   }
 
@@ -366,8 +335,7 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   result.at_all_alive = all_alive;
   result.memory_samples = samples;
   result.sampler_cpu_ns = sampler_cpu;
-  running_trial_result[0] = '\0';
-  running_trial_dir[0] = '\0';
+  interrupts::set_files({}, {});
   std::remove(result_path.c_str());
   rmdir(dir.c_str());
   return result;
