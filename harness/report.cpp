@@ -244,7 +244,7 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
     row[group] = medians;
   }
   if (const auto latency = pooled_latency(ok); !latency.is_null()) row["latency"] = latency;
-  if (ok.size() == r.repetitions()) {
+  if (!ok.empty() && ok.size() == r.repetitions()) {  // a run with no trial is never ok
     row["status"] = "ok";
     row["error"] = nullptr;
   } else if (r.trials.empty()) {

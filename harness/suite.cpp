@@ -117,8 +117,16 @@ std::vector<const workload_entry*> select_workloads(const std::string& list) {
 }
 
 int run_suite(const suite_options& options) {
-  if (options.repetitions < 1) throw std::invalid_argument("--repetitions must be at least 1");
-  if (options.warmup < 0) throw std::invalid_argument("--warmup must not be negative");
+  // Counts are bounded before any arithmetic on them: no sum of them can overflow.
+  constexpr int max_count = 10'000;
+  if (options.repetitions < 1 || options.repetitions > max_count) {
+    throw std::invalid_argument("--repetitions must be from 1 to " + std::to_string(max_count) + " (got " +
+                                std::to_string(options.repetitions) + ")");
+  }
+  if (options.warmup < 0 || options.warmup > max_count) {
+    throw std::invalid_argument("--warmup must be from 0 to " + std::to_string(max_count) + " (got " +
+                                std::to_string(options.warmup) + ")");
+  }
   if (options.timeout.count() <= 0) throw std::invalid_argument("--timeout must be positive");
   check_overrides(options.workloads, options.overrides);
 
@@ -353,9 +361,13 @@ std::string summary_table(const std::vector<run_record>& runs) {
     for (const auto& t : r.trials) {
       if (t.ok && t.checksum == r.expected_checksum) walls.push_back(static_cast<double>(t.wall_ns) / 1e6);
     }
-    std::string status = walls.size() == r.repetitions() ? "ok" : r.trials.empty() ? "skipped" : "FAILED";
+    std::string status = !walls.empty() && walls.size() == r.repetitions() ? "ok"
+                         : r.trials.empty()                               ? "skipped"
+                                                                          : "FAILED";
     if (walls.empty()) {
-      std::string why = r.trials.empty() ? r.skipped.front() : r.trials.front().error;
+      std::string why = !r.trials.empty() ? r.trials.front().error
+                        : r.skipped.empty() ? std::string("no trial ran")
+                                            : r.skipped.front();
       if (why.empty() && !r.trials.empty()) why = "checksum mismatch";
       std::snprintf(line, sizeof(line), "%-20s %-8s %s\n", r.model->name.c_str(), status.c_str(), why.c_str());
       out << line;

@@ -116,7 +116,12 @@ INSTANTIATE_TEST_SUITE_P(
                       bad_input{"--param tasks=0", "tasks=0 is out of range"},
                       bad_input{"--param io.tasks=5", "workload 'io' is not selected"},
                       bad_input{"--preset fast", "unknown preset 'fast'"},
-                      bad_input{"--repetitions 0", "--repetitions must be at least 1"},
+                      bad_input{"--repetitions 0", "--repetitions must be from 1 to 10000"},
+                      // Counts are bounded before any sum of them: no overflow, no report of a
+                      // run that ran no trial (issue 11, finding 1).
+                      bad_input{"--repetitions 2147483647", "--repetitions must be from 1 to 10000"},
+                      bad_input{"--warmup 2147483647", "--warmup must be from 0 to 10000"},
+                      bad_input{"--warmup -1", "--warmup must be from 0 to 10000"},
                       bad_input{"--timeout -1", "--timeout must be"},
                       bad_input{"--bogus-flag", "bogus-flag"}));
 
