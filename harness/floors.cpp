@@ -99,7 +99,9 @@ nlohmann::ordered_json measure_floors_in_child(std::chrono::nanoseconds min_time
       break;
     }
     pollfd p{fds[0], POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+    const int ready = poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) continue;  // the deadline is checked above; a read now would block past it
     char buffer[4096];
     const ssize_t n = read(fds[0], buffer, sizeof(buffer));
     if (n == 0) break;

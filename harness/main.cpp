@@ -124,6 +124,10 @@ int main(int argc, char** argv) {
   run->add_option("--floor-time", floor_time_s, "seconds per floor sample (3 samples per floor, twice)")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  bool accept_long_runs = false;
+  run->add_flag("--accept-long-runs", accept_long_runs,
+                "run even what the workloads' cost models say cannot fit: a trial past --timeout, or more than an "
+                "hour of trials and reference checksums in all (refused otherwise, before anything runs)");
 
   run->footer("Exit status: 0 when every run was ok or stopped at a named system limit (the limit is the finding);\n"
               "1 when any trial crashed, timed out, deadlocked, failed otherwise or computed a wrong checksum\n"
@@ -177,6 +181,7 @@ int main(int argc, char** argv) {
     if (!(timeout_s > 0)) throw std::invalid_argument("--timeout must be a positive number of seconds");
     options.timeout = std::chrono::milliseconds{static_cast<long long>(timeout_s * 1000)};
     options.floors = floors_text == "on";
+    options.accept_long_runs = accept_long_runs;
     if (!(floor_time_s > 0) || floor_time_s > 10) throw std::invalid_argument("--floor-time must be in (0, 10] seconds");
     options.floor_time = std::chrono::nanoseconds{static_cast<long long>(floor_time_s * 1e9)};
     options.out = out.empty() ? default_out() : out;

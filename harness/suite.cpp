@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "harness/floors.hpp"
+#include "harness/plan.hpp"
 #include "harness/system.hpp"
 
 namespace cmbench {
@@ -153,14 +154,18 @@ int run_suite(const suite_options& options) {
     }
   }
   check_writable(options.out);
+  const double least_seconds =
+      check_cost(runs, options.repetitions + options.warmup, options.timeout, cpus, options.accept_long_runs);
+  std::fprintf(stderr, "[plan] %zu runs, %zu trials, at least %.0f s of trials and references\n", runs.size(),
+               runs.size() * static_cast<std::size_t>(options.repetitions + options.warmup), least_seconds);
 
   // The reference checksum of every combination, once: each workload's reference(), the serial
-  // computation of its work without waits.
+  // computation of its work without waits, in a child process under the trial timeout.
   std::map<std::pair<const workload_entry*, param_values>, std::uint64_t> references;
   for (auto& r : runs) {
     auto key = std::make_pair(r.workload, r.params);
     auto it = references.find(key);
-    if (it == references.end()) it = references.emplace(key, r.workload->reference(r.params)).first;
+    if (it == references.end()) it = references.emplace(key, reference_in_child(*r.workload, r.params, options.timeout)).first;
     r.expected_checksum = it->second;
   }
 

@@ -21,6 +21,7 @@ struct suite_options {
   std::chrono::milliseconds timeout{std::chrono::seconds{120}};
   std::string out;
   bool floors = true;                            // measure the floors before and after the trials
+  bool accept_long_runs = false;                 // run what the cost estimate says is past the limits
   std::chrono::nanoseconds floor_time{50'000'000};  // at least this long per floor sample
   std::string self_exe;
   std::string command_line;

@@ -152,6 +152,9 @@ TEST_P(cli_conformance, every_model_verifies_at_quick_sizes) {
     EXPECT_EQ(row.at("status"), "ok") << row.at("name") << ": " << row.at("error");
     EXPECT_TRUE(row.at("verified").get<bool>()) << row.at("name");
     EXPECT_EQ(row.at("checksum"), row.at("expected_checksum")) << row.at("name");
+    // No model, serial/baseline included, does a unit of work in under a nanosecond: a run that
+    // fast had its work folded away by the compiler (issue 11, finding 10).
+    EXPECT_GE(row.at("metrics").at("ns_per_unit").get<double>(), 1.0) << row.at("name");
     verified.insert(row.at("model").get<std::string>());
   }
   EXPECT_EQ(verified.size(), 8u) << r.output;
@@ -453,8 +456,9 @@ TEST(cli, cpu_time_never_exceeds_the_cpus_the_trial_may_use) {
 TEST(cli, a_timed_out_trial_exits_1_with_the_report_written) {
   temp_dir dir;
   const std::string out = dir.file("report.json");
+  // --accept-long-runs: the cost estimate would refuse a trial that cannot fit its timeout.
   const auto r = run("run --workloads io --param wait_ms=5000 --param tasks=1 --timeout 1 --models serial/baseline "
-                     "--floors off --repetitions 1 --out " + out);
+                     "--floors off --repetitions 1 --accept-long-runs --out " + out);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   ASSERT_TRUE(fs::exists(out)) << r.output;
   const auto report = load(out);
@@ -661,12 +665,44 @@ TEST(cli, interrupting_or_killing_a_run_during_the_floors_leaves_no_process) {
   }
 }
 
+// In-range values that would mean hours of work are refused before anything runs, with the
+// estimate and the flag that accepts it; the reference checksum runs in a child under the timeout
+// (issue 11, finding 2).
+TEST(cli, a_run_past_its_least_cost_is_refused_before_anything_runs) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  for (const std::string& args : {std::string("--workloads contention --param updates=1G --timeout 5"),
+                                  std::string("--workloads cpu --param tasks=100M"),
+                                  std::string("--workloads mixed --param tasks=10M --param rounds=100k"),
+                                  std::string("--repetitions 10000")}) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = run("run " + args + " --out " + out);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
+    EXPECT_NE(r.output.find("at least"), std::string::npos) << args << ": " << r.output;
+    EXPECT_NE(r.output.find("--accept-long-runs"), std::string::npos) << args << ": " << r.output;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10)) << args;
+    EXPECT_FALSE(fs::exists(out));
+  }
+  // Accepted, the same kind of run goes ahead (and here times out: exit 1, not 2).
+  const auto accepted = run("run --workloads io --models serial --param tasks=20 --param wait_ms=100 "
+                            "--repetitions 1 --timeout 1 --accept-long-runs --out " + out);
+  EXPECT_EQ(accepted.exit_code, 1) << accepted.output;
+  EXPECT_TRUE(fs::exists(out));
+  // A reference that outlasts the timeout is stopped, not waited for.
+  const auto start = std::chrono::steady_clock::now();
+  const auto slow = run("run --workloads contention --models serial --param updates=100M --timeout 1 "
+                        "--accept-long-runs --out " + dir.file("slow.json"));
+  EXPECT_EQ(slow.exit_code, 2) << slow.output;
+  EXPECT_NE(slow.output.find("was not computed within --timeout"), std::string::npos) << slow.output;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
 TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {
   temp_dir dir;
   const std::string out = dir.file("report.json");
   // Serial waits of 197 x 50 ms take 10 s: far over the 0.5 s timeout.
   const auto r = run("run --models serial,processes/spawn --workloads io --param tasks=197 --param wait_ms=50 "
-                     "--param concurrency=10 --repetitions 2 --timeout 0.5 --out " + out);
+                     "--param concurrency=10 --repetitions 2 --timeout 0.5 --accept-long-runs --out " + out);
   ASSERT_EQ(r.exit_code, 1) << r.output;  // a timeout is a failure, the report is still written
   const auto report = load(out);
   int checked = 0;

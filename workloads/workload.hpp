@@ -2,6 +2,7 @@
 // model inside the measured region, and the reference checksum every model must reproduce.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -72,6 +73,24 @@ class prepared_run {
   }
 };
 
+// What a run costs at the very least, from the workload's own cost model (its units, work and
+// waits): no model does the trial faster, and no machine computes the reference faster. The harness
+// refuses, before anything runs, a run whose trial cannot fit the trial timeout or a suite that
+// cannot fit an hour, naming the estimate and the flag that accepts it.
+struct cost_estimate {
+  double trial_seconds = 0;      // the measured region on this model
+  double reference_seconds = 0;  // computing the reference checksum (once per combination)
+};
+
+// The waits of `tasks` tasks of `wait_seconds` each, as the model can hold them at once.
+inline double wait_rounds_seconds(const param_values& p, const model_info& model, std::uint64_t tasks,
+                                  double wait_seconds) {
+  const std::uint64_t max_alive = p.contains("concurrency") ? static_cast<std::uint64_t>(p.at("concurrency")) : 0;
+  const model_config config{static_cast<unsigned>(p.at("workers")), max_alive};
+  const std::uint64_t at_once = std::max<std::uint64_t>(1, wait_limit(model.waits, config, tasks));
+  return static_cast<double>((tasks + at_once - 1) / at_once) * wait_seconds;
+}
+
 struct workload_entry {
   std::string name;
   std::string description;
@@ -85,6 +104,8 @@ struct workload_entry {
   std::uint64_t (*reference)(const param_values&) = nullptr;
   // Units created (tasks, tree nodes): the denominator of per-unit figures.
   std::uint64_t (*units)(const param_values&) = nullptr;
+  // The run's least cost on `model` with `cpus` CPUs.
+  cost_estimate (*cost)(const param_values&, const model_info& model, unsigned cpus) = nullptr;
   // Workload-specific figures from one trial, by name (for example makespan over ideal).
   std::map<std::string, double> (*metrics)(const param_values&, const trial_figures&) = nullptr;
   // The summary table's figure of merit: a metric's name (or "speedup", against serial/baseline)

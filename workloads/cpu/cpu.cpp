@@ -1,4 +1,5 @@
 // cpu: N independent CPU-bound tasks. Measures makespan, and speedup and efficiency vs workers.
+#include <algorithm>
 #include <stdexcept>
 
 #include "workloads/kernels.hpp"
@@ -62,6 +63,10 @@ workload_entry make_cpu() {
         return sum;
       },
       .units = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("tasks")); },
+      .cost = [](const param_values& p, const model_info&, unsigned cpus) {
+        const double work = static_cast<double>(p.at("tasks")) * static_cast<double>(p.at("task_us")) * 1e-6;
+        return cost_estimate{work / std::max(1u, cpus), work};  // every CPU busy, at best
+      },
       .metrics = [](const param_values& p, const trial_figures& f) {
         const double tasks = static_cast<double>(p.at("tasks"));
         const double work_s = tasks * static_cast<double>(p.at("task_us")) * 1e-6;

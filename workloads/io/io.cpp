@@ -1,6 +1,7 @@
 // io: N tasks meant to be in flight at once, each waiting D ms on the model's natural wait (a
 // blocking sleep in a thread or process, a timer in an event loop), then doing a little work.
 // Measures the makespan against the ideal D, and memory per waiting task.
+#include <algorithm>
 #include "workloads/kernels.hpp"
 #include "workloads/waits.hpp"
 #include "workloads/workload.hpp"
@@ -57,6 +58,11 @@ workload_entry make_io() {
         return sum;
       },
       .units = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("tasks")); },
+      .cost = [](const param_values& p, const model_info& model, unsigned) {
+        const auto tasks = static_cast<std::uint64_t>(p.at("tasks"));
+        return cost_estimate{wait_rounds_seconds(p, model, tasks, static_cast<double>(p.at("wait_ms")) * 1e-3),
+                             static_cast<double>(tasks) * 2e-6};
+      },
       .metrics = [](const param_values& p, const trial_figures& f) {
         const double ideal_s = static_cast<double>(p.at("wait_ms")) * 1e-3;
         std::map<std::string, double> m{{"ideal_ms", ideal_s * 1e3}};

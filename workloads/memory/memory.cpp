@@ -4,6 +4,7 @@
 // per unit (that measurement less the memory before the run, over the units alive at it) and the
 // largest N each model reaches: a model stops at its real limit (threads, processes, memory) and
 // says which.
+#include <algorithm>
 #include "workloads/graph_support.hpp"
 #include "workloads/kernels.hpp"
 
@@ -78,6 +79,10 @@ workload_entry make_memory() {
         return sum;
       },
       .units = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("units")); },
+      .cost = [](const param_values& p, const model_info&, unsigned) {
+        const double units = static_cast<double>(p.at("units"));  // a unit made in 50 ns, at best
+        return cost_estimate{static_cast<double>(p.at("hold_ms")) * 1e-3 + units * 50e-9, units * 2e-9};
+      },
       .metrics = nullptr,
       .summary_metric = "bytes_per_unit",
       .summary_label = "B/unit",

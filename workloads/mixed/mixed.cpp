@@ -78,6 +78,13 @@ workload_entry make_mixed() {
         return sum;
       },
       .units = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("tasks") * p.at("rounds")); },
+      .cost = [](const param_values& p, const model_info& model, unsigned cpus) {
+        const mixed_params params(p);
+        const double rounds = static_cast<double>(params.rounds);
+        const double compute = static_cast<double>(params.tasks) * rounds * static_cast<double>(params.compute_us()) * 1e-6;
+        const double waits = wait_rounds_seconds(p, model, params.tasks, static_cast<double>(params.wait_us()) * 1e-6) * rounds;
+        return cost_estimate{std::max(waits, compute / std::max(1u, cpus)), compute};
+      },
       .metrics = [](const param_values& p, const trial_figures& f) {
         const mixed_params params(p);
         // No schedule beats the longest task (every round in a row) nor all compute spread

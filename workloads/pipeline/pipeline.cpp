@@ -2,6 +2,7 @@
 // item passes every stage in order; each stage does a little work on it. The consumer folds the
 // items in arrival order, so an item lost, duplicated or reordered changes the answer. Measures
 // items per second and how often a sender found the next channel full (back-pressure).
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -96,6 +97,13 @@ workload_entry make_pipeline() {
       },
       .reference = [](const param_values& p) { return reference(context_of(p)); },
       .units = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("items")); },
+      .cost = [](const param_values& p, const model_info&, unsigned cpus) {
+        const double items = static_cast<double>(p.at("items"));
+        const double stages = static_cast<double>(p.at("stages"));
+        const double work = items * stages * static_cast<double>(p.at("stage_ns")) * 1e-9;
+        const double handoffs = items * (stages + 1) * 10e-9;  // a hand-off in 10 ns
+        return cost_estimate{(work + handoffs) / std::max(1u, cpus), work};
+      },
       .metrics = [](const param_values& p, const trial_figures& f) {
         const double items = static_cast<double>(p.at("items"));
         const double sends = items * static_cast<double>(p.at("stages") + 1);

@@ -3,6 +3,7 @@
 // time per hop is the cost of one wake-up and switch of the model. After the last hop a stop token
 // goes round once (U - 1 more hand-offs, counted in `stop_hops`) so that every unit ends. The
 // time per hop is the message phase's: from the first unit's first step to the last one's finish.
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -88,6 +89,10 @@ workload_entry make_ring() {
         return value;
       },
       .units = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("hops")); },
+      .cost = [](const param_values& p, const model_info&, unsigned) {
+        const double hops = static_cast<double>(p.at("hops"));  // a hand-off in 10 ns, a mix in 2 ns
+        return cost_estimate{hops * 10e-9, hops * 2e-9};
+      },
       .metrics = [](const param_values& p, const trial_figures& f) {
         // Hand-offs of the message phase: the token's hops and the stop token's lap (every unit
         // but the one that started it receives it). Creating and joining the units is reported
