@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   run->add_option("--workloads", workloads, "comma-separated workloads or all")->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--param", params, "[WORKLOAD.]NAME=V1,V2,... (repeatable; every combination runs)");
+  run->add_option("--param", params, "[WORKLOAD.]NAME=V1,V2,... (repeatable; values given for one parameter in "
+                                     "several --param merge: tasks=10 and tasks=20 run both; every combination runs)");
   run->add_option("--preset", preset_text, "quick, default or full")->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   run->add_option("--repetitions", repetitions, "measured trials per run, each a fresh process")->capture_default_str()

@@ -697,4 +697,21 @@ TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {
   EXPECT_EQ(left, "") << "processes left behind";
 }
 
+// `--param tasks=10 --param tasks=20`: both values run, as any value list does.
+TEST(cli, repeated_param_for_one_name_merges_its_values) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --preset quick --repetitions 1 --workloads cpu --models serial --param tasks=10 "
+                     "--param tasks=20,10 --param cpu.tasks=30 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<int> tasks;
+  const auto report = load(out);
+  for (const auto& row : report.at("benchmarks")) {
+    if (row.at("run_type") == "aggregate") tasks.push_back(row.at("params").at("tasks").get<int>());
+  }
+  EXPECT_EQ(tasks, (std::vector<int>{10, 20, 30}));
+  const auto help = run("run --help");
+  EXPECT_NE(help.output.find("merge"), std::string::npos) << help.output;
+}
+
 }  // namespace
