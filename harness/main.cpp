@@ -76,6 +76,8 @@ void print_list() {
   }
 }
 
+constexpr double max_timeout_s = 86400;
+
 }  // namespace
 }  // namespace cmbench
 
@@ -109,10 +111,13 @@ int main(int argc, char** argv) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   run->add_option("--warmup", warmup, "discarded trials per run before the measured ones")->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--timeout", timeout_s, "seconds one trial may take before its process group is killed")
+  run->add_option("--timeout", timeout_s, "seconds one trial may take before its process group is killed, from "
+                                          "0.001 to 86400 (no unlimited timeout: a hung trial must not hang the suite)")
+      ->type_name("SECONDS")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--out", out, "report path (default results/cmbench-DATE.json)")
+  auto* out_option = run->add_option("--out", out, "report path (default results/cmbench-DATE.json)")
+      ->type_name("FILE")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   std::string floors_text = "on";
@@ -175,11 +180,21 @@ int main(int argc, char** argv) {
     options.chosen_preset = parse_preset(preset_text);
     options.repetitions = repetitions;
     options.warmup = warmup;
-    if (!(timeout_s > 0)) throw std::invalid_argument("--timeout must be a positive number of seconds");
+    // One rule: a finite deadline for every trial (a deadlock ends as a timeout, never as a hang).
+    if (!(timeout_s >= 0.001 && timeout_s <= max_timeout_s)) {
+      char text[200];
+      std::snprintf(text, sizeof(text), "--timeout must be from 0.001 to %.0f seconds (got %g): every trial has a "
+                                        "deadline, so 0 and inf are not accepted", max_timeout_s, timeout_s);
+      throw std::invalid_argument(text);
+    }
     options.timeout = std::chrono::milliseconds{static_cast<long long>(timeout_s * 1000)};
     options.floors = floors_text == "on";
     if (!(floor_time_s > 0) || floor_time_s > 10) throw std::invalid_argument("--floor-time must be in (0, 10] seconds");
     options.floor_time = std::chrono::nanoseconds{static_cast<long long>(floor_time_s * 1e9)};
+    if (out_option->count() > 0 && out.empty()) {
+      throw std::invalid_argument("--out needs a file name (got an empty one); leave --out out for "
+                                  "results/cmbench-DATE.json");
+    }
     options.out = out.empty() ? default_out() : out;
     if (out.empty()) std::filesystem::create_directories("results");
     options.self_exe = self_executable();

@@ -123,6 +123,12 @@ INSTANTIATE_TEST_SUITE_P(
                       bad_input{"--warmup 2147483647", "--warmup must be from 0 to 10000"},
                       bad_input{"--warmup -1", "--warmup must be from 0 to 10000"},
                       bad_input{"--timeout -1", "--timeout must be"},
+                      // One rule for --timeout: a finite deadline, said in the message (issue 11,
+                      // finding 8: inf was refused as "must be positive").
+                      bad_input{"--timeout inf", "--timeout must be from 0.001 to 86400 seconds (got inf)"},
+                      bad_input{"--timeout 0", "--timeout must be from 0.001 to 86400 seconds"},
+                      bad_input{"--timeout 1e300", "--timeout must be from 0.001 to 86400 seconds"},
+                      bad_input{"--out ''", "--out needs a file name"},
                       bad_input{"--bogus-flag", "bogus-flag"}));
 
 TEST(cli, unwritable_out_is_refused_before_any_trial) {
