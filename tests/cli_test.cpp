@@ -703,6 +703,47 @@ TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {
   EXPECT_EQ(left, "") << "processes left behind";
 }
 
+// --- Output and arguments follow one rule each (issue 11, finding 8) ---
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Starts cmbench in the background with its output to `log` and, when given, TMPDIR set.
+pid_t start_cmbench(const std::vector<std::string>& args, const std::string& log, const std::string& tmpdir = "") {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  dup2(fd, STDOUT_FILENO);
+  dup2(fd, STDERR_FILENO);
+  signal(SIGINT, SIG_DFL);  // a test started in the background may have inherited it ignored
+  if (!tmpdir.empty()) setenv("TMPDIR", tmpdir.c_str(), 1);
+  std::vector<char*> argv{const_cast<char*>(CMBENCH_EXE)};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(CMBENCH_EXE, argv.data());
+  _exit(127);
+}
+
+// Waits up to `seconds` for `ready`; false if it never was.
+bool wait_until(const std::function<bool()>& ready, double seconds) {
+  for (int i = 0; i < static_cast<int>(seconds * 20); ++i) {
+    if (ready()) return true;
+    usleep(50'000);
+  }
+  return ready();
+}
+
+std::vector<std::string> trial_dirs_in(const std::string& dir) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().rfind("cmbench-trial-", 0) == 0) found.push_back(e.path().string());
+  }
+  return found;
+}
+
 // `--param tasks=10 --param tasks=20`: both values run, as any value list does.
 TEST(cli, repeated_param_for_one_name_merges_its_values) {
   temp_dir dir;
@@ -718,6 +759,47 @@ TEST(cli, repeated_param_for_one_name_merges_its_values) {
   EXPECT_EQ(tasks, (std::vector<int>{10, 20, 30}));
   const auto help = run("run --help");
   EXPECT_NE(help.output.find("merge"), std::string::npos) << help.output;
+}
+
+// Trial directories go in TMPDIR; none is left when a trial is killed, and one left by a cmbench
+// killed outright (no handler runs on SIGKILL) is removed by the next run.
+TEST(cli, temporary_directories_honour_tmpdir_and_none_is_left_behind) {
+  temp_dir dir;
+  const std::string tmp = dir.file("tmp");
+  fs::create_directory(tmp);
+  const std::vector<std::string> waiting{"run", "--workloads", "io", "--models", "serial", "--param", "tasks=1",
+                                         "--param", "wait_ms=60000", "--repetitions", "1", "--floors", "off",
+                                         "--out"};
+  auto args = [&](const std::vector<std::string>& base, const std::string& out) {
+    std::vector<std::string> all = base;
+    all.push_back(out);
+    return all;
+  };
+
+  // A trial killed by someone else: cmbench goes on, its directory goes with it.
+  pid_t cmbench = start_cmbench(args(waiting, dir.file("a.json")), dir.file("a.log"), tmp);
+  std::vector<pid_t> trials;
+  const bool in_tmpdir = wait_until([&] { return !trial_dirs_in(tmp).empty(); }, 30) &&
+                         wait_until([&] { return !(trials = children_running(cmbench, "trial")).empty(); }, 10);
+  if (in_tmpdir) kill(trials[0], SIGKILL);
+  else kill(cmbench, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
+  ASSERT_TRUE(in_tmpdir) << "no trial directory in TMPDIR " << tmp;
+  EXPECT_NE(file_text(dir.file("a.log")).find("killed by signal 9"), std::string::npos) << file_text(dir.file("a.log"));
+  EXPECT_TRUE(trial_dirs_in(tmp).empty()) << trial_dirs_in(tmp).front();
+
+  // cmbench itself killed outright: its trial dies with it; the next run removes the directory.
+  cmbench = start_cmbench(args(waiting, dir.file("b.json")), dir.file("b.log"), tmp);
+  ASSERT_TRUE(wait_until([&] { return !children_running(cmbench, "trial").empty(); }, 30));
+  kill(cmbench, SIGKILL);
+  ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
+  const pid_t next = start_cmbench({"run", "--preset", "quick", "--workloads", "cpu", "--models", "serial",
+                                    "--repetitions", "1", "--floors", "off", "--out", dir.file("c.json")},
+                                   dir.file("c.log"), tmp);
+  ASSERT_EQ(waitpid(next, &status, 0), next);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << file_text(dir.file("c.log"));
+  EXPECT_TRUE(trial_dirs_in(tmp).empty()) << trial_dirs_in(tmp).front();
 }
 
 }  // namespace
