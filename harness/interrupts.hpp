@@ -15,5 +15,7 @@ void install();
 void set_group(pid_t group);
 // Its temporary result file and directory, removed on an interrupt; empty: none.
 void set_files(const std::string& result_path, const std::string& dir);
+// A file of the suite (its lock) removed when an interrupt ends cmbench; empty: none.
+void set_lock_file(const std::string& path);
 
 }  // namespace cmbench::interrupts

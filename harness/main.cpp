@@ -116,9 +116,12 @@ int main(int argc, char** argv) {
       ->type_name("SECONDS")
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  auto* out_option = run->add_option("--out", out, "report path (default results/cmbench-DATE.json)")
+  auto* out_option = run->add_option("--out", out, "report path (default results/cmbench-DATE.json); OUT.lock keeps "
+                                                   "a second run off it")
       ->type_name("FILE")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  bool force = false;
+  run->add_flag("--force", force, "replace an existing report at --out");
 
   std::string floors_text = "on";
   double floor_time_s = 0.05;
@@ -133,7 +136,8 @@ int main(int argc, char** argv) {
 
   run->footer("Exit status: 0 when every run was ok or stopped at a named system limit (the limit is the finding);\n"
               "1 when any trial crashed, timed out, deadlocked, failed otherwise or computed a wrong checksum\n"
-              "(the report is still written); 2 for bad input (nothing runs, nothing is written).");
+              "(the report is still written); 2 for bad input, an existing report at --out without --force, or\n"
+              "an --out another run is writing (nothing runs, nothing is written).");
 
   auto* floors = app.add_subcommand("floors", "measure each model's primitive floors on this machine and print them");
   bool floors_json = false;
@@ -196,6 +200,7 @@ int main(int argc, char** argv) {
                                   "results/cmbench-DATE.json");
     }
     options.out = out.empty() ? default_out() : out;
+    options.force = force;
     if (out.empty()) std::filesystem::create_directories("results");
     options.self_exe = self_executable();
     for (int i = 0; i < argc; ++i) options.command_line += (i ? " " : "") + std::string(argv[i]);

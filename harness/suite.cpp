@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "harness/floors.hpp"
+#include "harness/output.hpp"
 #include "harness/system.hpp"
 
 namespace cmbench {
@@ -153,6 +154,9 @@ int run_suite(const suite_options& options) {
     }
   }
   check_writable(options.out);
+  // One run at a time writes an --out, never over a report unless told (--force).
+  out_lock lock(options.out);
+  check_replaceable(options.out, options.force);
 
   // The reference checksum of every combination, once: each workload's reference(), the serial
   // computation of its work without waits.

@@ -24,6 +24,7 @@ struct suite_options {
   std::chrono::nanoseconds floor_time{50'000'000};  // at least this long per floor sample
   std::string self_exe;
   std::string command_line;
+  bool force = false;  // replace a report at `out`
 };
 
 // Models named by a comma-separated list of names, family names or "all". Throws

@@ -128,6 +128,8 @@ INSTANTIATE_TEST_SUITE_P(
                       bad_input{"--timeout inf", "--timeout must be from 0.001 to 86400 seconds (got inf)"},
                       bad_input{"--timeout 0", "--timeout must be from 0.001 to 86400 seconds"},
                       bad_input{"--timeout 1e300", "--timeout must be from 0.001 to 86400 seconds"},
+                      // An existing report is never replaced without --force; --out '' is no file.
+                      bad_input{"--models serial", "pass --force to replace it"},
                       bad_input{"--out ''", "--out needs a file name"},
                       bad_input{"--bogus-flag", "bogus-flag"}));
 
@@ -710,6 +712,12 @@ std::string file_text(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
+std::size_t count_of(const std::string& text, const std::string& word) {
+  std::size_t n = 0;
+  for (auto at = text.find(word); at != std::string::npos; at = text.find(word, at + word.size())) ++n;
+  return n;
+}
+
 // Starts cmbench in the background with its output to `log` and, when given, TMPDIR set.
 pid_t start_cmbench(const std::vector<std::string>& args, const std::string& log, const std::string& tmpdir = "") {
   const pid_t pid = fork();
@@ -742,6 +750,46 @@ std::vector<std::string> trial_dirs_in(const std::string& dir) {
     if (e.path().filename().string().rfind("cmbench-trial-", 0) == 0) found.push_back(e.path().string());
   }
   return found;
+}
+
+TEST(cli, an_existing_report_is_replaced_only_with_force) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  std::ofstream(out) << "precious";
+  const std::string args = "run --preset quick --repetitions 1 --workloads cpu --models serial --out " + out;
+  const auto refused = run(args);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("--force"), std::string::npos) << refused.output;
+  EXPECT_EQ(file_text(out), "precious");
+  const auto forced = run(args + " --force");
+  ASSERT_EQ(forced.exit_code, 0) << forced.output;
+  EXPECT_EQ(load(out).at("benchmarks").size(), 2u);
+  EXPECT_FALSE(fs::exists(out + ".journal"));
+  EXPECT_FALSE(fs::exists(out + ".lock"));
+}
+
+// Two runs writing one --out at once would race: the second is refused (OUT.lock), exit 2, and
+// the first goes on untouched.
+TEST(cli, a_second_run_on_the_same_out_is_refused) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const pid_t first = start_cmbench({"run", "--workloads", "io", "--models", "serial", "--param", "tasks=1",
+                                     "--param", "wait_ms=300", "--repetitions", "4", "--floors", "off", "--out",
+                                     out}, dir.file("first.log"));
+  // Locked: the lock file holds the pid of the run that locked it.
+  const bool running = wait_until([&] { return file_text(out + ".lock") == std::to_string(first); }, 30);
+  const auto second = run("run --workloads io --models serial --param tasks=1 --param wait_ms=300 "
+                          "--repetitions 1 --out " + out);
+  int status = 0;
+  ASSERT_EQ(waitpid(first, &status, 0), first);
+  ASSERT_TRUE(running) << file_text(dir.file("first.log"));
+  EXPECT_EQ(second.exit_code, 2) << second.output;
+  EXPECT_NE(second.output.find("is being written by another cmbench run (pid " + std::to_string(first) + ")"),
+            std::string::npos) << second.output;
+  EXPECT_EQ(count_of(second.output, " rep "), 0u) << "a trial ran before the check: " << second.output;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << file_text(dir.file("first.log"));
+  EXPECT_EQ(load(out).at("benchmarks").size(), 5u);  // the first run's 4 repetitions and their median
+  EXPECT_FALSE(fs::exists(out + ".lock"));
 }
 
 // `--param tasks=10 --param tasks=20`: both values run, as any value list does.
