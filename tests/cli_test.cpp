@@ -32,10 +32,12 @@ struct command_result {
   std::string output;  // stdout and stderr
 };
 
-// `run` commands skip the floors (seconds each) unless the test asks for them.
+// `run` commands skip the floors (seconds each) unless the test asks for them (or resumes a run,
+// whose options are its journal's).
 command_result run(const std::string& args) {
   command_result r;
-  const bool skip_floors = args.rfind("run ", 0) == 0 && args.find("--floors") == std::string::npos;
+  const bool skip_floors = args.rfind("run ", 0) == 0 && args.find("--floors") == std::string::npos &&
+                           args.find("--resume") == std::string::npos;
   const std::string command = std::string(CMBENCH_EXE) + " " + args + (skip_floors ? " --floors off" : "") + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return r;
@@ -131,6 +133,7 @@ INSTANTIATE_TEST_SUITE_P(
                       // An existing report is never replaced without --force; --out '' is no file.
                       bad_input{"--models serial", "pass --force to replace it"},
                       bad_input{"--out ''", "--out needs a file name"},
+                      bad_input{"--resume /nonexistent.journal", "--resume takes the run's options from its journal"},
                       bad_input{"--bogus-flag", "bogus-flag"}));
 
 TEST(cli, unwritable_out_is_refused_before_any_trial) {
@@ -590,8 +593,8 @@ std::vector<pid_t> children_running(pid_t parent, const std::string& word) {
   return found;
 }
 
-// Ctrl-C (or a kill) stops the trial too, though it runs in its own process group, and writes no
-// report.
+// Ctrl-C (or a kill) stops the trial too, though it runs in its own process group; before any
+// trial finished there is nothing to keep, so it writes no report and no journal.
 TEST(cli, interrupting_a_run_stops_its_trial_and_writes_nothing) {
   temp_dir dir;
   const std::string out = dir.file("report.json");
@@ -627,6 +630,8 @@ TEST(cli, interrupting_a_run_stops_its_trial_and_writes_nothing) {
   EXPECT_TRUE(state == '\0' || state == 'Z') << "trial " << trials[0] << " still running, state " << state;
   if (state != '\0' && state != 'Z') kill(-trials[0], SIGKILL);
   EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".journal"));
+  EXPECT_FALSE(fs::exists(out + ".lock"));
 }
 
 // Interrupted or killed while it measures the floors, cmbench leaves no floors process behind
@@ -705,11 +710,16 @@ TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {
   EXPECT_EQ(left, "") << "processes left behind";
 }
 
-// --- Output and arguments follow one rule each (issue 11, finding 8) ---
+// --- Finished work is never lost; output and arguments follow one rule each (issue 11, 7 and 8) ---
 
 std::string file_text(const std::string& path) {
   std::ifstream in(path);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::size_t lines_of(const std::string& path) {
+  const std::string text = file_text(path);
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
 }
 
 std::size_t count_of(const std::string& text, const std::string& word) {
@@ -750,6 +760,134 @@ std::vector<std::string> trial_dirs_in(const std::string& dir) {
     if (e.path().filename().string().rfind("cmbench-trial-", 0) == 0) found.push_back(e.path().string());
   }
   return found;
+}
+
+// An interrupted suite keeps every trial that finished: each is in OUT.journal as it ends, and a
+// partial report says how far it got. --resume runs only the rest, to the complete report.
+TEST(cli, an_interrupted_suite_leaves_a_partial_report_and_resume_completes_it) {
+  for (const int sig : {SIGTERM, SIGINT}) {
+    SCOPED_TRACE(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    temp_dir dir;
+    const std::string out = dir.file("report.json");
+    const std::string journal = out + ".journal";
+    const pid_t cmbench = start_cmbench({"run", "--workloads", "io", "--models", "serial", "--param", "tasks=1",
+                                         "--param", "wait_ms=300", "--repetitions", "10", "--floors", "off",
+                                         "--out", out}, dir.file("first.log"), dir.file(""));
+    // The header line and three finished trials.
+    const bool three_done = wait_until([&] { return lines_of(journal) >= 4; }, 30);
+    kill(cmbench, three_done ? sig : SIGKILL);
+    int status = 0;
+    ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
+    ASSERT_TRUE(three_done) << "no journal of finished trials: " << file_text(dir.file("first.log"));
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "status " << status;
+    const std::size_t finished = lines_of(journal) - 1;
+    EXPECT_GE(finished, 3u);
+    EXPECT_LT(finished, 10u);
+    const std::string log = file_text(dir.file("first.log"));
+    EXPECT_NE(log.find("--resume " + journal), std::string::npos) << log;
+
+    // The partial report: valid, says it is partial and how far it got; the rest is "not run".
+    ASSERT_TRUE(fs::exists(out)) << log;
+    const auto partial = load(out);
+    const auto& context = partial.at("context");
+    EXPECT_EQ(context.at("partial"), true);
+    EXPECT_NE(context.at("partial_reason").get<std::string>().find("interrupted by"), std::string::npos);
+    EXPECT_EQ(context.at("trials_planned"), 10);
+    EXPECT_EQ(context.at("trials_finished"), finished);
+    EXPECT_EQ(context.at("journal"), journal);
+    std::vector<double> kept_times;
+    std::size_t ok = 0, not_run = 0;
+    for (const auto& row : partial.at("benchmarks")) {
+      if (row.at("run_type") == "aggregate") {
+        EXPECT_EQ(row.at("status"), "skipped") << row.dump();
+        EXPECT_EQ(row.at("ok_repetitions"), finished);
+        continue;
+      }
+      if (row.at("status") == "ok") {
+        ++ok;
+        kept_times.push_back(row.at("real_time").get<double>());
+      } else {
+        EXPECT_EQ(row.at("status"), "skipped");
+        EXPECT_NE(row.at("error").get<std::string>().find("not run"), std::string::npos) << row.at("error");
+        ++not_run;
+      }
+    }
+    EXPECT_EQ(ok, finished);
+    EXPECT_EQ(ok + not_run, 10u);
+    EXPECT_FALSE(fs::exists(out + ".lock"));
+    EXPECT_TRUE(trial_dirs_in(dir.file("")).empty()) << "the stopped trial's directory was left behind";
+
+    // Resumed: the same command line from the journal, only the missing repetitions run.
+    const auto resumed = run("run --resume " + journal);
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+    EXPECT_EQ(count_of(resumed.output, " rep "), 10 - finished) << resumed.output;
+    const auto report = load(out);
+    EXPECT_EQ(report.at("context").at("partial"), false);
+    EXPECT_EQ(report.at("context").at("trials_finished"), 10);
+    EXPECT_EQ(report.at("context").at("resumed_from").at("trials_from_journal"), finished);
+    EXPECT_EQ(report.at("context").at("command_line").get<std::string>().find("--resume"), std::string::npos);
+    std::size_t index = 0;
+    for (const auto& row : report.at("benchmarks")) {
+      EXPECT_EQ(row.at("status"), "ok") << row.dump();
+      if (row.at("run_type") == "aggregate") {
+        EXPECT_EQ(row.at("ok_repetitions"), 10);
+        continue;
+      }
+      EXPECT_EQ(row.at("repetition_index"), index);
+      // The finished repetitions are the journal's, not run again.
+      if (index < kept_times.size()) {
+        EXPECT_EQ(row.at("real_time").get<double>(), kept_times[index]);
+      }
+      ++index;
+    }
+    EXPECT_EQ(index, 10u);
+    EXPECT_FALSE(fs::exists(journal)) << "a complete report's journal has served";
+    EXPECT_FALSE(fs::exists(out + ".lock"));
+  }
+}
+
+// A report that cannot be written where asked, after every trial ran, goes to a fallback file the
+// error names, exit 1; the journal stays, and --resume writes it where asked once it can.
+TEST(cli, a_report_that_cannot_be_written_goes_to_a_fallback_the_error_names) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const std::string journal = out + ".journal";
+  const pid_t cmbench = start_cmbench({"run", "--workloads", "io", "--models", "serial", "--param", "tasks=1",
+                                       "--param", "wait_ms=300", "--repetitions", "3", "--floors", "off", "--out",
+                                       out}, dir.file("run.log"));
+  const bool started = wait_until([&] { return lines_of(journal) >= 2; }, 30);
+  if (started) {
+    // Passed the up-front check; now nothing can be renamed over --out.
+    fs::create_directory(out);
+    std::ofstream(out + "/keep") << "x";
+  } else {
+    kill(cmbench, SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
+  const std::string log = file_text(dir.file("run.log"));
+  ASSERT_TRUE(started) << "no journal of finished trials: " << log;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "status " << status << ": " << log;
+  EXPECT_NE(log.find("cannot write report " + out + ": Is a directory"), std::string::npos) << log;
+  const std::string said = "the report was written to ";
+  const auto at = log.find(said);
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string fallback = log.substr(at + said.size(), log.find(" instead", at) - at - said.size());
+  ASSERT_TRUE(fs::exists(fallback)) << fallback;
+  const auto report = load(fallback);
+  EXPECT_EQ(report.at("context").at("partial"), false);
+  std::size_t ok = 0;
+  for (const auto& row : report.at("benchmarks")) ok += row.at("status") == "ok" && row.at("run_type") == "iteration";
+  EXPECT_EQ(ok, 3u);
+  ASSERT_TRUE(fs::exists(journal)) << "the journal must stay while the report is not where asked";
+
+  // Where asked, once that works: nothing runs again.
+  fs::remove_all(out);
+  const auto resumed = run("run --resume " + journal);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(count_of(resumed.output, " rep "), 0u) << resumed.output;
+  EXPECT_EQ(load(out).at("benchmarks").size(), 4u);
+  EXPECT_FALSE(fs::exists(journal));
 }
 
 TEST(cli, an_existing_report_is_replaced_only_with_force) {
