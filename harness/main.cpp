@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "harness/floors.hpp"
+#include "harness/journal.hpp"
 #include "harness/params.hpp"
 #include "harness/suite.hpp"
 #include "harness/system.hpp"
@@ -76,6 +77,119 @@ void print_list() {
   }
 }
 
+// `cmbench run`'s options, bound to a subcommand: parsed from the command line, or for --resume
+// from the one its journal recorded.
+struct run_arguments {
+  std::string models = "all", workloads = "all", preset_text = "default", out, floors_text = "on", resume;
+  std::vector<std::string> params;
+  int repetitions = 3, warmup = 0;
+  double timeout_s = 120, floor_time_s = 0.05;
+  bool force = false;
+  bool accept_long_runs = false;
+  CLI::Option* out_option = nullptr;
+};
+
+constexpr double max_timeout_s = 86400;
+
+void add_run_options(CLI::App* run, run_arguments& a) {
+  run->add_option("--models", a.models, "comma-separated models, families (threads) or all")->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--workloads", a.workloads, "comma-separated workloads or all")->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--param", a.params, "[WORKLOAD.]NAME=V1,V2,... (repeatable; values given for one parameter in "
+                                       "several --param merge: tasks=10 and tasks=20 run both; every combination runs)");
+  run->add_option("--preset", a.preset_text, "quick, default or full")->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--repetitions", a.repetitions, "measured trials per run, each a fresh process")->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--warmup", a.warmup, "discarded trials per run before the measured ones")->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--timeout", a.timeout_s, "seconds one trial may take before its process group is killed, from "
+                                            "0.001 to 86400 (no unlimited timeout: a hung trial must not hang the suite)")
+      ->type_name("SECONDS")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  a.out_option = run->add_option("--out", a.out, "report path (default results/cmbench-DATE.json); its finished "
+                                                  "trials go to OUT.journal as they end, and OUT.lock keeps a "
+                                                  "second run off it")
+                     ->type_name("FILE")
+                     ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_flag("--force", a.force, "replace an existing report at --out (and an interrupted run's journal)");
+  run->add_option("--resume", a.resume, "finish the interrupted run an OUT.journal holds: its command line, its "
+                                        "finished trials kept, the rest run, the report written to its --out "
+                                        "(give no other option)")
+      ->type_name("JOURNAL")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--floors", a.floors_text, "on: measure each model's primitive floors before and after the trials "
+                                             "(context.floors; pingpong rows read against them); off: skip")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}))
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--floor-time", a.floor_time_s, "seconds per floor sample (3 samples per floor, twice)")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_flag("--accept-long-runs", a.accept_long_runs,
+                "run even what the workloads' cost models say cannot fit: a trial past --timeout, or more than an "
+                "hour of trials and reference checksums in all (refused otherwise, before anything runs)");
+}
+
+// The suite's options from the parsed arguments. Throws std::invalid_argument (exit 2) for bad input.
+suite_options suite_options_of(const run_arguments& a) {
+  suite_options options;
+  options.models = select_models(a.models);
+  options.workloads = select_workloads(a.workloads);
+  for (const auto& p : a.params) options.overrides.push_back(parse_param_override(p));
+  options.chosen_preset = parse_preset(a.preset_text);
+  options.repetitions = a.repetitions;
+  options.warmup = a.warmup;
+  // One rule: a finite deadline for every trial (a deadlock ends as a timeout, never as a hang).
+  if (!(a.timeout_s >= 0.001 && a.timeout_s <= max_timeout_s)) {
+    char text[200];
+    std::snprintf(text, sizeof(text), "--timeout must be from 0.001 to %.0f seconds (got %g): every trial has a "
+                                      "deadline, so 0 and inf are not accepted", max_timeout_s, a.timeout_s);
+    throw std::invalid_argument(text);
+  }
+  options.timeout = std::chrono::milliseconds{static_cast<long long>(a.timeout_s * 1000)};
+  options.floors = a.floors_text == "on";
+  if (!(a.floor_time_s > 0) || a.floor_time_s > 10) {
+    throw std::invalid_argument("--floor-time must be in (0, 10] seconds");
+  }
+  options.floor_time = std::chrono::nanoseconds{static_cast<long long>(a.floor_time_s * 1e9)};
+  if (a.out_option->count() > 0 && a.out.empty()) {
+    throw std::invalid_argument("--out needs a file name (got an empty one); leave --out out for "
+                                "results/cmbench-DATE.json");
+  }
+  options.out = a.out.empty() ? default_out() : a.out;
+  options.force = a.force;
+  options.accept_long_runs = a.accept_long_runs;
+  return options;
+}
+
+// --resume JOURNAL: the suite of the command line the journal recorded, writing to its --out.
+suite_options resumed_options(const std::string& journal_path) {
+  const journal_header header = read_journal(journal_path).header;
+  CLI::App again;
+  auto* run = again.add_subcommand("run");
+  run_arguments stored;
+  add_run_options(run, stored);
+  std::vector<const char*> argv{"cmbench"};
+  for (const auto& arg : header.args) argv.push_back(arg.c_str());
+  try {
+    again.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    throw std::invalid_argument("--resume " + journal_path + ": its command line does not parse: " + e.what());
+  }
+  if (!run->parsed() || !stored.resume.empty()) {
+    throw std::invalid_argument("--resume " + journal_path + ": its command line is not a new `cmbench run`");
+  }
+  suite_options options = suite_options_of(stored);
+  options.out = header.out;
+  options.command_line = header.command_line;
+  options.args = header.args;
+  options.resume_journal = journal_path;
+  return options;
+}
+
 }  // namespace
 }  // namespace cmbench
 
@@ -93,45 +207,15 @@ int main(int argc, char** argv) {
   list->add_flag("--json", as_json, "machine-readable output");
 
   auto* run = app.add_subcommand("run", "run a matrix of models x workloads x parameters; write a report");
-  std::string models = "all", workloads = "all", preset_text = "default", out;
-  std::vector<std::string> params;
-  int repetitions = 3, warmup = 0;
-  double timeout_s = 120;
-  run->add_option("--models", models, "comma-separated models, families (threads) or all")->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--workloads", workloads, "comma-separated workloads or all")->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--param", params, "[WORKLOAD.]NAME=V1,V2,... (repeatable; every combination runs)");
-  run->add_option("--preset", preset_text, "quick, default or full")->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--repetitions", repetitions, "measured trials per run, each a fresh process")->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--warmup", warmup, "discarded trials per run before the measured ones")->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--timeout", timeout_s, "seconds one trial may take before its process group is killed")
-      ->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--out", out, "report path (default results/cmbench-DATE.json)")
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-
-  std::string floors_text = "on";
-  double floor_time_s = 0.05;
-  run->add_option("--floors", floors_text, "on: measure each model's primitive floors before and after the trials "
-                                           "(context.floors; pingpong rows read against them); off: skip")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"on", "off"}))
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--floor-time", floor_time_s, "seconds per floor sample (3 samples per floor, twice)")
-      ->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  bool accept_long_runs = false;
-  run->add_flag("--accept-long-runs", accept_long_runs,
-                "run even what the workloads' cost models say cannot fit: a trial past --timeout, or more than an "
-                "hour of trials and reference checksums in all (refused otherwise, before anything runs)");
-
+  run_arguments run_args;
+  add_run_options(run, run_args);
   run->footer("Exit status: 0 when every run was ok or stopped at a named system limit (the limit is the finding);\n"
               "1 when any trial crashed, timed out, deadlocked, failed otherwise or computed a wrong checksum\n"
-              "(the report is still written); 2 for bad input (nothing runs, nothing is written).");
+              "(the report is still written), or when the report could not be written to --out (the error names\n"
+              "the fallback file it went to); 2 for bad input, an existing report at --out without --force, or\n"
+              "an --out another run is writing (nothing runs, nothing is written).\n"
+              "Interrupted (Ctrl-C, SIGTERM, SIGHUP) after a trial finished, it writes a partial report and keeps\n"
+              "OUT.journal: `cmbench run --resume OUT.journal` runs the rest.");
 
   auto* floors = app.add_subcommand("floors", "measure each model's primitive floors on this machine and print them");
   bool floors_json = false;
@@ -172,22 +256,23 @@ int main(int argc, char** argv) {
       return run_trial_here(nlohmann::json::parse(request_text).get<trial_request>(), result_path);
     }
     suite_options options;
-    options.models = select_models(models);
-    options.workloads = select_workloads(workloads);
-    for (const auto& p : params) options.overrides.push_back(parse_param_override(p));
-    options.chosen_preset = parse_preset(preset_text);
-    options.repetitions = repetitions;
-    options.warmup = warmup;
-    if (!(timeout_s > 0)) throw std::invalid_argument("--timeout must be a positive number of seconds");
-    options.timeout = std::chrono::milliseconds{static_cast<long long>(timeout_s * 1000)};
-    options.floors = floors_text == "on";
-    options.accept_long_runs = accept_long_runs;
-    if (!(floor_time_s > 0) || floor_time_s > 10) throw std::invalid_argument("--floor-time must be in (0, 10] seconds");
-    options.floor_time = std::chrono::nanoseconds{static_cast<long long>(floor_time_s * 1e9)};
-    options.out = out.empty() ? default_out() : out;
-    if (out.empty()) std::filesystem::create_directories("results");
+    if (run->get_option("--resume")->count() > 0) {
+      if (run_args.resume.empty()) throw std::invalid_argument("--resume needs a journal (OUT.journal)");
+      // The journal holds the command line: another option would make a different run.
+      for (const CLI::Option* o : run->get_options()) {
+        if (o->count() > 0 && o->get_name() != "--resume") {
+          throw std::invalid_argument("--resume takes the run's options from its journal: give no other option "
+                                      "(got " + o->get_name() + ")");
+        }
+      }
+      options = resumed_options(std::filesystem::absolute(run_args.resume).string());
+    } else {
+      options = suite_options_of(run_args);
+      if (run_args.out.empty()) std::filesystem::create_directories("results");
+      for (int i = 0; i < argc; ++i) options.command_line += (i ? " " : "") + std::string(argv[i]);
+      for (int i = 1; i < argc; ++i) options.args.emplace_back(argv[i]);
+    }
     options.self_exe = self_executable();
-    for (int i = 0; i < argc; ++i) options.command_line += (i ? " " : "") + std::string(argv[i]);
     return run_suite(options);
   } catch (const std::invalid_argument& e) {
     std::cerr << "cmbench: " << e.what() << "\n";

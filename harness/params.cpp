@@ -109,13 +109,18 @@ void check_overrides(const std::vector<const workload_entry*>& workloads,
 
 std::vector<param_values> combinations(const workload_entry& workload, preset p,
                                        const std::vector<param_override>& overrides, unsigned cpus) {
-  // The values each parameter takes, the last override for a name winning.
+  // The values each parameter takes: the preset's, or every value of every override that names it
+  // for this workload, merged in order (`--param tasks=10 --param tasks=20` runs both), once each.
   std::vector<std::vector<std::int64_t>> choices;
   for (const auto& spec : workload.params) {
-    std::vector<std::int64_t> values{spec.value_for(p)};
+    std::vector<std::int64_t> values;
     for (const auto& o : overrides) {
-      if (o.name == spec.name && (o.workload.empty() || o.workload == workload.name)) values = o.values;
+      if (o.name != spec.name || (!o.workload.empty() && o.workload != workload.name)) continue;
+      for (const auto v : o.values) {
+        if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+      }
     }
+    if (values.empty()) values.push_back(spec.value_for(p));
     for (auto& v : values) {
       if (v < spec.min || v > spec.max) {
         throw std::invalid_argument(workload.name + ": " + spec.name + "=" + std::to_string(v) +

@@ -29,8 +29,9 @@ std::string_view preset_name(preset p);
 void check_overrides(const std::vector<const workload_entry*>& workloads,
                      const std::vector<param_override>& overrides);
 
-// Every combination of the workload's parameters: preset values, replaced by overrides, with
-// `0 = every CPU` resolved to `cpus`; validated (range and the workload's own check).
+// Every combination of the workload's parameters: preset values, replaced by overrides (several
+// for one parameter merge their values), with `0 = every CPU` resolved to `cpus`; validated (range
+// and the workload's own check).
 std::vector<param_values> combinations(const workload_entry& workload, preset p,
                                        const std::vector<param_override>& overrides, unsigned cpus);
 

@@ -183,6 +183,11 @@ void mark_failed(nlohmann::ordered_json& row, const std::string& status, const s
   row["error_message"] = error;
 }
 
+std::string not_run_reason(const run_record& r) {
+  return "not run: the suite stopped after " + std::to_string(r.trials.size() + r.skipped.size()) + " of " +
+         std::to_string(r.repetitions()) + " repetitions (a partial report: --resume its journal to run the rest)";
+}
+
 nlohmann::ordered_json aggregate_row(const run_record& r) {
   nlohmann::ordered_json row = identity(r);
   row["name"] = r.run_name() + "_median";
@@ -247,6 +252,9 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
   if (!ok.empty() && ok.size() == r.repetitions()) {  // a run with no trial is never ok
     row["status"] = "ok";
     row["error"] = nullptr;
+  } else if (first_failure.empty() && r.skipped.empty() && r.not_run > 0) {
+    // Nothing failed: the suite stopped before the rest (a partial report); --resume runs them.
+    mark_failed(row, "skipped", not_run_reason(r));
   } else if (r.trials.empty()) {
     mark_failed(row, "skipped", r.skipped.front());
   } else {
@@ -342,6 +350,19 @@ nlohmann::ordered_json build_rows(const std::vector<run_record>& runs) {
       mark_failed(row, "skipped", why);
       rows.push_back(std::move(row));
     }
+    for (std::size_t i = 0; i < r.not_run; ++i) {
+      nlohmann::ordered_json row = identity(r);
+      row["run_type"] = "iteration";
+      row["repetition_index"] = index++;
+      row["real_time"] = 0.0;
+      row["cpu_time"] = 0.0;
+      row["checksum"] = nullptr;
+      row["verified"] = false;
+      row["resources"] = nlohmann::ordered_json::object();
+      row["metrics"] = nlohmann::ordered_json::object();
+      mark_failed(row, "skipped", not_run_reason(r));
+      rows.push_back(std::move(row));
+    }
     rows.push_back(aggregate_row(r));
   }
   return rows;
@@ -402,6 +423,15 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
   if (floors.is_object() && floors.contains("errors")) {
     for (const auto& e : floors.at("errors")) warnings.push_back("floors: " + e.get<std::string>());
   }
+  if (settings.partial) {
+    warnings.push_back("partial report (" + settings.partial_reason + "): " + std::to_string(settings.trials_finished) +
+                       " of " + std::to_string(settings.trials_planned) + " trials ran" +
+                       (settings.journal.empty() ? std::string()
+                                                 : "; `cmbench run --resume " + settings.journal + "` runs the rest"));
+  }
+  auto text_or_null = [](const std::string& text) {
+    return text.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(text);
+  };
 
   return {{"date", iso_date()},
           {"host_name", system::host_name()},
@@ -440,6 +470,15 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
           {"repetitions", settings.repetitions},
           {"warmup", settings.warmup},
           {"timeout_seconds", settings.timeout_seconds},
+          {"partial", settings.partial},
+          {"partial_reason", text_or_null(settings.partial_reason)},
+          {"trials_planned", settings.trials_planned},
+          {"trials_finished", settings.trials_finished},
+          {"journal", text_or_null(settings.journal)},
+          {"resumed_from", settings.resumed_from.empty()
+                               ? nlohmann::ordered_json(nullptr)
+                               : nlohmann::ordered_json{{"journal", settings.resumed_from},
+                                                        {"trials_from_journal", settings.trials_from_journal}}},
           {"limits", system::limits()},
           {"floors", floors},
           {"warnings", warnings}};

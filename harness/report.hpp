@@ -24,6 +24,7 @@ struct run_record {
   std::uint64_t expected_checksum = 0;
   std::vector<trial_result> trials;  // one per repetition, in order
   std::vector<std::string> skipped;  // for repetitions not run: why (index = repetition - trials.size())
+  std::size_t not_run = 0;           // repetitions after those, not reached: the suite stopped (a partial report)
   std::size_t family_index = 0;
   std::size_t instance_index = 0;
   std::string round_trip_floor;    // the probe the model's round trips are read against in this run
@@ -34,7 +35,7 @@ struct run_record {
   double round_trip_floor_after_ns = 0;
 
   std::string run_name() const;
-  std::size_t repetitions() const { return trials.size() + skipped.size(); }
+  std::size_t repetitions() const { return trials.size() + skipped.size() + not_run; }
   unsigned workers() const;
 };
 
@@ -54,6 +55,15 @@ struct report_settings {
   double busy_cpus_before = -1;
   double steal_cpus_before = -1;
   double steal_share_during = -1;
+  // How far the suite got. A partial report (interrupted) says how many of its trials ran and
+  // which journal holds them for --resume; a resumed one, how many came from its journal.
+  bool partial = false;
+  std::string partial_reason;           // "interrupted by SIGTERM", ...
+  std::size_t trials_planned = 0;       // runs x (warmup + repetitions)
+  std::size_t trials_finished = 0;      // ran to an end, in this process or one the journal kept
+  std::string journal;                  // partial: the journal to resume; empty: none kept
+  std::string resumed_from;             // the journal this run resumed; empty: not resumed
+  std::size_t trials_from_journal = 0;
 };
 
 // The memory a trial's run added at its peak: PSS of every process of the trial, less before.

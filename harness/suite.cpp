@@ -1,11 +1,15 @@
 #include "harness/suite.hpp"
 
+#include <csignal>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -14,6 +18,9 @@
 
 #include "harness/floors.hpp"
 #include "harness/plan.hpp"
+#include "harness/interrupts.hpp"
+#include "harness/journal.hpp"
+#include "harness/output.hpp"
 #include "harness/system.hpp"
 
 namespace cmbench {
@@ -72,6 +79,44 @@ std::string format_figure(double v) {
   else if (std::abs(v) >= 100) std::snprintf(text, sizeof(text), "%.0f", v);
   else std::snprintf(text, sizeof(text), "%.3g", v);
   return text;
+}
+
+// The planned runs as the journal records them: a resumed run must plan the very same.
+nlohmann::json planned_runs(const std::vector<run_record>& runs) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& r : runs) {
+    list.push_back({{"workload", r.workload->name}, {"model", r.model->name}, {"params", r.params}});
+  }
+  return list;
+}
+
+// The trials a resumed journal holds, by (run, round), each checked against the run planned now.
+using finished_trials = std::map<std::pair<std::size_t, int>, trial_result>;
+finished_trials take_journal(const journal_contents& journal, const std::vector<run_record>& runs,
+                             const suite_options& options) {
+  const std::string& path = options.resume_journal;
+  if (journal.header.runs != planned_runs(runs) || journal.header.repetitions != options.repetitions ||
+      journal.header.warmup != options.warmup) {
+    throw std::invalid_argument("--resume " + path + ": this cmbench plans other runs for the journal's command "
+                                "line (another build?); run it again without --resume (with --force)");
+  }
+  finished_trials finished;
+  for (const auto& e : journal.entries) {
+    const run_record& r = runs[e.run];
+    if (e.request.workload != r.workload->name || e.request.model != r.model->name || e.request.params != r.params) {
+      throw std::invalid_argument("--resume " + path + ": a trial of " + e.request.workload + "/" + e.request.model +
+                                  " is recorded as one of " + r.run_name());
+    }
+    finished.emplace(std::make_pair(e.run, e.round), e.result);  // the first one recorded counts
+  }
+  return finished;
+}
+
+std::string signal_name(int sig) {
+  return sig == SIGINT    ? "SIGINT"
+         : sig == SIGTERM ? "SIGTERM"
+         : sig == SIGHUP  ? "SIGHUP"
+                          : "signal " + std::to_string(sig);
 }
 
 }  // namespace
@@ -158,6 +203,22 @@ int run_suite(const suite_options& options) {
       check_cost(runs, options.repetitions + options.warmup, options.timeout, cpus, options.accept_long_runs);
   std::fprintf(stderr, "[plan] %zu runs, %zu trials, at least %.0f s of trials and references\n", runs.size(),
                runs.size() * static_cast<std::size_t>(options.repetitions + options.warmup), least_seconds);
+  // One run at a time writes an --out, never over a report unless told (--force); a resumed run
+  // takes the finished trials of its journal and appends the rest to it.
+  out_lock lock(options.out);
+  const bool resuming = !options.resume_journal.empty();
+  check_replaceable(options.out, options.force, resuming);
+  finished_trials journaled;
+  std::optional<journal_writer> journal;
+  if (resuming) {
+    const journal_contents contents = read_journal(options.resume_journal);
+    journaled = take_journal(contents, runs, options);
+    journal.emplace(options.resume_journal, contents.complete_bytes);
+  } else {
+    journal.emplace(journal_path_of(options.out),
+                    journal_header{options.args, options.command_line, std::filesystem::absolute(options.out).string(),
+                                   options.repetitions, options.warmup, planned_runs(runs)});
+  }
 
   // The reference checksum of every combination, once: each workload's reference(), the serial
   // computation of its work without waits, in a child process under the trial timeout.
@@ -189,7 +250,12 @@ int run_suite(const suite_options& options) {
   auto floors_now = [&](const std::string& when) {
     if (!options.floors) return nlohmann::ordered_json(nullptr);
     std::fprintf(stderr, "[floors] measuring the models' primitive floors %s\n", when.c_str());
-    return measure_floors_in_child(options.floor_time, 3, std::chrono::seconds{120});
+    nlohmann::ordered_json measured = measure_floors_in_child(options.floor_time, 3, std::chrono::seconds{120});
+    // Stopped by an interrupt: say so, rather than that the floors process failed.
+    if (const int sig = interrupts::requested(); sig != 0) {
+      measured = {{"error", "not measured: interrupted by " + signal_name(sig)}};
+    }
+    return measured;
   };
   const nlohmann::ordered_json floors_first = floors_now("before the trials");
   nlohmann::ordered_json floors_latest = floors_first;
@@ -200,6 +266,12 @@ int run_suite(const suite_options& options) {
   const system::cpu_times trials_start = system::read_cpu_times();
   const std::size_t total = runs.size() * static_cast<std::size_t>(options.repetitions + options.warmup);
   std::size_t done = 0;
+  std::size_t ran_here = 0;      // trials run to an end by this process
+  std::size_t from_journal = 0;  // trials a resumed journal had finished
+  if (resuming) {
+    std::fprintf(stderr, "[resume] %zu of %zu trials finished in %s; %s\n", journaled.size(), total,
+                 options.resume_journal.c_str(), journaled.size() < total ? "running the rest" : "writing the report");
+  }
   auto progress = [&](const run_record& r, const std::string& what, const trial_result* t) {
     std::fprintf(stderr, "[%4zu/%zu] %-6s %-20s %s  %s", ++done, total, r.workload->name.c_str(),
                  r.model->name.c_str(), params_label(*r.workload, r.params).c_str(), what.c_str());
@@ -217,16 +289,26 @@ int run_suite(const suite_options& options) {
   // A warmup is discarded, but one that crashed or computed a wrong answer still fails the command.
   std::size_t failed_warmups = 0;
   const int rounds = options.warmup + options.repetitions;
-  for (std::size_t first = 0; first < runs.size();) {
+  // From here an interrupt stops the running trial and the suite keeps what finished: every trial
+  // is in the journal as it ends, and a partial report is written below.
+  interrupts::defer();
+  auto interrupted = [] { return interrupts::requested() != 0; };
+  for (std::size_t first = 0; first < runs.size() && !interrupted();) {
     std::size_t last = first;
     while (last < runs.size() && runs[last].workload == runs[first].workload) ++last;
     const std::string& workload_name = runs[first].workload->name;
-    const bool bracket = options.floors && runs[first].workload->summary_metric == "latency_p50_ns";
+    std::size_t journaled_here = 0;
+    for (std::size_t i = first; i < last; ++i) {
+      for (int round = 0; round < rounds; ++round) journaled_here += journaled.count({i, round});
+    }
+    // A block the journal finished whole needs no floors of its own: the whole run's serve.
+    const bool bracket = options.floors && runs[first].workload->summary_metric == "latency_p50_ns" &&
+                         journaled_here < (last - first) * static_cast<std::size_t>(rounds);
     if (bracket && !floors_fresh) floors_latest = floors_now("before the " + workload_name + " trials");
     const nlohmann::ordered_json floors_before_block = floors_latest;
-    for (int round = 0; round < rounds; ++round) {
+    for (int round = 0; round < rounds && !interrupted(); ++round) {
       const bool warmup = round < options.warmup;
-      for (std::size_t i = first; i < last; ++i) {
+      for (std::size_t i = first; i < last && !interrupted(); ++i) {
         run_record& r = runs[i];
         if (!stopped[i].empty()) {
           if (!warmup && r.repetitions() < static_cast<std::size_t>(options.repetitions)) {
@@ -238,16 +320,27 @@ int run_suite(const suite_options& options) {
         const std::string label = warmup ? "warmup " + std::to_string(round + 1)
                                          : "rep " + std::to_string(round - options.warmup + 1) + "/" +
                                                std::to_string(options.repetitions);
-        trial_result t = run_trial_process(trial_request{r.workload->name, r.model->name, r.params, {}},
-                                           options.timeout, options.self_exe);
-        progress(r, label, &t);
+        trial_result t;
+        if (const auto it = journaled.find({i, round}); it != journaled.end()) {
+          t = it->second;
+          ++from_journal;
+          ++done;
+        } else {
+          const trial_request request{r.workload->name, r.model->name, r.params, {}};
+          t = run_trial_process(request, options.timeout, options.self_exe);
+          if (interrupted()) break;  // stopped by the interrupt: not a result, --resume runs it again
+          ++ran_here;
+          journal->append(journal_entry{i, round, request, t}, r.run_name(), warmup ? -1 : round - options.warmup);
+          progress(r, label, &t);
+          floors_fresh = false;
+        }
         if (t.limit_hit || t.timed_out) stopped[i] = t.error;
         // A warmup that hit a limit stands as the run's first repetition: that is the finding.
         if (warmup && stopped[i].empty() && (!t.ok || t.checksum != r.expected_checksum)) ++failed_warmups;
         if (!warmup || !stopped[i].empty()) r.trials.push_back(std::move(t));
-        floors_fresh = false;
       }
     }
+    if (interrupted()) break;
     if (bracket) {
       floors_latest = floors_now("after the " + workload_name + " trials");
       floors_fresh = true;
@@ -264,7 +357,9 @@ int run_suite(const suite_options& options) {
 
   nlohmann::ordered_json floors = nullptr;
   if (options.floors) {
-    floors = combine_floors(floors_first, floors_fresh ? floors_latest : floors_now("after the trials"));
+    // Interrupted: what was measured so far; the user asked to stop, not for 3 more seconds.
+    floors = combine_floors(floors_first,
+                            floors_fresh || interrupted() ? floors_latest : floors_now("after the trials"));
     auto set_floor = [](run_record& r, const std::map<std::string, floor_value>& values) {
       std::string name(r.model->info.round_trip_floor);
       auto it = values.find(name);
@@ -288,13 +383,60 @@ int run_suite(const suite_options& options) {
     floors["by_workload"] = by_workload;
   }
 
-  report_settings settings{options.command_line, std::string(preset_name(options.chosen_preset)),
-                           options.repetitions, options.warmup,
-                           static_cast<double>(options.timeout.count()) / 1000.0, load_before,
-                           std::chrono::duration<double>(busy_window).count(), busy_cpus_before, steal_cpus_before,
-                           steal_share_during};
+  report_settings settings;
+  settings.command_line = options.command_line;
+  settings.preset = preset_name(options.chosen_preset);
+  settings.repetitions = options.repetitions;
+  settings.warmup = options.warmup;
+  settings.timeout_seconds = static_cast<double>(options.timeout.count()) / 1000.0;
+  settings.load_before = load_before;
+  settings.busy_window_s = std::chrono::duration<double>(busy_window).count();
+  settings.busy_cpus_before = busy_cpus_before;
+  settings.steal_cpus_before = steal_cpus_before;
+  settings.steal_share_during = steal_share_during;
+  const int stopped_by = interrupts::requested();
+  settings.partial = stopped_by != 0;
+  settings.trials_planned = total;
+  settings.trials_finished = ran_here + from_journal;
+  if (resuming) {
+    settings.resumed_from = options.resume_journal;
+    settings.trials_from_journal = from_journal;
+  }
+  if (settings.partial) {
+    const std::string why = "interrupted by " + signal_name(stopped_by);
+    if (settings.trials_finished == 0) {
+      // Nothing finished, nothing to keep: no report, and a resumed journal stays as it was.
+      std::fprintf(stderr, "cmbench: %s before any trial finished: no report written\n", why.c_str());
+      lock.release();
+      interrupts::end();
+    }
+    settings.partial_reason = why;
+    if (journal->kept()) settings.journal = journal->path();
+    // The repetitions the suite did not reach: rows that say so, and --resume runs them.
+    const auto repetitions = static_cast<std::size_t>(options.repetitions);
+    for (auto& r : runs) r.not_run = repetitions - std::min(r.repetitions(), repetitions);
+  }
   nlohmann::ordered_json report = {{"context", build_context(settings, runs, floors)}, {"benchmarks", build_rows(runs)}};
-  write_atomically(options.out, report.dump(2) + "\n");
+  const report_written written = write_report(options.out, report.dump(2) + "\n");
+  const std::string resume_hint = journal->kept() ? "`cmbench run --resume " + journal->path() + "`" : "";
+  if (settings.partial) {
+    std::fprintf(stderr, "cmbench: %s after %zu of %zu trials: ", settings.partial_reason.c_str(),
+                 settings.trials_finished, total);
+    if (written.path == options.out) {
+      std::fprintf(stderr, "partial report %s", options.out.c_str());
+    } else if (!written.path.empty()) {
+      std::fprintf(stderr, "%s; partial report written to %s instead", written.failure.c_str(), written.path.c_str());
+    } else {
+      std::fprintf(stderr, "no partial report: %s", written.failure.c_str());
+    }
+    if (!resume_hint.empty()) std::fprintf(stderr, "; %s runs the rest", resume_hint.c_str());
+    std::fputc('\n', stderr);
+    lock.release();
+    interrupts::end();
+  }
+  // The complete report is where asked: the journal has served. Elsewhere, the journal stays, so
+  // --resume can write it where asked once that works (it runs nothing again).
+  if (written.path == options.out) journal->remove();
 
   std::cout << summary_table(runs);
   // A run stopped at a named system limit is a finding; any other failure (a crash, a timeout, a
@@ -307,11 +449,27 @@ int run_suite(const suite_options& options) {
       if (!t.ok && !t.limit_hit) ++failed;
     }
   }
-  std::cout << "\nreport: " << options.out << "\n";
+  if (!written.path.empty()) std::cout << "\nreport: " << written.path << "\n";
   for (const auto& w : report["context"]["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
   if (mismatched > 0) std::cerr << "cmbench: " << mismatched << " trials computed a wrong checksum\n";
   if (failed > 0) std::cerr << "cmbench: " << failed << " trials failed (a crash, a timeout, a failed verification or an error)\n";
-  return mismatched + failed > 0 ? 1 : 0;
+  int status = mismatched + failed > 0 ? 1 : 0;
+  if (written.path != options.out) {
+    // Never lose the results: say where they are.
+    std::cerr << "cmbench: " << written.failure;
+    if (!written.path.empty()) std::cerr << "; the report was written to " << written.path << " instead";
+    if (!resume_hint.empty()) {
+      std::cerr << "; every trial is in the journal: " << resume_hint << " writes the report to " << options.out
+                << " once it can be written";
+    }
+    std::cerr << "\n";
+    status = 1;
+  }
+  if (interrupts::requested() != 0) {  // interrupted after the last trial: the report is whole; end as asked
+    lock.release();
+    interrupts::end();
+  }
+  return status;
 }
 
 std::string summary_table(const std::vector<run_record>& runs) {

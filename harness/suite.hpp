@@ -25,6 +25,9 @@ struct suite_options {
   std::chrono::nanoseconds floor_time{50'000'000};  // at least this long per floor sample
   std::string self_exe;
   std::string command_line;
+  std::vector<std::string> args;  // the command line after the program's name: the journal's, for --resume
+  bool force = false;             // replace a report (or an interrupted run's journal) at `out`
+  std::string resume_journal;     // finish the run this journal holds; empty: a new run
 };
 
 // Models named by a comma-separated list of names, family names or "all". Throws
@@ -33,7 +36,9 @@ std::vector<const model_entry*> select_models(const std::string& list);
 std::vector<const workload_entry*> select_workloads(const std::string& list);
 
 // Returns the process exit status: 0 when the report was written and every ok run verified.
-// Throws std::invalid_argument for bad input before any trial runs.
+// Throws std::invalid_argument for bad input before any trial runs. Interrupted once the trials
+// have begun, it writes a partial report of what finished (kept in the journal too) and ends the
+// process by the signal.
 int run_suite(const suite_options& options);
 
 // The human summary of a set of runs (one line per run), as printed at the end of `cmbench run`.

@@ -15,11 +15,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 
 #include "harness/interrupts.hpp"
+#include "harness/output.hpp"
 #include "workloads/observe.hpp"
 
 namespace cmbench {
@@ -108,6 +111,40 @@ class observe_link {
   observe::trial_page* page_ = nullptr;  // set once the page and both pipes exist
 };
 
+// A trial's directory is TMPDIR/cmbench-trial-PID-XXXXXX, PID the harness's: one left by a harness
+// killed outright (SIGKILL runs no handler) is known as stale by the next run, which removes it.
+constexpr std::string_view trial_dir_prefix = "cmbench-trial-";
+
+std::string program_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
+void remove_stale_trial_dirs(const std::string& root) {
+  static bool swept = false;  // once per harness: its own directories are never stale
+  if (swept) return;
+  swept = true;
+  const std::string self = program_of(getpid());
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(trial_dir_prefix)) continue;
+    const std::string rest = name.substr(trial_dir_prefix.size());
+    const auto dash = rest.find('-');
+    if (dash == 0 || dash == std::string::npos || rest.find_first_not_of("0123456789") != dash) continue;
+    const long pid = std::strtol(rest.substr(0, dash).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == getpid()) continue;
+    // Alive and a cmbench (the same program): its trial may be running. Alive under another
+    // user: not ours to judge. Gone, or its pid reused by another program: stale.
+    const bool alive = kill(static_cast<pid_t>(pid), 0) == 0;
+    if (!alive && errno == EPERM) continue;
+    if (alive && program_of(static_cast<pid_t>(pid)) == self) continue;
+    std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+
 std::int64_t thread_cpu_ns() {
   timespec t{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
@@ -188,9 +225,11 @@ int run_trial_here(const trial_request& request, const std::string& path) {
 trial_result run_trial_process(const trial_request& request, std::chrono::milliseconds timeout,
                                const std::string& self_exe) {
   trial_result failed;
-  char dir_template[] = "/tmp/cmbench-trial-XXXXXX";
-  if (mkdtemp(dir_template) == nullptr) {
-    failed.error = std::string("cannot create a temporary directory: ") + std::strerror(errno);
+  const std::string root = temp_root();  // TMPDIR, else /tmp
+  remove_stale_trial_dirs(root);
+  std::string dir_template = root + "/" + std::string(trial_dir_prefix) + std::to_string(getpid()) + "-XXXXXX";
+  if (mkdtemp(dir_template.data()) == nullptr) {
+    failed.error = "cannot create a temporary directory in " + root + " (TMPDIR): " + std::strerror(errno);
     return failed;
   }
   const std::string dir = dir_template;
@@ -336,8 +375,9 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   result.memory_samples = samples;
   result.sampler_cpu_ns = sampler_cpu;
   interrupts::set_files({}, {});
-  std::remove(result_path.c_str());
-  rmdir(dir.c_str());
+  // With whatever a killed trial left in it (its result.json.tmp, half written).
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
   return result;
 }
 

@@ -32,10 +32,12 @@ struct command_result {
   std::string output;  // stdout and stderr
 };
 
-// `run` commands skip the floors (seconds each) unless the test asks for them.
+// `run` commands skip the floors (seconds each) unless the test asks for them (or resumes a run,
+// whose options are its journal's).
 command_result run(const std::string& args) {
   command_result r;
-  const bool skip_floors = args.rfind("run ", 0) == 0 && args.find("--floors") == std::string::npos;
+  const bool skip_floors = args.rfind("run ", 0) == 0 && args.find("--floors") == std::string::npos &&
+                           args.find("--resume") == std::string::npos;
   const std::string command = std::string(CMBENCH_EXE) + " " + args + (skip_floors ? " --floors off" : "") + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return r;
@@ -123,6 +125,15 @@ INSTANTIATE_TEST_SUITE_P(
                       bad_input{"--warmup 2147483647", "--warmup must be from 0 to 10000"},
                       bad_input{"--warmup -1", "--warmup must be from 0 to 10000"},
                       bad_input{"--timeout -1", "--timeout must be"},
+                      // One rule for --timeout: a finite deadline, said in the message (issue 11,
+                      // finding 8: inf was refused as "must be positive").
+                      bad_input{"--timeout inf", "--timeout must be from 0.001 to 86400 seconds (got inf)"},
+                      bad_input{"--timeout 0", "--timeout must be from 0.001 to 86400 seconds"},
+                      bad_input{"--timeout 1e300", "--timeout must be from 0.001 to 86400 seconds"},
+                      // An existing report is never replaced without --force; --out '' is no file.
+                      bad_input{"--models serial", "pass --force to replace it"},
+                      bad_input{"--out ''", "--out needs a file name"},
+                      bad_input{"--resume /nonexistent.journal", "--resume takes the run's options from its journal"},
                       bad_input{"--bogus-flag", "bogus-flag"}));
 
 TEST(cli, unwritable_out_is_refused_before_any_trial) {
@@ -586,8 +597,8 @@ std::vector<pid_t> children_running(pid_t parent, const std::string& word) {
   return found;
 }
 
-// Ctrl-C (or a kill) stops the trial too, though it runs in its own process group, and writes no
-// report.
+// Ctrl-C (or a kill) stops the trial too, though it runs in its own process group; before any
+// trial finished there is nothing to keep, so it writes no report and no journal.
 TEST(cli, interrupting_a_run_stops_its_trial_and_writes_nothing) {
   temp_dir dir;
   const std::string out = dir.file("report.json");
@@ -623,6 +634,8 @@ TEST(cli, interrupting_a_run_stops_its_trial_and_writes_nothing) {
   EXPECT_TRUE(state == '\0' || state == 'Z') << "trial " << trials[0] << " still running, state " << state;
   if (state != '\0' && state != 'Z') kill(-trials[0], SIGKILL);
   EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".journal"));
+  EXPECT_FALSE(fs::exists(out + ".lock"));
 }
 
 // Interrupted or killed while it measures the floors, cmbench leaves no floors process behind
@@ -731,6 +744,284 @@ TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {
   while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) left += buffer;
   pclose(pipe);
   EXPECT_EQ(left, "") << "processes left behind";
+}
+
+// --- Finished work is never lost; output and arguments follow one rule each (issue 11, 7 and 8) ---
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::size_t lines_of(const std::string& path) {
+  const std::string text = file_text(path);
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+std::size_t count_of(const std::string& text, const std::string& word) {
+  std::size_t n = 0;
+  for (auto at = text.find(word); at != std::string::npos; at = text.find(word, at + word.size())) ++n;
+  return n;
+}
+
+// Starts cmbench in the background with its output to `log` and, when given, TMPDIR set.
+pid_t start_cmbench(const std::vector<std::string>& args, const std::string& log, const std::string& tmpdir = "") {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  dup2(fd, STDOUT_FILENO);
+  dup2(fd, STDERR_FILENO);
+  signal(SIGINT, SIG_DFL);  // a test started in the background may have inherited it ignored
+  if (!tmpdir.empty()) setenv("TMPDIR", tmpdir.c_str(), 1);
+  std::vector<char*> argv{const_cast<char*>(CMBENCH_EXE)};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(CMBENCH_EXE, argv.data());
+  _exit(127);
+}
+
+// Waits up to `seconds` for `ready`; false if it never was.
+bool wait_until(const std::function<bool()>& ready, double seconds) {
+  for (int i = 0; i < static_cast<int>(seconds * 20); ++i) {
+    if (ready()) return true;
+    usleep(50'000);
+  }
+  return ready();
+}
+
+std::vector<std::string> trial_dirs_in(const std::string& dir) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().rfind("cmbench-trial-", 0) == 0) found.push_back(e.path().string());
+  }
+  return found;
+}
+
+// An interrupted suite keeps every trial that finished: each is in OUT.journal as it ends, and a
+// partial report says how far it got. --resume runs only the rest, to the complete report.
+TEST(cli, an_interrupted_suite_leaves_a_partial_report_and_resume_completes_it) {
+  for (const int sig : {SIGTERM, SIGINT}) {
+    SCOPED_TRACE(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    temp_dir dir;
+    const std::string out = dir.file("report.json");
+    const std::string journal = out + ".journal";
+    const pid_t cmbench = start_cmbench({"run", "--workloads", "io", "--models", "serial", "--param", "tasks=1",
+                                         "--param", "wait_ms=300", "--repetitions", "10", "--floors", "off",
+                                         "--out", out}, dir.file("first.log"), dir.file(""));
+    // The header line and three finished trials.
+    const bool three_done = wait_until([&] { return lines_of(journal) >= 4; }, 30);
+    kill(cmbench, three_done ? sig : SIGKILL);
+    int status = 0;
+    ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
+    ASSERT_TRUE(three_done) << "no journal of finished trials: " << file_text(dir.file("first.log"));
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "status " << status;
+    const std::size_t finished = lines_of(journal) - 1;
+    EXPECT_GE(finished, 3u);
+    EXPECT_LT(finished, 10u);
+    const std::string log = file_text(dir.file("first.log"));
+    EXPECT_NE(log.find("--resume " + journal), std::string::npos) << log;
+
+    // The partial report: valid, says it is partial and how far it got; the rest is "not run".
+    ASSERT_TRUE(fs::exists(out)) << log;
+    const auto partial = load(out);
+    const auto& context = partial.at("context");
+    EXPECT_EQ(context.at("partial"), true);
+    EXPECT_NE(context.at("partial_reason").get<std::string>().find("interrupted by"), std::string::npos);
+    EXPECT_EQ(context.at("trials_planned"), 10);
+    EXPECT_EQ(context.at("trials_finished"), finished);
+    EXPECT_EQ(context.at("journal"), journal);
+    std::vector<double> kept_times;
+    std::size_t ok = 0, not_run = 0;
+    for (const auto& row : partial.at("benchmarks")) {
+      if (row.at("run_type") == "aggregate") {
+        EXPECT_EQ(row.at("status"), "skipped") << row.dump();
+        EXPECT_EQ(row.at("ok_repetitions"), finished);
+        continue;
+      }
+      if (row.at("status") == "ok") {
+        ++ok;
+        kept_times.push_back(row.at("real_time").get<double>());
+      } else {
+        EXPECT_EQ(row.at("status"), "skipped");
+        EXPECT_NE(row.at("error").get<std::string>().find("not run"), std::string::npos) << row.at("error");
+        ++not_run;
+      }
+    }
+    EXPECT_EQ(ok, finished);
+    EXPECT_EQ(ok + not_run, 10u);
+    EXPECT_FALSE(fs::exists(out + ".lock"));
+    EXPECT_TRUE(trial_dirs_in(dir.file("")).empty()) << "the stopped trial's directory was left behind";
+
+    // Resumed: the same command line from the journal, only the missing repetitions run.
+    const auto resumed = run("run --resume " + journal);
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+    EXPECT_EQ(count_of(resumed.output, " rep "), 10 - finished) << resumed.output;
+    const auto report = load(out);
+    EXPECT_EQ(report.at("context").at("partial"), false);
+    EXPECT_EQ(report.at("context").at("trials_finished"), 10);
+    EXPECT_EQ(report.at("context").at("resumed_from").at("trials_from_journal"), finished);
+    EXPECT_EQ(report.at("context").at("command_line").get<std::string>().find("--resume"), std::string::npos);
+    std::size_t index = 0;
+    for (const auto& row : report.at("benchmarks")) {
+      EXPECT_EQ(row.at("status"), "ok") << row.dump();
+      if (row.at("run_type") == "aggregate") {
+        EXPECT_EQ(row.at("ok_repetitions"), 10);
+        continue;
+      }
+      EXPECT_EQ(row.at("repetition_index"), index);
+      // The finished repetitions are the journal's, not run again.
+      if (index < kept_times.size()) {
+        EXPECT_EQ(row.at("real_time").get<double>(), kept_times[index]);
+      }
+      ++index;
+    }
+    EXPECT_EQ(index, 10u);
+    EXPECT_FALSE(fs::exists(journal)) << "a complete report's journal has served";
+    EXPECT_FALSE(fs::exists(out + ".lock"));
+  }
+}
+
+// A report that cannot be written where asked, after every trial ran, goes to a fallback file the
+// error names, exit 1; the journal stays, and --resume writes it where asked once it can.
+TEST(cli, a_report_that_cannot_be_written_goes_to_a_fallback_the_error_names) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const std::string journal = out + ".journal";
+  const pid_t cmbench = start_cmbench({"run", "--workloads", "io", "--models", "serial", "--param", "tasks=1",
+                                       "--param", "wait_ms=300", "--repetitions", "3", "--floors", "off", "--out",
+                                       out}, dir.file("run.log"));
+  const bool started = wait_until([&] { return lines_of(journal) >= 2; }, 30);
+  if (started) {
+    // Passed the up-front check; now nothing can be renamed over --out.
+    fs::create_directory(out);
+    std::ofstream(out + "/keep") << "x";
+  } else {
+    kill(cmbench, SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
+  const std::string log = file_text(dir.file("run.log"));
+  ASSERT_TRUE(started) << "no journal of finished trials: " << log;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << "status " << status << ": " << log;
+  EXPECT_NE(log.find("cannot write report " + out + ": Is a directory"), std::string::npos) << log;
+  const std::string said = "the report was written to ";
+  const auto at = log.find(said);
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string fallback = log.substr(at + said.size(), log.find(" instead", at) - at - said.size());
+  ASSERT_TRUE(fs::exists(fallback)) << fallback;
+  const auto report = load(fallback);
+  EXPECT_EQ(report.at("context").at("partial"), false);
+  std::size_t ok = 0;
+  for (const auto& row : report.at("benchmarks")) ok += row.at("status") == "ok" && row.at("run_type") == "iteration";
+  EXPECT_EQ(ok, 3u);
+  ASSERT_TRUE(fs::exists(journal)) << "the journal must stay while the report is not where asked";
+
+  // Where asked, once that works: nothing runs again.
+  fs::remove_all(out);
+  const auto resumed = run("run --resume " + journal);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(count_of(resumed.output, " rep "), 0u) << resumed.output;
+  EXPECT_EQ(load(out).at("benchmarks").size(), 4u);
+  EXPECT_FALSE(fs::exists(journal));
+}
+
+TEST(cli, an_existing_report_is_replaced_only_with_force) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  std::ofstream(out) << "precious";
+  const std::string args = "run --preset quick --repetitions 1 --workloads cpu --models serial --out " + out;
+  const auto refused = run(args);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("--force"), std::string::npos) << refused.output;
+  EXPECT_EQ(file_text(out), "precious");
+  const auto forced = run(args + " --force");
+  ASSERT_EQ(forced.exit_code, 0) << forced.output;
+  EXPECT_EQ(load(out).at("benchmarks").size(), 2u);
+  EXPECT_FALSE(fs::exists(out + ".journal"));
+  EXPECT_FALSE(fs::exists(out + ".lock"));
+}
+
+// Two runs writing one --out at once would race: the second is refused (OUT.lock), exit 2, and
+// the first goes on untouched.
+TEST(cli, a_second_run_on_the_same_out_is_refused) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const pid_t first = start_cmbench({"run", "--workloads", "io", "--models", "serial", "--param", "tasks=1",
+                                     "--param", "wait_ms=300", "--repetitions", "4", "--floors", "off", "--out",
+                                     out}, dir.file("first.log"));
+  // Locked: the lock file holds the pid of the run that locked it.
+  const bool running = wait_until([&] { return file_text(out + ".lock") == std::to_string(first); }, 30);
+  const auto second = run("run --workloads io --models serial --param tasks=1 --param wait_ms=300 "
+                          "--repetitions 1 --out " + out);
+  int status = 0;
+  ASSERT_EQ(waitpid(first, &status, 0), first);
+  ASSERT_TRUE(running) << file_text(dir.file("first.log"));
+  EXPECT_EQ(second.exit_code, 2) << second.output;
+  EXPECT_NE(second.output.find("is being written by another cmbench run (pid " + std::to_string(first) + ")"),
+            std::string::npos) << second.output;
+  EXPECT_EQ(count_of(second.output, " rep "), 0u) << "a trial ran before the check: " << second.output;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << file_text(dir.file("first.log"));
+  EXPECT_EQ(load(out).at("benchmarks").size(), 5u);  // the first run's 4 repetitions and their median
+  EXPECT_FALSE(fs::exists(out + ".lock"));
+}
+
+// `--param tasks=10 --param tasks=20`: both values run, as any value list does.
+TEST(cli, repeated_param_for_one_name_merges_its_values) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("run --preset quick --repetitions 1 --workloads cpu --models serial --param tasks=10 "
+                     "--param tasks=20,10 --param cpu.tasks=30 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<int> tasks;
+  const auto report = load(out);
+  for (const auto& row : report.at("benchmarks")) {
+    if (row.at("run_type") == "aggregate") tasks.push_back(row.at("params").at("tasks").get<int>());
+  }
+  EXPECT_EQ(tasks, (std::vector<int>{10, 20, 30}));
+  const auto help = run("run --help");
+  EXPECT_NE(help.output.find("merge"), std::string::npos) << help.output;
+}
+
+// Trial directories go in TMPDIR; none is left when a trial is killed, and one left by a cmbench
+// killed outright (no handler runs on SIGKILL) is removed by the next run.
+TEST(cli, temporary_directories_honour_tmpdir_and_none_is_left_behind) {
+  temp_dir dir;
+  const std::string tmp = dir.file("tmp");
+  fs::create_directory(tmp);
+  const std::vector<std::string> waiting{"run", "--workloads", "io", "--models", "serial", "--param", "tasks=1",
+                                         "--param", "wait_ms=60000", "--repetitions", "1", "--floors", "off",
+                                         "--out"};
+  auto args = [&](const std::vector<std::string>& base, const std::string& out) {
+    std::vector<std::string> all = base;
+    all.push_back(out);
+    return all;
+  };
+
+  // A trial killed by someone else: cmbench goes on, its directory goes with it.
+  pid_t cmbench = start_cmbench(args(waiting, dir.file("a.json")), dir.file("a.log"), tmp);
+  std::vector<pid_t> trials;
+  const bool in_tmpdir = wait_until([&] { return !trial_dirs_in(tmp).empty(); }, 30) &&
+                         wait_until([&] { return !(trials = children_running(cmbench, "trial")).empty(); }, 10);
+  if (in_tmpdir) kill(trials[0], SIGKILL);
+  else kill(cmbench, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
+  ASSERT_TRUE(in_tmpdir) << "no trial directory in TMPDIR " << tmp;
+  EXPECT_NE(file_text(dir.file("a.log")).find("killed by signal 9"), std::string::npos) << file_text(dir.file("a.log"));
+  EXPECT_TRUE(trial_dirs_in(tmp).empty()) << trial_dirs_in(tmp).front();
+
+  // cmbench itself killed outright: its trial dies with it; the next run removes the directory.
+  cmbench = start_cmbench(args(waiting, dir.file("b.json")), dir.file("b.log"), tmp);
+  ASSERT_TRUE(wait_until([&] { return !children_running(cmbench, "trial").empty(); }, 30));
+  kill(cmbench, SIGKILL);
+  ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
+  const pid_t next = start_cmbench({"run", "--preset", "quick", "--workloads", "cpu", "--models", "serial",
+                                    "--repetitions", "1", "--floors", "off", "--out", dir.file("c.json")},
+                                   dir.file("c.log"), tmp);
+  ASSERT_EQ(waitpid(next, &status, 0), next);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << file_text(dir.file("c.log"));
+  EXPECT_TRUE(trial_dirs_in(tmp).empty()) << trial_dirs_in(tmp).front();
 }
 
 }  // namespace
