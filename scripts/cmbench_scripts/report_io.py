@@ -4,8 +4,13 @@ A report is Google Benchmark's JSON plus cmbench's fields (see DESIGN.md section
 checks, in order: the file exists and is readable, it is JSON, the top level is an object with a
 `context` object and a `benchmarks` array, `context.json_schema_version` is one this code knows
 (0 or 1; a newer one is refused rather than misread), there is at least one row, and every row
-carries cmbench's `workload` and `model` (a plain Google Benchmark report does not). Any failure
-raises ReportError with a one-line message naming the file and what is wrong.
+carries cmbench's `workload` and `model` (a plain Google Benchmark report does not). Then one
+schema walk checks the shape of every field the scripts read (CONTEXT_SCHEMA and ROW_SCHEMA
+below: types, non-negative whole numbers where counts are expected, parameters of at most 18
+digits, no number anywhere of more than 20 digits, nothing nested more than MAX_DEPTH deep);
+fields they do not name are left alone, so a newer harness may add some. Any failure raises
+ReportError with a one-line message naming the file, the JSON path (`benchmarks[3].params.tasks`)
+and what was expected; nothing past the loader checks types again.
 
 Normalising gives every row the same shape whatever version wrote it:
 
@@ -64,13 +69,36 @@ class Report:
         return os.path.basename(self.path)
 
 
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _short(text, limit=60):
     text = str(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+# Whole numbers in a report fit 64 bits (the harness writes int64 and uint64 at most): at most
+# 20 digits. A longer one is kept as _LongNumber by the reader (Python's int() refuses more than
+# 4,300 digits, and float() overflows far earlier), so validation can name where it is.
+MAX_DIGITS = 20
+# Parameters are the harness's int64 counts and sizes: at most 18 digits (under 10^18).
+MAX_PARAM_DIGITS = 18
+# A report nests at most 7 levels (context.floors.by_workload.W.probes[i].name); anything
+# deeper is not a cmbench report, and deep enough would exhaust the reader's recursion.
+MAX_DEPTH = 32
+
+
+class _LongNumber:
+    """A JSON whole number of more than MAX_DIGITS digits, as read (never a valid value)."""
+
+    def __init__(self, text):
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self):
+        return "a %d-digit number" % self.digits
+
+
+def _parse_int(text):
+    return _LongNumber(text) if len(text.lstrip("-")) > MAX_DIGITS else int(text)
 
 
 def load_report(path):
@@ -85,44 +113,26 @@ def load_report(path):
     except OSError as e:
         raise ReportError("%s: cannot read: %s" % (path, e.strerror or e))
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json.loads(raw.decode("utf-8"), parse_int=_parse_int)
     except UnicodeDecodeError:
         raise ReportError("%s: not a JSON file (not UTF-8 text)" % path)
     except json.JSONDecodeError as e:
         raise ReportError("%s: not valid JSON (line %d, column %d: %s); was the run interrupted?"
                           % (path, e.lineno, e.colno, e.msg))
+    except RecursionError:
+        raise ReportError("%s: arrays or objects nested too deeply to read, expected at most %d "
+                          "levels of nested arrays and objects" % (path, MAX_DEPTH))
+    except ValueError as e:  # anything else the reader refuses: one line, whatever it is
+        raise ReportError("%s: not readable as JSON: %s" % (path, _short(e, 120)))
     return parse_report(doc, path)
 
 
 def parse_report(doc, path="<report>"):
     """Validates and normalises an already parsed document. Raises ReportError."""
-    if not isinstance(doc, dict):
-        raise ReportError("%s: top level is a JSON %s, expected an object with `context` and "
-                          "`benchmarks` (not a cmbench report)" % (path, _json_type(doc)))
-    if "benchmarks" not in doc:
-        raise ReportError("%s: no `benchmarks` array (not a cmbench report)" % path)
-    if not isinstance(doc["benchmarks"], list):
-        raise ReportError("%s: `benchmarks` is a JSON %s, expected an array"
-                          % (path, _json_type(doc["benchmarks"])))
-    context = doc.get("context")
-    if not isinstance(context, dict):
-        raise ReportError("%s: no `context` object (not a cmbench report)" % path)
-    version = context.get("json_schema_version", 0)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        raise ReportError("%s: context.json_schema_version is %r, expected a whole number"
-                          % (path, version))
-    if version > SUPPORTED_SCHEMA_VERSION:
-        raise ReportError("%s: json_schema_version %d is newer than these scripts support (%d); "
-                          "update scripts/ to the cmbench version that wrote it"
-                          % (path, version, SUPPORTED_SCHEMA_VERSION))
-    rows = doc["benchmarks"]
-    if not rows:
-        raise ReportError("%s: no benchmarks in the report (did every workload get filtered out?)"
-                          % path)
+    version = validate_report(doc, path)
+    context = doc["context"]
     notes = []
-    normalised = []
-    for index, row in enumerate(rows):
-        normalised.append(_normalise_row(row, index, version, path))
+    normalised = [_normalise_row(row, version, path) for row in doc["benchmarks"]]
     context = dict(context)
     if version < SUPPORTED_SCHEMA_VERSION:
         notes.append("upgraded from json_schema_version %d: variant, status and metrics derived; "
@@ -131,7 +141,7 @@ def parse_report(doc, path="<report>"):
                              ("affinity", None), ("preset", None)):
             context.setdefault(key, default)
     if not isinstance(context.get("warnings"), list):
-        context["warnings"] = [] if context.get("warnings") is None else [str(context["warnings"])]
+        context["warnings"] = [] if context.get("warnings") is None else [context["warnings"]]
     return Report(path, context, normalised, version, notes)
 
 
@@ -156,52 +166,351 @@ def _json_type(v):
     return "number"
 
 
-def _normalise_row(row, index, version, path):
-    where = "%s: benchmarks[%d]" % (path, index)
+# --- validation: one schema walk at load ---------------------------------------------------------
+#
+# A spec is either a function value -> None (fits) or the text of what was expected, or one of
+# the container classes below, which walk their contents. Object fields that are absent are
+# fine (every field is optional unless the row checks say otherwise); fields a spec does not
+# name are not checked (a newer harness may add some), except by the walk over everything that
+# refuses over-long numbers and deep nesting.
+
+class _Violation(Exception):
+    """`where` (a JSON path) is `value` (or `what`, said otherwise), expected `expected`."""
+
+    def __init__(self, where, value, expected, what=None):
+        super().__init__(where)
+        self.where, self.value, self.expected = where, value, expected
+        self.what = what or "is %s" % _describe(value)
+
+
+def _describe(v):
+    if isinstance(v, _LongNumber):
+        return repr(v)
+    if isinstance(v, str):
+        return "the string %s" % _short(json.dumps(v, ensure_ascii=False), 40)
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        try:
+            text = str(abs(v))
+        except ValueError:  # more digits than Python converts (4,300)
+            return "a number of over 4,300 digits"
+        return str(v) if len(text) <= 24 else "a %d-digit number" % len(text)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, list):
+        return "an array" if v else "an empty array"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _key_path(where, key):
+    if key.isidentifier():
+        return "%s.%s" % (where, key) if where else key
+    return "%s[%s]" % (where, json.dumps(key, ensure_ascii=False))
+
+
+def _check(spec, value, where):
+    if callable(spec):
+        expected = spec(value)
+        if expected:
+            raise _Violation(where, value, expected)
+    else:
+        spec.check(value, where)
+
+
+def _string(v):
+    return None if isinstance(v, str) else "a string"
+
+
+def _nonempty_string(v):
+    return None if isinstance(v, str) and v else "a non-empty string"
+
+
+def _boolean(v):
+    return None if isinstance(v, bool) else "true or false"
+
+
+def _too_long(v):
+    return isinstance(v, _LongNumber) or (isinstance(v, int) and not isinstance(v, bool)
+                                          and abs(v) >= 10 ** MAX_DIGITS)
+
+
+def _number(v):
+    if _too_long(v):
+        return "a number of at most %d digits" % MAX_DIGITS
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "a finite number"
+    return None
+
+
+def _count(v):
+    """A whole number >= 0 (repetitions, indexes, CPUs)."""
+    if _too_long(v):
+        return "a whole number >= 0 of at most %d digits" % MAX_DIGITS
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        return "a whole number >= 0"
+    return None
+
+
+def _param(v):
+    """A parameter: a whole number >= 0 of at most 18 digits (1000.0 counts as 1000)."""
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 10 ** MAX_PARAM_DIGITS:
+        return "a whole number >= 0 of at most %d digits" % MAX_PARAM_DIGITS
+    return None
+
+
+def _one_of(*choices):
+    def check(v):
+        return None if isinstance(v, str) and v in choices else "one of %s" % ", ".join(choices)
+    return check
+
+
+def _either(*specs, expected):
+    """The first scalar spec that fits; `expected` names them all."""
+    def check(v):
+        return None if any(spec(v) is None for spec in specs) else expected
+    return check
+
+
+def _percentile_key(k):
+    try:
+        p = float(k)
+    except ValueError:
+        p = math.nan
+    return None if 0 < p <= 100 else "percentiles (above 0, at most 100) as keys"
+
+
+def _strings(v):
+    """Warnings: an array of strings (a lone string is taken as one)."""
+    if isinstance(v, str) or (isinstance(v, list) and all(isinstance(w, str) for w in v)):
+        return None
+    return "an array of strings"
+
+
+class _Nullable:
+    def __init__(self, spec):
+        self.spec = spec
+
+    def check(self, v, where):
+        if v is not None:
+            _check(self.spec, v, where)
+
+
+def _opt(spec):
+    return _Nullable(spec)
+
+
+class _Array:
+    def __init__(self, item, length=None):
+        self.item, self.length = item, length
+
+    def check(self, v, where):
+        if not isinstance(v, list):
+            raise _Violation(where, v, "an array" if self.length is None
+                             else "an array of %d items" % self.length)
+        if self.length is not None and len(v) != self.length:
+            raise _Violation(where, v, "an array of %d items, not %d" % (self.length, len(v)))
+        for i, x in enumerate(v):
+            _check(self.item, x, "%s[%d]" % (where, i))
+
+
+class _Object:
+    """Named fields with their specs; `values` checks every other field's value, `keys` every
+    field's name."""
+
+    def __init__(self, fields=None, values=None, keys=None):
+        self.fields, self.values, self.keys = fields or {}, values, keys
+
+    def check(self, v, where):
+        if not isinstance(v, dict):
+            raise _Violation(where, v, "an object")
+        for key, x in v.items():
+            inner = _key_path(where, key)
+            if self.keys is not None:
+                expected = self.keys(key)
+                if expected:
+                    raise _Violation(where, None, expected, what="has the key %s"
+                                     % _short(json.dumps(key, ensure_ascii=False), 40))
+            spec = self.fields.get(key, self.values)
+            if spec is not None:
+                _check(spec, x, inner)
+
+
+_NUM = _opt(_number)
+_STR = _opt(_string)
+_COUNT = _opt(_count)
+_BOOL = _opt(_boolean)
+
+_PROBE = _Object(dict({k: _STR for k in ("name", "what", "per")},
+                      **{k: _NUM for k in ("before_ns", "after_ns", "ns_per_op", "before_p50_ns",
+                                           "after_p50_ns", "p50_ns")}))
+_FLOORS_BLOCK = {"measured": _STR, "probes": _opt(_Array(_PROBE)),
+                 "errors": _opt(_Array(_string))}
+
+CONTEXT_SCHEMA = _Object({
+    "json_schema_version": _count,
+    "num_cpus": _COUNT, "online_cpus": _COUNT, "mhz_per_cpu": _NUM,
+    "repetitions": _COUNT, "warmup": _COUNT, "timeout_seconds": _NUM,
+    "steal_share_during": _NUM, "cpu_scaling_enabled": _BOOL, "git_dirty": _BOOL,
+    **{k: _STR for k in ("date", "host_name", "executable", "library_build_type", "build_type",
+                         "cmbench_version", "cpu_model", "governor", "kernel", "compiler",
+                         "compiler_flags", "git_sha", "command_line", "preset")},
+    "warnings": _opt(_strings),
+    "load_avg": _opt(_Array(_number)), "load_avg_after": _opt(_Array(_number)),
+    "affinity": _opt(_Array(_count)),
+    "caches": _opt(_Array(_Object({"type": _STR, "level": _COUNT, "size": _COUNT,
+                                   "num_sharing": _COUNT}))),
+    "cpu_before": _opt(_Object({"window_s": _NUM, "online_cpus": _COUNT, "busy_cpus": _NUM,
+                                "steal_cpus": _NUM})),
+    "library_versions": _opt(_Object(values=_STR)),
+    "limits": _opt(_Object(values=_opt(_either(_number, _string,
+                                               expected="a number or a string")))),
+    "floors": _opt(_Object(dict(_FLOORS_BLOCK,
+                                by_workload=_opt(_Object(values=_Object(_FLOORS_BLOCK)))))),
+})
+
+# Resource fields that are labels (strings); every other named one is a number.
+RESOURCE_LABELS = ("memory_measured",)
+RESOURCE_NUMBERS = RESOURCE_KEYS + (
+    "peak_pss_bytes", "pss_before_bytes", "processes_before", "threads_before",
+    "memory_bytes_at_measurement", "processes_at_measurement", "threads_at_measurement",
+    "memory_sample_cost_ns", "memory_samples", "sampler_cpu_ns")
+
+ROW_SCHEMA = _Object({
+    "name": _nonempty_string, "workload": _nonempty_string, "model": _nonempty_string,
+    "run_name": _STR, "family": _STR, "variant": _STR, "mechanism": _STR,
+    "round_trip_floor": _STR, "aggregate_name": _STR, "aggregate_unit": _STR,
+    "run_type": _one_of("iteration", "aggregate"),
+    "time_unit": _one_of(*TIME_UNIT_TO_MS),
+    "status": _opt(_one_of(*STATUSES)),
+    "error": _STR, "error_message": _STR, "error_occurred": _BOOL,
+    "verified": _BOOL, "checksum": _STR, "expected_checksum": _STR,
+    **{k: _COUNT for k in ("repetitions", "repetition_index", "ok_repetitions", "threads",
+                           "iterations", "family_index", "per_family_instance_index")},
+    "real_time": _NUM, "cpu_time": _NUM,
+    "params": _Object(values=_param),
+    "resources": _opt(_Object(dict({k: _NUM for k in RESOURCE_NUMBERS},
+                                   **{k: _STR for k in RESOURCE_LABELS}),
+                              values=_opt(_either(_number, _string,
+                                                  expected="a number or a string")))),
+    "metrics": _opt(_Object(values=_NUM)),
+    "latency": _opt(_Object({
+        "unit": _one_of(*TIME_UNIT_TO_MS), "count": _COUNT,
+        "mean": _NUM, "min": _NUM, "max": _NUM,
+        "percentiles": _Object(values=_NUM, keys=_percentile_key),
+        "histogram": _opt(_Array(_Array(_number, length=3))),
+        "histogram_format": _STR,
+    })),
+    "samples": _opt(_Object(values=_opt(_Array(_NUM)))),
+})
+
+
+def _walk_everything(doc):
+    """Every value, named or not: no number longer than MAX_DIGITS, no nesting past MAX_DEPTH.
+    Iterative, so a deep document cannot exhaust the recursion limit here."""
+    stack = [(doc, "", 0)]
+    while stack:
+        v, where, depth = stack.pop()
+        if _too_long(v):
+            raise _Violation(where, v, "a number of at most %d digits" % MAX_DIGITS)
+        if isinstance(v, (list, dict)):
+            if depth >= MAX_DEPTH:
+                raise _Violation(where, v, "at most %d levels of nested arrays and objects"
+                                 % MAX_DEPTH)
+            items = enumerate(v) if isinstance(v, list) else v.items()
+            for k, x in items:
+                if isinstance(x, (list, dict, int, _LongNumber)):
+                    inner = "%s[%d]" % (where, k) if isinstance(v, list) else _key_path(where, k)
+                    stack.append((x, inner, depth + 1))
+
+
+def validate_report(doc, path="<report>"):
+    """Checks the shape of a parsed report; returns its json_schema_version. Raises ReportError
+    with one line: the file, the JSON path, what it is and what was expected."""
+    if not isinstance(doc, dict):
+        raise ReportError("%s: top level is a JSON %s, expected an object with `context` and "
+                          "`benchmarks` (not a cmbench report)" % (path, _json_type(doc)))
+    if "benchmarks" not in doc:
+        raise ReportError("%s: no `benchmarks` array (not a cmbench report)" % path)
+    if not isinstance(doc["benchmarks"], list):
+        raise ReportError("%s: `benchmarks` is a JSON %s, expected an array"
+                          % (path, _json_type(doc["benchmarks"])))
+    context = doc.get("context")
+    if not isinstance(context, dict):
+        raise ReportError("%s: no `context` object (not a cmbench report)" % path)
+    version = context.get("json_schema_version", 0)
+    if _count(version):
+        raise ReportError("%s: context.json_schema_version is %s, expected a whole number"
+                          % (path, _describe(version)))
+    if version > SUPPORTED_SCHEMA_VERSION:
+        raise ReportError("%s: json_schema_version %d is newer than these scripts support (%d); "
+                          "update scripts/ to the cmbench version that wrote it"
+                          % (path, version, SUPPORTED_SCHEMA_VERSION))
+    rows = doc["benchmarks"]
+    if not rows:
+        raise ReportError("%s: no benchmarks in the report (did every workload get filtered out?)"
+                          % path)
+    try:
+        _check(CONTEXT_SCHEMA, context, "context")
+        for index, row in enumerate(rows):
+            _validate_row(row, index, path)
+        _walk_everything(doc)  # after the named fields, whose messages say more
+    except _Violation as v:
+        raise ReportError("%s: %s %s, expected %s" % (path, v.where, v.what, v.expected))
+    return version
+
+
+def _validate_row(row, index, path):
+    where = "benchmarks[%d]" % index
     if not isinstance(row, dict):
-        raise ReportError("%s is a JSON %s, expected an object" % (where, _json_type(row)))
+        raise _Violation(where, row, "an object (one run)")
     name = row.get("name")
     if not isinstance(name, str) or not name:
-        raise ReportError("%s has no `name`" % where)
-    where = "%s (%s)" % (where, _short(name))
+        raise ReportError("%s: %s has no `name`" % (path, where))
     for key in ("workload", "model"):
         if not isinstance(row.get(key), str) or not row.get(key):
-            raise ReportError("%s has no `%s`: not a cmbench report (a plain Google Benchmark "
-                              "report?)" % (where, key))
+            raise ReportError("%s: %s (%s) has no `%s`: not a cmbench report (a plain Google "
+                              "Benchmark report?)" % (path, where, _short(name), key))
+    _check(ROW_SCHEMA, row, where)
+    if "/" not in row["model"]:
+        raise _Violation(where + ".model", row["model"], "`family/variant`, such as threads/pool")
+    latency = row.get("latency")
+    if latency is not None and "percentiles" not in latency:
+        raise _Violation(where + ".latency", latency, "an object with `percentiles`")
+
+
+# --- normalising (the shape is valid by now) ------------------------------------------------------
+
+def _normalise_row(row, version, path):
     out = dict(row)
-    model = row["model"]
-    if "/" not in model:
-        raise ReportError("%s: model %r is not `family/variant`" % (where, model))
+    name, model = row["name"], row["model"]
     family, variant = model.split("/", 1)
-    out.setdefault("family", family)
+    if out.get("family") is None:
+        out["family"] = family
     if out.get("variant") is None:
         out["variant"] = variant
-    out.setdefault("run_name", name[: -len("_median")] if name.endswith("_median") else name)
-    run_type = row.get("run_type", "iteration")
-    if run_type not in ("iteration", "aggregate"):
-        raise ReportError("%s: run_type %r is neither iteration nor aggregate" % (where, run_type))
-    out["run_type"] = run_type
-    params = row.get("params", {})
-    if not isinstance(params, dict) or not all(_is_number(v) for v in params.values()):
-        raise ReportError("%s: `params` must be an object of numbers" % where)
-    out["params"] = {k: (int(v) if float(v).is_integer() else v) for k, v in params.items()}
+    if out.get("run_name") is None:
+        out["run_name"] = name[: -len("_median")] if name.endswith("_median") else name
+    out["run_type"] = row.get("run_type", "iteration")
+    out["params"] = {k: int(v) for k, v in row.get("params", {}).items()}
 
-    unit = row.get("time_unit", "ns")
-    if unit not in TIME_UNIT_TO_MS:
-        raise ReportError("%s: unknown time_unit %r" % (where, unit))
-    scale = TIME_UNIT_TO_MS[unit]
+    scale = TIME_UNIT_TO_MS[row.get("time_unit", "ns")]
     for key in ("real_time", "cpu_time"):
         value = row.get(key)
-        if value is not None and not _is_number(value):
-            raise ReportError("%s: `%s` is %r, expected a number" % (where, key, value))
         out[key + "_ms"] = value * scale if value is not None else None
 
     # Status: schema 1 says it; schema 0 only had Google Benchmark's error flag.
     status = row.get("status")
     if status is None:
         status = "failed" if row.get("error_occurred") else "ok"
-    if status not in STATUSES:
-        raise ReportError("%s: status %r is not one of %s" % (where, status, ", ".join(STATUSES)))
     out["status"] = status
     if out.get("error") is None and status != "ok":
         out["error"] = row.get("error_message") or "no reason given"
@@ -211,47 +520,30 @@ def _normalise_row(row, index, version, path):
             row.get("checksum") == row.get("expected_checksum")
             if row.get("checksum") and row.get("expected_checksum") else None)
 
-    resources = row.get("resources")
-    if resources is not None and not isinstance(resources, dict):
-        raise ReportError("%s: `resources` must be an object" % where)
-    resources = dict(resources or {})
+    resources = dict(row.get("resources") or {})
     for key in RESOURCE_KEYS:
-        v = resources.get(key)
-        resources[key] = v if _is_number(v) else None
+        resources.setdefault(key, None)
     out["resources"] = resources
 
     metrics = row.get("metrics")
-    if metrics is not None and not isinstance(metrics, dict):
-        raise ReportError("%s: `metrics` must be an object" % where)
     if metrics is None and version < 1 and status == "ok":
         metrics = _derive_metrics(row["workload"], out["params"], resources, out["real_time_ms"])
-    out["metrics"] = {k: v for k, v in (metrics or {}).items() if _is_number(v)}
+    out["metrics"] = {k: v for k, v in (metrics or {}).items() if v is not None}
 
     latency = row.get("latency")
     if latency is not None:
-        if not isinstance(latency, dict) or not isinstance(latency.get("percentiles"), dict):
-            raise ReportError("%s: `latency` must be an object with `percentiles`" % where)
-        lscale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}.get(latency.get("unit", "ns"))
-        if lscale is None:
-            raise ReportError("%s: unknown latency unit %r" % (where, latency.get("unit")))
-        pct = {}
-        for k, v in latency["percentiles"].items():
-            try:
-                p = float(k)
-            except ValueError:
-                raise ReportError("%s: latency percentile key %r is not a number" % (where, k))
-            if _is_number(v) and 0 < p <= 100:
-                pct[p] = v * lscale
+        lscale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[latency.get("unit", "ns")]
+        pct = {float(k): v * lscale for k, v in latency["percentiles"].items() if v is not None}
         out["latency"] = {"count": latency.get("count"),
-                          "mean_ns": latency["mean"] * lscale if _is_number(latency.get("mean")) else None,
+                          "mean_ns": latency["mean"] * lscale if latency.get("mean") is not None else None,
                           "percentiles_ns": dict(sorted(pct.items()))}
     else:
         out["latency"] = None
 
     samples = row.get("samples")
-    if isinstance(samples, dict):
-        out["samples_ms"] = {k: [v * scale for v in vals if _is_number(v)]
-                             for k, vals in samples.items() if isinstance(vals, list)}
+    if samples is not None:
+        out["samples_ms"] = {k: [v * scale for v in vals if v is not None]
+                             for k, vals in samples.items() if vals is not None}
     else:
         out["samples_ms"] = None
     out.setdefault("ok_repetitions", None)

@@ -138,11 +138,12 @@ class RejectBadReports(unittest.TestCase):
 
     def test_bad_row_fields(self):
         cases = [
-            (lambda r: r.update(status="weird"), "status 'weird'"),
+            (lambda r: r.update(status="weird"),
+             'benchmarks[0].status is the string "weird", expected one of ok, failed, skipped'),
             (lambda r: r.update(params={"tasks": "many"}), "params"),
-            (lambda r: r.update(time_unit="fortnights"), "unknown time_unit"),
+            (lambda r: r.update(time_unit="fortnights"), "time_unit is the string \"fortnights\""),
             (lambda r: r.update(real_time="fast"), "real_time"),
-            (lambda r: r.update(model="threads"), "not `family/variant`"),
+            (lambda r: r.update(model="threads"), "model is the string \"threads\", expected `family/variant`"),
             (lambda r: r.pop("workload"), "no `workload`"),
             (lambda r: r.update(latency={"unit": "ns"}), "latency"),
             (lambda r: r.update(run_type="mean"), "run_type"),
