@@ -386,7 +386,8 @@ TEST(cli, memory_is_measured_with_every_unit_alive) {
   const auto r = run("run --preset quick --repetitions 1 --workloads memory --models processes/spawn,threads/spawn,"
                      "coroutines/asio --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const auto& row : load(out).at("benchmarks")) {
+  const auto report = load(out);  // kept: a range-for over a temporary's member would dangle
+  for (const auto& row : report.at("benchmarks")) {
     if (row.at("run_type") != "aggregate") continue;
     const std::string model = row.at("model");
     const auto units = row.at("params").at("units").get<double>();
