@@ -324,12 +324,7 @@ class asio_mt {
       loops_->halt();
       before_reset();
       loops_.reset();
-      try {
-        throw;
-      } catch (const std::bad_alloc&) {
-        throw limit_error("coroutines/asio-mt: out of memory (limit: memory) in an event loop (" +
-                          describe_address_space() + ")");
-      }
+      detail::rethrow_job_error(std::current_exception(), "coroutines/asio-mt", "in an event loop");
     }
   }
 
