@@ -200,6 +200,8 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   sent.observe_fds = link.trial_fds();
   const std::string request_text = nlohmann::json(sent).dump();
 
+  // Whether the kernel's OOM killer struck during the trial: its counters before and after.
+  const system::oom_kills oom_before = system::read_oom_kills();
   // Orphaned descendants of the trial are re-parented to us, so we can reap them.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   interrupts::install();
@@ -324,6 +326,16 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
       result = trial_result{};
       result.error = "trial process exited with status " + std::to_string(WEXITSTATUS(status)) +
                      " without a result";
+    }
+  }
+  // A SIGKILL the harness did not send, to the trial or one of its processes, while the OOM
+  // killer struck: memory was the limit, named as such and not repeated.
+  if (!timed_out && !result.ok && !result.limit_hit) {
+    const std::string oom = system::out_of_memory_error(
+        oom_before, system::read_oom_kills(), WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, result.error);
+    if (!oom.empty()) {
+      result.error = oom;
+      result.limit_hit = true;
     }
   }
   result.peak_rss_bytes = std::max(result.peak_rss_bytes, peak_rss);
