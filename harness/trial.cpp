@@ -317,7 +317,9 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   } else if (WIFSIGNALED(status)) {
     result.error = "trial process killed by " + signal_text(WTERMSIG(status));
   } else {
+    errno = 0;
     std::ifstream in(result_path);
+    const int open_error = in ? 0 : errno;
     std::stringstream text;
     text << in.rdbuf();
     try {
@@ -326,6 +328,14 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
       result = trial_result{};
       result.error = "trial process exited with status " + std::to_string(WEXITSTATUS(status)) +
                      " without a result";
+      // Out of file descriptors (here or in the trial): say which limit, not only that it failed.
+      if (open_error == EMFILE || open_error == ENFILE) {
+        rlimit files{};
+        ::getrlimit(RLIMIT_NOFILE, &files);
+        result.error += std::string(" (cannot open it: ") + std::strerror(open_error) + "; RLIMIT_NOFILE=" +
+                        (files.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(files.rlim_cur)) +
+                        ")";
+      }
     }
   }
   // A SIGKILL the harness did not send, to the trial or one of its processes, while the OOM
