@@ -63,10 +63,16 @@ inline std::int64_t memory_budget_kib() noexcept {
   return available < 0 ? -1 : available / 8 * 7;
 }
 
+// Needs smaller than this are not checked: the check reads /proc (tens of microseconds, often
+// inside the measured region), and an allocation that small that fails is still reported as a
+// limit (the models turn std::bad_alloc into a limit_error naming RLIMIT_AS).
+constexpr std::uint64_t memory_check_from_bytes = std::uint64_t{16} << 20;
+
 // Throws limit_error unless `bytes` more memory fit both in 7/8 of MemAvailable and, under
 // RLIMIT_AS, in the address space left. `what` names what needs them ("a graph of 100,000,000
 // units (unit records and messages)"); the message begins with `model`.
 inline void check_memory_need(std::string_view model, const std::string& what, std::uint64_t bytes) {
+  if (bytes < memory_check_from_bytes) return;
   const std::uint64_t kib = (bytes + 1023) / 1024;
   const std::int64_t budget = memory_budget_kib();
   if (budget >= 0 && kib > static_cast<std::uint64_t>(budget)) {
