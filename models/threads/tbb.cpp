@@ -183,9 +183,13 @@ std::int64_t probe_threads(unsigned count, std::size_t stack_size) {
     std::unique_lock lock(gate.mutex);
     gate.cv.wait(lock, [&] { return gate.ready == threads.size(); });
   }
-  // Read while the probes are alive: they are what the counts count.
-  const std::string why =
-      error == 0 ? std::string() : describe_thread_failure_safely(std::string(std::strerror(error)));
+  // Read while the probes are alive: they are what the counts count. (Nothing may throw before
+  // the probes are let go and joined.)
+  std::string why;
+  try {
+    if (error != 0) why = describe_thread_failure_safely(std::string(std::strerror(error)));
+  } catch (...) {
+  }
   const std::int64_t peak_kib = read_address_space().mapped_kib;
   ::munmap(room, own);
   {
