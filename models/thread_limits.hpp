@@ -8,10 +8,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -59,6 +62,37 @@ inline std::optional<std::string> pids_cgroup_dir() {
   return std::nullopt;
 }
 
+// Threads of every process whose real user is this process's (what RLIMIT_NPROC counts), from
+// /proc/PID/status; nullopt if /proc cannot be read.
+inline std::optional<std::uint64_t> user_threads() {
+  std::error_code error;
+  std::filesystem::directory_iterator it("/proc", error);
+  if (error) return std::nullopt;
+  const std::string uid = std::to_string(::getuid());
+  std::uint64_t threads = 0;
+  for (; it != std::filesystem::directory_iterator(); it.increment(error)) {
+    if (error) break;
+    const std::filesystem::directory_entry& entry = *it;
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] < '0' || name[0] > '9') continue;
+    std::ifstream in(entry.path() / "status");
+    bool mine = false;
+    std::uint64_t count = 0;
+    for (std::string line; std::getline(in, line);) {
+      if (line.starts_with("Uid:")) {
+        std::istringstream fields(line.substr(4));
+        std::string real;
+        fields >> real;
+        mine = real == uid;
+      } else if (line.starts_with("Threads:")) {
+        count = std::strtoull(line.c_str() + 8, nullptr, 10);
+      }
+    }
+    if (mine) threads += count;
+  }
+  return threads;
+}
+
 struct limit_reading {
   std::string name;
   std::optional<std::uint64_t> value;
@@ -85,16 +119,20 @@ inline std::string describe_thread_failure(const std::string& reason) {
       {"vm.max_map_count", known(kernel.max_map_count), maps,
        "maps in this process; a thread's stack takes 2 until it is joined"},
   };
-  // RLIMIT_NPROC counts all of this user's threads; this process's are a lower bound. Root is
-  // exempt from it.
+  // RLIMIT_NPROC counts all of this user's threads, in every process (this process's are a lower
+  // bound, used if /proc cannot be scanned). Root is exempt from it.
   rlimit nproc{};
   if (getrlimit(RLIMIT_NPROC, &nproc) == 0) {
     const bool root = geteuid() == 0;
+    const auto user = root || nproc.rlim_cur == RLIM_INFINITY ? std::nullopt : user_threads();
     limits.push_back({"RLIMIT_NPROC",
                       nproc.rlim_cur == RLIM_INFINITY ? std::nullopt
                                                       : std::optional<std::uint64_t>(nproc.rlim_cur),
-                      root ? std::nullopt : threads_alive,
-                      root ? "root is exempt" : "threads in this process"});
+                      root ? std::nullopt : user ? user : threads_alive,
+                      root   ? std::string("root is exempt")
+                      : user ? "threads of this user, " + (threads_alive ? with_thousands(*threads_alive) : std::string("?")) +
+                                   " in this process"
+                             : std::string("threads in this process")});
   }
   // Address space: each thread reserves its whole stack (RLIMIT_STACK, 8 MiB by default).
   rlimit address_space{};
