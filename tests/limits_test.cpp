@@ -163,7 +163,7 @@ TEST(limits, every_model_names_rlimit_nproc_with_the_count_reached) {
   const int stopped = check_every_run_ok_or_stopped_at_a_limit(report, {"RLIMIT_NPROC"}, r.output);
   // Every model that makes W threads or processes meets the limit (those that make one per task
   // meet it or not, as the tasks overlap).
-  std::set<std::string> at_limit;
+  std::set<std::string> at_limit;  // models whose first repetition met it
   for (const auto& [name, run] : rows_by_run(report)) {
     const std::string error = error_of(run.repetitions.front());
     if (run.repetitions.front().at("status") == "failed") at_limit.insert(run.repetitions.front().at("model"));
@@ -176,7 +176,7 @@ TEST(limits, every_model_names_rlimit_nproc_with_the_count_reached) {
   for (const char* model : {"threads/pool", "threads/tbb", "processes/pool", "coroutines/asio-mt"}) {
     EXPECT_TRUE(at_limit.count(model)) << model << " did not meet RLIMIT_NPROC=40 with 64 workers: " << r.output;
   }
-  EXPECT_EQ(stopped, static_cast<int>(at_limit.size()));
+  EXPECT_GE(stopped, static_cast<int>(at_limit.size()));
 }
 
 // Finding 3 and 4: under RLIMIT_AS of 400 MB, threads/tbb aborted with 32 workers, and
