@@ -367,4 +367,66 @@ group_memory process_group_memory(pid_t group) {
   return total;
 }
 
+namespace {
+
+// The number after `key ` on its own line of a "key value" file (/proc/vmstat, memory.events);
+// -1 if absent.
+std::int64_t keyed_number(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 && line[key.size()] == ' ') {
+      return parse_number(line.c_str() + key.size() + 1);
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+oom_kills read_oom_kills() {
+  oom_kills kills;
+  kills.machine = keyed_number("/proc/vmstat", "oom_kill");
+  std::ifstream in("/proc/self/cgroup");
+  std::string v2_path;
+  std::string v1_path;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("0::", 0) == 0) v2_path = line.substr(3);
+    const auto memory = line.find(":memory:");
+    if (memory != std::string::npos) v1_path = line.substr(memory + 8);
+  }
+  // v1 where the memory controller is mounted apart (a hybrid hierarchy), else v2.
+  const std::string candidates[] = {
+      v1_path.empty() ? std::string() : "/sys/fs/cgroup/memory" + v1_path + "/memory.oom_control",
+      "/sys/fs/cgroup" + v2_path + "/memory.events",
+  };
+  for (const std::string& file : candidates) {
+    if (file.empty()) continue;
+    const std::int64_t n = keyed_number(file, "oom_kill");
+    if (n >= 0) {
+      kills.cgroup = n;
+      kills.cgroup_file = file;
+      break;
+    }
+  }
+  return kills;
+}
+
+std::string out_of_memory_error(const oom_kills& before, const oom_kills& after, bool trial_sigkilled,
+                                const std::string& error) {
+  if (!trial_sigkilled && error.find("killed by signal 9") == std::string::npos) return "";
+  auto rose = [](std::int64_t a, std::int64_t b) { return a >= 0 && b > a ? b - a : 0; };
+  const std::int64_t in_cgroup =
+      before.cgroup_file == after.cgroup_file ? rose(before.cgroup, after.cgroup) : 0;
+  const std::int64_t on_machine = rose(before.machine, after.machine);
+  if (in_cgroup == 0 && on_machine == 0) return "";
+  std::string evidence;
+  if (in_cgroup > 0) {
+    evidence = "oom_kill in " + after.cgroup_file + " rose by " + std::to_string(in_cgroup);
+  } else {
+    evidence = "oom_kill in /proc/vmstat rose by " + std::to_string(on_machine);
+  }
+  return "out of memory: killed by the kernel's OOM killer (" + evidence + " during the trial; the trial: " +
+         error + ")";
+}
+
 }  // namespace cmbench::system

@@ -98,4 +98,24 @@ struct group_memory {
 };
 group_memory process_group_memory(pid_t group);
 
+// The kernel's OOM kills so far: machine-wide (the oom_kill line of /proc/vmstat) and in this
+// process's memory cgroup (oom_kill in cgroup v2 memory.events, or in v1 memory.oom_control),
+// so a trial's before and after tell whether the OOM killer struck meanwhile. -1: unknown.
+struct oom_kills {
+  std::int64_t machine = -1;
+  std::int64_t cgroup = -1;
+  std::string cgroup_file;  // where `cgroup` was read
+};
+oom_kills read_oom_kills();
+
+// The error of a failed trial that the kernel's OOM killer ended, or "" when the evidence is
+// not there. The evidence: a SIGKILL the harness did not send, to the trial process
+// (`trial_sigkilled`) or to one of its processes (its `error` says "killed by signal 9", as
+// processes/pool and processes/spawn report a child's death), while an OOM kill counter rose
+// between `before` (read before the trial started) and `after` (once it was reaped).
+// "out of memory: killed by the kernel's OOM killer (oom_kill in /proc/vmstat rose by 1 during
+// the trial; the trial: trial process killed by signal 9 (Killed))".
+std::string out_of_memory_error(const oom_kills& before, const oom_kills& after, bool trial_sigkilled,
+                                const std::string& error);
+
 }  // namespace cmbench::system

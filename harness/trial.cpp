@@ -239,6 +239,8 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   sent.observe_fds = link.trial_fds();
   const std::string request_text = nlohmann::json(sent).dump();
 
+  // Whether the kernel's OOM killer struck during the trial: its counters before and after.
+  const system::oom_kills oom_before = system::read_oom_kills();
   // Orphaned descendants of the trial are re-parented to us, so we can reap them.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   interrupts::install();
@@ -354,7 +356,9 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   } else if (WIFSIGNALED(status)) {
     result.error = "trial process killed by " + signal_text(WTERMSIG(status));
   } else {
+    errno = 0;
     std::ifstream in(result_path);
+    const int open_error = in ? 0 : errno;
     std::stringstream text;
     text << in.rdbuf();
     try {
@@ -363,6 +367,24 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
       result = trial_result{};
       result.error = "trial process exited with status " + std::to_string(WEXITSTATUS(status)) +
                      " without a result";
+      // Out of file descriptors (here or in the trial): say which limit, not only that it failed.
+      if (open_error == EMFILE || open_error == ENFILE) {
+        rlimit files{};
+        ::getrlimit(RLIMIT_NOFILE, &files);
+        result.error += std::string(" (cannot open it: ") + std::strerror(open_error) + "; RLIMIT_NOFILE=" +
+                        (files.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(files.rlim_cur)) +
+                        ")";
+      }
+    }
+  }
+  // A SIGKILL the harness did not send, to the trial or one of its processes, while the OOM
+  // killer struck: memory was the limit, named as such and not repeated.
+  if (!timed_out && !result.ok && !result.limit_hit) {
+    const std::string oom = system::out_of_memory_error(
+        oom_before, system::read_oom_kills(), WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, result.error);
+    if (!oom.empty()) {
+      result.error = oom;
+      result.limit_hit = true;
     }
   }
   result.peak_rss_bytes = std::max(result.peak_rss_bytes, peak_rss);

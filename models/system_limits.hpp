@@ -40,6 +40,17 @@ inline std::int64_t read_number_file(const char* path) noexcept {
   return read_small_file(path, buffer, sizeof buffer) ? parse_number(buffer) : -1;
 }
 
+// The number after `key` in a "Key:   123 kB" /proc file, or -1.
+inline std::int64_t read_proc_field(const char* path, const char* key) noexcept {
+  char buffer[8192];
+  if (!read_small_file(path, buffer, sizeof buffer)) return -1;
+  const char* at = std::strstr(buffer, key);
+  if (at == nullptr) return -1;
+  at += std::strlen(key);
+  while (*at == ' ' || *at == '\t') ++at;
+  return parse_number(at);
+}
+
 // -1: unknown (or unlimited, for the rlimit).
 struct kernel_limits {
   std::int64_t pid_max = -1;        // kernel.pid_max

@@ -14,6 +14,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/io_context.hpp>
+#include <asio/multiple_exceptions.hpp>
 #include <asio/post.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -28,6 +29,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "models/memory_limits.hpp"
 #include "models/model.hpp"
 
 #if !defined(ASIO_HAS_STD_ALIGNED_ALLOC)
@@ -298,15 +300,24 @@ struct job_outcome {
   std::exception_ptr error;
 };
 
-// Rethrows a job's exception; running out of memory becomes the limit_error the harness reports.
+// Rethrows a job's exception; running out of memory (which Asio may report as the first of its
+// multiple_exceptions) becomes the limit_error the harness reports.
+[[noreturn]] inline void rethrow_job_error(const std::exception_ptr& error, std::string_view model,
+                                           std::string_view where = "while allocating coroutine frames") {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::bad_alloc&) {
+    throw limit_error(std::string(model) + ": out of memory (limit: memory) " + std::string(where) + " (" +
+                      describe_address_space() + ")");
+  } catch (const asio::multiple_exceptions& e) {
+    if (e.first_exception()) rethrow_job_error(e.first_exception(), model, where);
+    throw;
+  }
+}
+
 inline std::uint64_t job_result(const job_outcome& outcome, std::string_view model) {
   if (!outcome.error) return outcome.value;
-  try {
-    std::rethrow_exception(outcome.error);
-  } catch (const std::bad_alloc&) {
-    throw limit_error(std::string(model) +
-                      ": out of memory (limit: memory) while allocating coroutine frames");
-  }
+  rethrow_job_error(outcome.error, model);
 }
 
 }  // namespace cmbench::detail

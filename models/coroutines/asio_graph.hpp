@@ -29,10 +29,12 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "models/memory_limits.hpp"
 #include "models/model.hpp"
 
 namespace cmbench::detail {
@@ -188,7 +190,7 @@ class graph_state {
  public:
   // Loop l runs units l, l + loops, ...; channel c uses loop c % loops as its I/O executor.
   graph_state(const graph_job& job, const loop_executor* loops, unsigned loop_count)
-      : job_(job),
+      : job_(fits_in_memory(job)),
         messages_(std::size_t{job.units} * job.message_bytes / 8),
         slots_(std::size_t{job.channels} * (job.capacity + 2) * job.message_bytes / 8) {
     if (job.capacity == 0 || job.message_bytes < 16 || job.message_bytes % 8 != 0) {
@@ -206,7 +208,31 @@ class graph_state {
     if constexpr (Shared) {
       mutexes_ = std::vector<graph_mutex>(job.mutexes);
     }
+    // From here on, what grows is the units' frames.
+    watch_.emplace(model_name, "units", job.units);
   }
+
+  static constexpr std::string_view model_name = Shared ? "coroutines/asio-mt" : "coroutines/asio";
+
+  // The job's buffers and channels, allocated here and touched as the units run: refused up
+  // front when past the memory budget. The units' frames are only known once made: see
+  // check_memory().
+  static const graph_job& fits_in_memory(const graph_job& job) {
+    const std::uint64_t bytes =
+        std::uint64_t{job.units} * job.message_bytes +
+        std::uint64_t{job.channels} *
+            (sizeof(graph_channel<Shared>) + (std::uint64_t{job.capacity} + 2) * job.message_bytes) +
+        std::uint64_t{job.mutexes} * sizeof(graph_mutex);
+    check_memory_need(model_name,
+                      "a graph of " + with_thousands(job.units) + " units and " + with_thousands(job.channels) +
+                          " channels (messages, channel rings)",
+                      bytes);
+    return job;
+  }
+
+  // A driver that has made `made_here` units on its loop (every loop makes about as many):
+  // throws limit_error when the frames of the units still to come would not fit in memory.
+  void check_memory(std::uint64_t made_here) const { watch_->check(made_here * loops_.size()); }
 
   graph_state(const graph_state&) = delete;
   graph_state& operator=(const graph_state&) = delete;
@@ -304,6 +330,7 @@ class graph_state {
   std::atomic<bool> aborted_{false};
   std::atomic<bool> posted_releases_{false};
   std::exception_ptr cause_;  // written once, by the unit or driver that set aborted_
+  std::optional<unit_memory_watch> watch_;  // set at the end of construction
 };
 
 // One graph unit. Its frame holds the unit's state and a few pointers (the fast paths are plain
@@ -381,9 +408,11 @@ loop_task<std::uint64_t> graph_driver(graph_state<Shared>& g, unsigned loop) {
   wait_group<false> group;  // this loop's units complete on this loop
   loop_task<void> all_done = group.wait();
   std::exception_ptr spawn_error;
+  std::uint64_t made = 0;
   for (std::uint32_t unit = loop; unit < g.job().units; unit += g.loop_count()) {
     group.add();
     try {
+      if (unit_memory_watch::due(++made)) g.check_memory(made);
       asio::co_spawn(executor, graph_unit(g, unit, loop), unit_done<Shared>{&g, &group, loop});
     } catch (...) {
       group.undo_add();

@@ -6,11 +6,17 @@
 
 #include <atomic>
 #include <memory>
+#include <new>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "models/memory_limits.hpp"
 #include "models/model.hpp"
+#include "models/system_limits.hpp"
+#include "models/thread_limits.hpp"
 
 namespace cmbench {
 namespace detail {
@@ -22,14 +28,35 @@ namespace {
 // whole set can be stopped and destroyed (with the frames suspended in it) and built afresh.
 class loop_set {
  public:
+  // If a thread (or the memory for a loop) cannot be had, the threads already started are
+  // stopped and joined before the limit_error leaves: a joinable std::thread destroyed with the
+  // vector would call std::terminate.
   explicit loop_set(unsigned count) {
-    loops_.reserve(count);
-    executors_.reserve(count);
-    for (unsigned i = 0; i < count; ++i) {
-      loops_.push_back(std::make_unique<loop>());
-      executors_.push_back(loops_.back()->io.get_executor());
+    unsigned started = 0;
+    try {
+      loops_.reserve(count);
+      executors_.reserve(count);
+      for (unsigned i = 0; i < count; ++i) {
+        loops_.push_back(std::make_unique<loop>());
+        executors_.push_back(loops_.back()->io.get_executor());
+      }
+      for (auto& l : loops_) {
+        l->thread = std::thread([this, &l = *l] { run(l); });
+        ++started;
+      }
+    } catch (const std::system_error& e) {
+      // Read while the loops' threads are alive: they are what the thread counts count.
+      const std::string why = describe_thread_failure_safely(e);
+      halt();
+      throw limit_error("coroutines/asio-mt: could only start " + std::to_string(started) + " of " +
+                        std::to_string(count) + " event loop threads: " + why);
+    } catch (const std::bad_alloc&) {
+      halt();
+      throw limit_error("coroutines/asio-mt: out of memory setting up " + std::to_string(count) +
+                        " event loops (" + std::to_string(loops_.size()) + " made, " +
+                        std::to_string(started) + " threads started; " +
+                        describe_address_space() + ")");
     }
-    for (auto& l : loops_) l->thread = std::thread([this, &l = *l] { run(l); });
   }
 
   loop_set(const loop_set&) = delete;
@@ -297,11 +324,7 @@ class asio_mt {
       loops_->halt();
       before_reset();
       loops_.reset();
-      try {
-        throw;
-      } catch (const std::bad_alloc&) {
-        throw limit_error("coroutines/asio-mt: out of memory (limit: memory) in an event loop");
-      }
+      detail::rethrow_job_error(std::current_exception(), "coroutines/asio-mt", "in an event loop");
     }
   }
 

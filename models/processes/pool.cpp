@@ -1,26 +1,39 @@
 // processes/pool: W worker processes forked once, the seeds' multiprocessing.Pool.
 //
-// The workers are forked in the constructor, so everything a later job needs lives in one
-// MAP_SHARED arena mapped before the fork (same address in every process, so plain pointers into
-// it are valid everywhere): a control block, a bounded MPMC ring of task descriptors (Dmitry
-// Vyukov's, sequence number per cell) and the tree's per-node state. A job's parameters are copied
-// into the control block; its compute function and context were built before the pool, as the
-// contract requires, so the workers' copies of them are the caller's.
+// The workers are forked in the constructor, before any job is known, so what every job needs
+// lives in one MAP_SHARED arena mapped before the fork (same address in every process, so plain
+// pointers into it are valid everywhere): a control block and a bounded MPMC ring of task
+// descriptors (Dmitry Vyukov's, sequence number per cell; 64 MiB of address space, touched only
+// as far as jobs reach). A job's parameters are copied into the control block; its compute
+// function and context were built before the pool, as the contract requires, so the workers'
+// copies of them are the caller's.
+//
+// What only some jobs need, and in a size only the job knows (a tree's per-node state, a graph's
+// units, channels and mutexes), lives in a job area: a memfd created before the fork, so every
+// worker holds it. For each tree or graph job the caller sizes the file to what that job needs
+// (after checking it against the memory budget and RLIMIT_AS: models/memory_limits.hpp), and a
+// worker that pops the job's first task maps it, unless it already maps that much from an earlier
+// job (its own address, so the area is addressed by offsets, and futexes in it are keyed by the
+// file's pages, which all processes share). After the job the caller truncates the file to zero:
+// its pages go back, and the next job starts from zero pages, which is its initial state. So the
+// pool maps what the job needs, not a fixed reservation (it used to reserve 2 GiB up front, which
+// failed every job under a modest `ulimit -v`). A worker that cannot map the area exits with a
+// code of its own; the caller reports it as the limit it is, naming RLIMIT_AS.
 //
 // Idle workers sleep on a process-shared futex (an eventcount: a sequence word plus a sleeper
 // count, so a producer makes no system call while everyone is busy); the caller sleeps on the
 // job's completion futex, waking every 100 ms to check that no worker has died.
 //
 // Graph units are parked actors, so any number of them runs on W workers: a unit's whole state
-// (its unit_state, the operation it is parked on, its message buffer) lives in a graph area of
-// the arena, reserved before the fork and touched only as far as a job reaches. A runnable unit is
-// its index pushed on the ring; the worker that pops it runs its steps until it has to wait, and
-// then drops it: a unit waiting on a channel is remembered in the channel's one parked-sender or
-// parked-receiver slot (decided under the channel's futex lock, so no wake-up is lost), a unit at
-// the barrier only by the barrier's count. Whoever changes the channel, or arrives last, pushes
-// the parked units back. See run_graph_units() for the hand-off.
+// (its unit_state, the operation it is parked on, its message buffer) lives in the job area. A
+// runnable unit is its index pushed on the ring; the worker that pops it runs its steps until it
+// has to wait, and then drops it: a unit waiting on a channel is remembered in the channel's one
+// parked-sender or parked-receiver slot (decided under the channel's futex lock, so no wake-up is
+// lost), a unit at the barrier only by the barrier's count. Whoever changes the channel, or
+// arrives last, pushes the parked units back. See run_graph_units() for the hand-off.
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 
 #include <algorithm>
@@ -37,6 +50,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/memory_limits.hpp"
 #include "models/model.hpp"
 #include "models/processes/shared_memory.hpp"
 
@@ -66,10 +80,8 @@ constexpr std::uint32_t max_levels = 64;
 // oversubscribed, a spinning worker takes the CPU from one with work.
 constexpr std::uint32_t idle_spin_rounds = 2000;
 
-// Address space for a graph job's units, channels and mutexes (MAP_NORESERVE: only the pages a
-// job touches are ever backed). A million units with 64-byte messages take 112 MiB; the ring caps
-// a job at ring_capacity units anyway.
-constexpr std::size_t graph_area_bytes = std::size_t{2} << 30;
+// The exit code of a worker that could not map a job's area (errno in control_block::area_error).
+constexpr int area_map_failed_exit = 86;
 
 // How long the caller sleeps before checking that every worker is still alive.
 constexpr timespec health_check_period{0, 100'000'000};
@@ -94,13 +106,14 @@ struct tree_node {
 struct tree_shape {
   tree_job job;  // a copy: the caller's job object is not in shared memory
   std::uint32_t fanout = 0;
+  std::uint64_t internal_units = 0;  // units above the leaves: the tree_nodes in the job area
   std::uint64_t level_first_unit[max_levels] = {};
   std::uint64_t level_unit_size[max_levels] = {};
 };
 
-// A graph unit in the graph area, followed by its message buffer (message_bytes). All zero is a
-// unit not yet started: the area is zero at the start of every job (fresh pages, or given back
-// with MADV_REMOVE after the previous job), so the caller writes nothing per unit.
+// A graph unit in the job area, followed by its message buffer (message_bytes). All zero is a
+// unit not yet started: the area is zero at the start of every job (fresh pages: the caller
+// truncates the file after every job), so the caller writes nothing per unit.
 struct graph_unit {
   unit_state state;
   std::uint32_t pending_target;  // the operation it parked on, retried when it is run again
@@ -124,7 +137,7 @@ struct alignas(cache_line) graph_mutex {
   detail::futex_mutex mutex;
 };
 
-// Where a graph job's pieces are in the graph area, computed by the caller per job.
+// Where a graph job's pieces are in the job area, computed by the caller per job.
 struct graph_shape {
   graph_job job;
   std::size_t unit_stride = 0;  // sizeof(graph_unit) + message_bytes
@@ -156,6 +169,8 @@ struct control_block {
   bulk_job bulk;
   tree_shape tree;
   graph_shape graph;
+  std::size_t area_bytes = 0;  // the job area's size for this job (tree and graph jobs)
+  std::atomic<int> area_error{0};  // errno of a worker's failed mmap of the job area
 
   // The graph's barrier count, and its sends that found their channel full.
   alignas(cache_line) std::atomic<std::uint32_t> graph_arrived{0};
@@ -170,22 +185,33 @@ struct control_block {
 };
 
 constexpr std::size_t cells_offset = detail::round_up(sizeof(control_block), 4096);
-constexpr std::size_t nodes_offset = cells_offset + ring_capacity * sizeof(cell);
-constexpr std::size_t graph_offset =
-    detail::round_up(nodes_offset + ring_capacity * sizeof(tree_node), 4096);
-constexpr std::size_t arena_bytes = graph_offset + graph_area_bytes;
+constexpr std::size_t arena_bytes = cells_offset + ring_capacity * sizeof(cell);
 
-// The pointers into the arena, used by the caller and (as forked copies) by every worker.
+// The pointers into the arena, used by the caller and (as forked copies) by every worker, and the
+// job area's file with this process's own mapping of it (workers only: the caller never maps it).
 class shared_pool {
  public:
-  explicit shared_pool(const detail::shared_region& arena)
+  shared_pool(const detail::shared_region& arena, int area_fd)
       : control_(new (arena.data()) control_block{}),
         cells_(arena.at<cell>(cells_offset)),
-        nodes_(arena.at<tree_node>(nodes_offset)),
-        graph_(arena.at<std::byte>(graph_offset)) {}
+        area_fd_(area_fd) {}
 
   control_block& control() const { return *control_; }
-  std::byte* graph_area() const { return graph_; }
+
+  // In a worker: maps the job area as far as the current job needs, unless an earlier job's
+  // mapping already covers it. False (errno set) if the mapping failed. Async-signal-safe.
+  bool map_job_area() noexcept {
+    const std::size_t bytes = control_->area_bytes;
+    if (bytes <= area_mapped_) return true;
+    if (area_ != nullptr) ::munmap(area_, area_mapped_);
+    area_ = nullptr;
+    area_mapped_ = 0;
+    void* at = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, area_fd_, 0);
+    if (at == MAP_FAILED) return false;
+    area_ = static_cast<std::byte*>(at);
+    area_mapped_ = bytes;
+    return true;
+  }
 
   bool all_asleep(std::uint32_t workers) const noexcept {
     return control_->sleepers.load(std::memory_order_seq_cst) == workers;
@@ -316,7 +342,7 @@ class shared_pool {
       complete_unit(unit, tree.job.leaf_value(unit - tree.level_first_unit[level]));
       return;
     }
-    tree_node& node = nodes_[unit];
+    tree_node& node = nodes()[unit];
     node.sum.store(0, std::memory_order_relaxed);
     node.pending.store(tree.fanout, std::memory_order_relaxed);  // published by the pushes
     const std::uint64_t first_child =
@@ -346,7 +372,7 @@ class shared_pool {
     const std::uint32_t fanout = control_->tree.fanout;
     while (unit != 0) {
       unit = (unit - 1) / fanout;
-      tree_node& parent = nodes_[unit];
+      tree_node& parent = nodes()[unit];
       parent.sum.fetch_add(value, std::memory_order_relaxed);
       // acq_rel: the last child sees every sibling's addition.
       if (parent.pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
@@ -356,18 +382,18 @@ class shared_pool {
   }
 
   graph_unit& unit_at(std::uint32_t u) const noexcept {
-    return *reinterpret_cast<graph_unit*>(graph_ + std::size_t{u} * control_->graph.unit_stride);
+    return *reinterpret_cast<graph_unit*>(area_ + std::size_t{u} * control_->graph.unit_stride);
   }
   graph_channel& channel_at(std::uint32_t c) const noexcept {
     const graph_shape& g = control_->graph;
-    return *reinterpret_cast<graph_channel*>(graph_ + g.channels_offset + c * g.channel_stride);
+    return *reinterpret_cast<graph_channel*>(area_ + g.channels_offset + c * g.channel_stride);
   }
   std::byte* slot_of(graph_channel& c, std::uint32_t i) const noexcept {
     return reinterpret_cast<std::byte*>(&c) + channel_header_bytes +
            std::size_t{i} * control_->graph.job.message_bytes;
   }
   detail::futex_mutex& mutex_at(std::uint32_t m) const noexcept {
-    return reinterpret_cast<graph_mutex*>(graph_ + control_->graph.mutexes_offset)[m].mutex;
+    return reinterpret_cast<graph_mutex*>(area_ + control_->graph.mutexes_offset)[m].mutex;
   }
 
   // Never fails for long: a unit is on the ring at most once and a job has at most
@@ -473,10 +499,14 @@ class shared_pool {
     }
   }
 
+  // A tree's internal units, by breadth-first number (they come before the leaves).
+  tree_node* nodes() const noexcept { return reinterpret_cast<tree_node*>(area_); }
+
   control_block* control_;
   cell* cells_;
-  tree_node* nodes_;
-  std::byte* graph_;
+  int area_fd_;
+  std::byte* area_ = nullptr;  // this process's mapping of the job area
+  std::size_t area_mapped_ = 0;
 };
 
 // The address range of a MAP_SHARED mapping of this process, as /proc/self/maps shows it.
@@ -505,7 +535,7 @@ std::vector<shared_mapping> read_shared_mappings() {
   return mappings;
 }
 
-[[noreturn]] void worker_main(const shared_pool& pool) noexcept {
+[[noreturn]] void worker_main(shared_pool& pool) noexcept {
   control_block& control = pool.control();
   std::uint64_t sum = 0;    // this worker's share of the current bulk or graph job
   std::uint64_t count = 0;  // tasks or finished graph units behind `sum`
@@ -517,7 +547,14 @@ std::vector<shared_mapping> read_shared_mappings() {
       if (control.kind == job_kind::bulk) {
         sum += pool.run_bulk_task(task);
         ++count;
-      } else if (control.kind == job_kind::graph) {
+        continue;
+      }
+      if (!pool.map_job_area()) {
+        // The job cannot run here: say why and go; the caller sees this exit and names the limit.
+        control.area_error.store(errno, std::memory_order_relaxed);
+        ::_exit(area_map_failed_exit);
+      }
+      if (control.kind == job_kind::graph) {
         pool.run_graph_units(static_cast<std::uint32_t>(task), sum, count);  // finished units
       } else {
         pool.run_tree_unit(task);
@@ -541,7 +578,8 @@ std::vector<shared_mapping> read_shared_mappings() {
   // pool must be built on a thread that outlives it (the harness's main thread does).
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(0);  // the parent died before prctl() took effect
-  worker_main(pool);
+  shared_pool own = pool;  // this worker's own mapping of the job area
+  worker_main(own);
 }
 
 }  // namespace
@@ -554,8 +592,11 @@ class processes_pool {
       "shared-memory bounded MPMC ring (4M slots); bulk results summed per worker, tree units "
       "completed by their last child (pending count + partial sum per node in shared memory); "
       "idle workers and the waiting caller sleep on process-shared futexes; waits are blocking "
-      "sleeps in the workers. Graph units are parked actors in a shared-memory area reserved "
-      "before the fork (state + message per unit, zero pages until used): a runnable unit is its "
+      "sleeps in the workers. Graph units are parked actors in a shared-memory job area "
+      "(state + message per unit, zero pages until used): a memfd created before the fork, sized "
+      "by the caller to what each tree or graph job needs (checked against 7/8 of MemAvailable and "
+      "RLIMIT_AS) and mapped by each worker when a job first needs more than it maps, truncated "
+      "to zero after the job (tree nodes live there too): a runnable unit is its "
       "descriptor on the ring, a worker runs its steps until it must wait; channels are bounded "
       "rings in shared memory under a per-channel futex lock with one parked-sender and one "
       "parked-receiver slot, the unit that changes a channel pushes its parked peer on the ring at "
@@ -567,7 +608,7 @@ class processes_pool {
       "process_pool_handoff_round_trip", wait_capacity::workers};
 
   explicit processes_pool(const model_config& config)
-      : arena_(arena_bytes, false), pool_(arena_), owner_(::getpid()) {
+      : arena_(map_arena()), pool_(arena_, area_.fd()), owner_(::getpid()) {
     const unsigned count = std::max(config.workers, 1u);
     inherited_ = read_shared_mappings();
     pool_.control().idle_spin = count <= usable_cpu_count() ? idle_spin_rounds : 0;
@@ -623,6 +664,10 @@ class processes_pool {
     control_block& control = pool_.control();
     control.kind = job_kind::graph;
     control.graph = shape_of(job);
+    size_job_area(control.graph.used_bytes,
+                  "a graph of " + detail::with_thousands(job.units) + " units, " +
+                      detail::with_thousands(job.channels) + " channels and " +
+                      detail::with_thousands(job.mutexes) + " mutexes (unit state, messages, channel slots)");
     control.graph_arrived.store(0, std::memory_order_relaxed);
     control.graph_blocked_sends.store(0, std::memory_order_relaxed);
     control.bulk_sum.store(0, std::memory_order_relaxed);
@@ -638,11 +683,11 @@ class processes_pool {
     try {
       result.checksum = wait_until_done(true);
     } catch (const std::logic_error&) {
-      clear_graph_area(control.graph.used_bytes);  // a deadlocked job leaves the pool usable
+      release_job_area();  // a deadlocked job leaves the pool usable
       throw;
     }
     result.blocked_sends = control.graph_blocked_sends.load(std::memory_order_relaxed);
-    clear_graph_area(control.graph.used_bytes);
+    release_job_area();
     return result;
   }
 
@@ -651,10 +696,15 @@ class processes_pool {
     control_block& control = pool_.control();
     control.kind = job_kind::tree;
     control.tree = shape_of(job);
+    size_job_area(control.tree.internal_units * sizeof(tree_node),
+                  "a tree of " + detail::with_thousands(tree_units(job)) + " units (" +
+                      detail::with_thousands(control.tree.internal_units) + " with children)");
     control.done.store(0, std::memory_order_relaxed);
     while (!pool_.try_push(0)) wait_for_space();  // the root: unit 0, level 0
     pool_.notify();
-    return wait_until_done();
+    const std::uint64_t result = wait_until_done();
+    release_job_area();
+    return result;
   }
 
  private:
@@ -672,7 +722,10 @@ class processes_pool {
       }
       shape.level_first_unit[level] = first_unit;
       shape.level_unit_size[level] = size;
-      if (size == 1) break;
+      if (size == 1) {
+        shape.internal_units = first_unit;  // numbered breadth-first: all before the leaves
+        break;
+      }
       if (job.fanout < 2 || size % job.fanout != 0) {
         throw std::invalid_argument("processes/pool: tree leaves must be a power of the fanout");
       }
@@ -705,7 +758,7 @@ class processes_pool {
         "are forked then; see models/model.hpp)");
   }
 
-  // Where a graph job's units, channels and mutexes go in the graph area.
+  // Where a graph job's units, channels and mutexes go in the job area.
   static graph_shape shape_of(const graph_job& job) {
     if (job.step == nullptr || job.capacity == 0 || job.message_bytes < 16 ||
         job.message_bytes % 8 != 0) {
@@ -731,26 +784,45 @@ class processes_pool {
     shape.mutexes_offset = shape.channels_offset + channel_bytes;
     const std::uint64_t total =
         shape.mutexes_offset + std::uint64_t{job.mutexes} * sizeof(graph_mutex);
-    if (total > graph_area_bytes) {
-      throw limit_error(
-          "processes/pool: a graph of " + detail::with_thousands(job.units) + " units (" +
-          detail::with_thousands(unit_bytes) + " bytes of unit state and messages), " +
-          detail::with_thousands(job.channels) + " channels (" +
-          detail::with_thousands(channel_bytes) + " bytes) and " +
-          detail::with_thousands(job.mutexes) + " mutexes needs " +
-          detail::with_thousands(total) + " bytes of the " +
-          detail::with_thousands(graph_area_bytes) +
-          "-byte graph area reserved in shared memory before the workers were forked");
-    }
     shape.used_bytes = detail::round_up(total, 4096);
     return shape;
   }
 
-  // Gives the pages a graph job touched back, so the next job starts from zero pages (its initial
-  // state) and an idle pool holds no graph memory.
-  void clear_graph_area(std::size_t bytes) {
-    std::byte* area = pool_.graph_area();
-    if (bytes != 0 && ::madvise(area, bytes, MADV_REMOVE) != 0) std::memset(area, 0, bytes);
+  // The fixed arena (control block and ring), mapped before the fork; a failure names its limit.
+  static detail::shared_region map_arena() {
+    try {
+      return detail::shared_region(arena_bytes, false);
+    } catch (const std::system_error& e) {
+      if (e.code().value() == ENOMEM) {
+        throw limit_error("processes/pool: RLIMIT_AS: cannot map the " + detail::with_thousands(arena_bytes / 1024) +
+                          " KiB shared control block and task ring: " + e.code().message() + " (" +
+                          describe_address_space() + ")");
+      }
+      throw;
+    }
+  }
+
+  // Sizes the job area for the tree or graph job about to start (before its first push): the
+  // workers map it when they pop the job's first task. The memory is checked the first time a
+  // job needs more than any before it.
+  void size_job_area(std::size_t bytes, const std::string& what) {
+    if (bytes > area_checked_bytes_) {
+      check_memory_need("processes/pool", what, bytes);
+      area_checked_bytes_ = bytes;
+    }
+    if (::ftruncate(area_.fd(), static_cast<off_t>(bytes)) != 0) {
+      const int error = errno;
+      throw limit_error("processes/pool: cannot size the shared job area to " + detail::with_thousands(bytes) +
+                        " bytes for " + what + ": " + std::strerror(error));
+    }
+    pool_.control().area_bytes = bytes;
+  }
+
+  // Gives the pages a job touched back, so the next job starts from zero pages (its initial
+  // state) and an idle pool holds no job memory. The workers keep their mappings (nothing
+  // touches them between jobs).
+  void release_job_area() noexcept {
+    if (::ftruncate(area_.fd(), 0) != 0) broken_ = "processes/pool: cannot clear the shared job area";
   }
 
   // A graph job deadlocks when its units wait on each other: every worker then sleeps with an
@@ -797,6 +869,15 @@ class processes_pool {
     for (pid_t& pid : workers_) {
       int status = 0;
       if (pid > 0 && detail::reap(pid, status, WNOHANG) == pid) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) == area_map_failed_exit) {
+          const int error = pool_.control().area_error.load(std::memory_order_relaxed);
+          broken_ = "processes/pool: worker process " + std::to_string(pid) + " could not map the job's " +
+                    detail::with_thousands(pool_.control().area_bytes) + "-byte shared area: " +
+                    std::strerror(error) + " (" + (error == ENOMEM ? "RLIMIT_AS in the workers; the caller: " : "") +
+                    describe_address_space() + "); the pool is unusable";
+          pid = 0;
+          throw limit_error(broken_);
+        }
         broken_ = "processes/pool: worker process " + std::to_string(pid) + " " +
                   detail::describe_status(status) + " during a job; the pool is unusable";
         pid = 0;
@@ -823,6 +904,35 @@ class processes_pool {
     }
   }
 
+  // The job area's file: made before the fork, so every worker holds it.
+  class job_area_file {
+   public:
+    job_area_file() : fd_(::memfd_create("cmbench-pool-job-area", MFD_CLOEXEC)) {
+      if (fd_ >= 0) return;
+      const int error = errno;
+      if (error == EMFILE || error == ENFILE) {
+        rlimit files{};
+        ::getrlimit(RLIMIT_NOFILE, &files);
+        throw limit_error(std::string("processes/pool: ") +
+                          (error == EMFILE ? "RLIMIT_NOFILE" : "fs.file-max") +
+                          ": cannot open the shared job area (memfd_create: " + std::strerror(error) +
+                          "; RLIMIT_NOFILE=" +
+                          (files.rlim_cur == RLIM_INFINITY ? std::string("unlimited")
+                                                           : std::to_string(files.rlim_cur)) +
+                          ")");
+      }
+      throw std::system_error(error, std::generic_category(), "processes/pool: memfd_create");
+    }
+    ~job_area_file() { ::close(fd_); }
+    job_area_file(const job_area_file&) = delete;
+    job_area_file& operator=(const job_area_file&) = delete;
+    int fd() const { return fd_; }
+
+   private:
+    int fd_;
+  };
+
+  job_area_file area_;
   detail::shared_region arena_;
   shared_pool pool_;
   pid_t owner_;
@@ -830,6 +940,7 @@ class processes_pool {
   std::vector<shared_mapping> inherited_;  // the caller's shared mappings at fork time
   std::string broken_;  // why the pool can no longer run jobs
   std::uint64_t space_timeouts_ = 0;
+  std::size_t area_checked_bytes_ = 0;  // the largest job area checked against the memory limits
 };
 
 CMBENCH_REGISTER_MODEL(processes_pool);

@@ -129,17 +129,6 @@ struct memory_budget {
 // Kernel stack (16 KiB), task and mm structures, and the pages a child dirties first.
 constexpr std::uint64_t per_process_kernel_kib = 64;
 
-// The number after `key` in a "Key:   123 kB" /proc file, or -1.
-inline std::int64_t read_proc_field(const char* path, const char* key) noexcept {
-  char buffer[8192];
-  if (!read_small_file(path, buffer, sizeof buffer)) return -1;
-  const char* at = std::strstr(buffer, key);
-  if (at == nullptr) return -1;
-  at += std::strlen(key);
-  while (*at == ' ' || *at == '\t') ++at;
-  return parse_number(at);
-}
-
 inline memory_budget read_memory_budget() noexcept {
   memory_budget budget;
   const std::int64_t page_tables = read_proc_field("/proc/self/status", "VmPTE:");

@@ -1,10 +1,12 @@
 // serial/baseline: one thread, no concurrency. The reference answer and the 1x line.
 #include <cstring>
 #include <deque>
+#include <new>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "models/memory_limits.hpp"
 #include "models/model.hpp"
 
 namespace cmbench {
@@ -24,7 +26,7 @@ std::uint64_t serial_tree(const tree_job& job, std::uint64_t first, std::uint64_
 class cooperative_graph {
  public:
   explicit cooperative_graph(const graph_job& job)
-      : job_(job),
+      : job_(fits_in_memory(job)),
         units_(job.units),
         messages_(std::size_t{job.units} * job.message_bytes / 8),
         channels_(job.channels) {
@@ -33,6 +35,19 @@ class cooperative_graph {
       ready_.push_back(u);
     }
     for (auto& c : channels_) c.slots.resize(std::size_t{job.capacity} * job.message_bytes / 8);
+  }
+
+  // Every unit's record, message and run-queue entry, every channel's slots: all touched as the
+  // units start, so a graph past the memory budget is refused before the OOM killer meets it.
+  static const graph_job& fits_in_memory(const graph_job& job) {
+    const std::uint64_t bytes =
+        std::uint64_t{job.units} * (sizeof(unit_record) + job.message_bytes + 2 * sizeof(std::uint32_t)) +
+        std::uint64_t{job.channels} * (sizeof(channel) + std::uint64_t{job.capacity} * job.message_bytes);
+    check_memory_need("serial/baseline",
+                      "a graph of " + with_thousands(job.units) + " units and " + with_thousands(job.channels) +
+                          " channels (unit records, messages, channel slots)",
+                      bytes);
+    return job;
   }
 
   graph_result run() {
@@ -171,7 +186,14 @@ class serial_baseline {
 
   std::uint64_t run_tree(const tree_job& job) { return serial_tree(job, 0, job.leaves); }
 
-  graph_result run_graph(const graph_job& job) { return cooperative_graph(job).run(); }
+  graph_result run_graph(const graph_job& job) {
+    try {
+      return cooperative_graph(job).run();
+    } catch (const std::bad_alloc&) {
+      throw limit_error("serial/baseline: out of memory in a graph of " + with_thousands(job.units) +
+                        " units (" + describe_address_space() + ")");
+    }
+  }
 };
 
 CMBENCH_REGISTER_MODEL(serial_baseline);

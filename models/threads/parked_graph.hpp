@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/memory_limits.hpp"
 #include "models/model.hpp"
 
 namespace cmbench::detail {
@@ -56,6 +57,16 @@ class parked_graph {
     }
     const std::size_t words = job.message_bytes / 8;
     slot_lines_ = (std::size_t{job.capacity} * job.message_bytes + sizeof(cache_line) - 1) / sizeof(cache_line);
+    // All of it is touched as the units start: past the budget, the OOM killer would end the run.
+    const std::uint64_t bytes =
+        std::uint64_t{job.units} * (sizeof(unit_record) + job.message_bytes) +
+        std::uint64_t{job.channels} * (sizeof(channel) + slot_lines_ * sizeof(cache_line)) +
+        std::uint64_t{job.mutexes} * sizeof(Mutex);
+    check_memory_need(model,
+                      "a graph of " + with_thousands(job.units) + " units, " + with_thousands(job.channels) +
+                          " channels and " + with_thousands(job.mutexes) +
+                          " mutexes (unit records, messages, channel slots)",
+                      bytes);
     try {
       units_ = std::make_unique<unit_record[]>(job.units);
       messages_ = std::make_unique<std::uint64_t[]>(std::size_t{job.units} * words);  // zeroed
@@ -64,7 +75,8 @@ class parked_graph {
       mutexes_ = std::make_unique<Mutex[]>(job.mutexes);
     } catch (const std::bad_alloc&) {
       throw limit_error(std::string(model) + ": out of memory allocating " + std::to_string(job.units) +
-                        " units of " + std::to_string(sizeof(unit_record) + job.message_bytes) + " bytes");
+                        " units of " + std::to_string(sizeof(unit_record) + job.message_bytes) + " bytes (" +
+                        describe_address_space() + ")");
     }
     for (std::uint32_t u = 0; u < job.units; ++u) units_[u].state.unit = u;
   }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "models/model.hpp"
+#include "models/thread_limits.hpp"
 #include "models/threads/parked_graph.hpp"
 
 namespace cmbench {
@@ -95,9 +96,11 @@ class thread_pool {
       for (unsigned i = 0; i < count; ++i) workers_.emplace_back([this] { work(); });
     } catch (const std::system_error& e) {
       const std::size_t created = workers_.size();
+      // Read while the workers are alive: they are what the thread counts count.
+      const std::string why = detail::describe_thread_failure_safely(e);
       stop();
-      throw limit_error("threads/pool could only create " + std::to_string(created) + " of " +
-                        std::to_string(count) + " worker threads: " + e.code().message());
+      throw limit_error("threads/pool: could only create " + std::to_string(created) + " of " +
+                        std::to_string(count) + " worker threads: " + why);
     }
   }
 

@@ -4,8 +4,23 @@
 // iterations are grouped and stolen); tree units are task_group tasks, each running its
 // children with run() and joining them with wait(), which executes queued tasks meanwhile.
 // Graph units are parked actors (parked_graph.hpp), each runnable one a task_group task.
+//
+// oneTBB creates its worker threads lazily, inside the library, and when pthread_create fails
+// there it throws from a worker thread, so the process dies in std::terminate ("terminate called
+// recursively") with no error a caller could catch. So setup first proves that the W-1 workers
+// the arena will ask for can exist: it starts W-1 probe threads with TBB's own stack size, all
+// alive at once, and joins them; if one cannot be created, setup throws limit_error naming the
+// limit and the count reached, and TBB is never asked. Only then does it build the arena and
+// warm it up (which makes TBB create the same W-1 threads the probe just had). A limit that
+// tightens between the probe and TBB's own creation (another process of the user taking the
+// last RLIMIT_NPROC slot in that millisecond) can still abort it: oneTBB has no way to report it.
+#include <malloc.h>
+#include <pthread.h>
+#include <sys/mman.h>
+
 #include <oneapi/tbb/mutex.h>  // 2021.8 ships no tbb/mutex.h compatibility header
 #include <tbb/blocked_range.h>
+#include <tbb/cache_aligned_allocator.h>
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
@@ -18,11 +33,19 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "models/memory_limits.hpp"
 #include "models/model.hpp"
+#include "models/thread_limits.hpp"
 #include "models/threads/parked_graph.hpp"
 
 namespace cmbench {
@@ -97,6 +120,170 @@ class tbb_graph {
   parked_graph<tbb_graph, tbb::mutex> graph_;
 };
 
+// Besides its workers, oneTBB maps about 4 MiB for the arena and a little per worker (measured
+// with 2 to 128 workers: 4 to 7 MiB). The probe keeps this much address space mapped while its
+// threads are alive, so a probe that passes under RLIMIT_AS leaves room for both.
+constexpr std::size_t tbb_own_bytes(unsigned workers) {
+  return (std::size_t{8} << 20) + std::size_t{workers} * (std::size_t{64} << 10);
+}
+
+// Starts `count` threads of `stack_size` bytes of stack (as oneTBB's thread_monitor::launch
+// does), all alive at once, each allocating as a worker does, then lets them go and joins them.
+// Throws limit_error if the kernel refuses one (after joining those it made), or if the address
+// space oneTBB needs besides them is not left. Returns the address space mapped (KiB, VmSize)
+// while every probe was alive: what oneTBB's workers will need (-1: unknown).
+std::int64_t probe_threads(unsigned count, std::size_t stack_size) {
+  // Held while the probes run: the room oneTBB's own structures will take.
+  const std::size_t own = tbb_own_bytes(count + 1);
+  void* room = ::mmap(nullptr, own, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (room == MAP_FAILED) {
+    throw limit_error("threads/tbb: RLIMIT_AS: no room for the " + with_thousands(own / 1024) +
+                      " KiB oneTBB maps for an arena of " + std::to_string(count + 1) + " threads (" +
+                      describe_address_space() + ")");
+  }
+  struct probe_gate {
+    std::mutex mutex;
+    std::condition_variable cv;
+    unsigned ready = 0;  // probes that have allocated
+    bool opened = false;
+  } gate;
+  auto body = [](void* arg) -> void* {
+    auto& g = *static_cast<probe_gate*>(arg);
+    // Allocate as a worker does, through TBB's allocator and malloc: a new thread's first
+    // allocation may reserve address space (glibc's per-thread malloc arenas, 64 MiB each),
+    // which under RLIMIT_AS is what later denies a thread its stack. The probes' arenas are
+    // then free for TBB's workers to reuse.
+    tbb::cache_aligned_allocator<char> allocator;
+    allocator.deallocate(allocator.allocate(64), 64);
+    void* volatile block = std::malloc(64);  // volatile: the compiler may not fold the pair away
+    std::free(block);
+    std::unique_lock lock(g.mutex);
+    ++g.ready;
+    g.cv.notify_all();
+    g.cv.wait(lock, [&] { return g.opened; });
+    return nullptr;
+  };
+  pthread_attr_t attributes;
+  if (::pthread_attr_init(&attributes) != 0) {  // cannot probe: leave it to TBB
+    ::munmap(room, own);
+    return -1;
+  }
+  if (stack_size > 0) ::pthread_attr_setstacksize(&attributes, stack_size);
+  std::vector<pthread_t> threads;
+  threads.reserve(count);
+  int error = 0;
+  while (threads.size() < count) {
+    pthread_t thread;
+    error = ::pthread_create(&thread, &attributes, body, &gate);
+    if (error != 0) break;
+    threads.push_back(thread);
+  }
+  ::pthread_attr_destroy(&attributes);
+  {
+    std::unique_lock lock(gate.mutex);
+    gate.cv.wait(lock, [&] { return gate.ready == threads.size(); });
+  }
+  // Read while the probes are alive: they are what the counts count. (Nothing may throw before
+  // the probes are let go and joined.)
+  std::string why;
+  try {
+    if (error != 0) why = describe_thread_failure_safely(std::string(std::strerror(error)));
+  } catch (...) {
+  }
+  const std::int64_t peak_kib = read_address_space().mapped_kib;
+  ::munmap(room, own);
+  {
+    std::lock_guard lock(gate.mutex);
+    gate.opened = true;
+  }
+  gate.cv.notify_all();
+  for (pthread_t thread : threads) ::pthread_join(thread, nullptr);
+  if (error != 0) {
+    throw limit_error("threads/tbb: could only create " + std::to_string(threads.size()) + " of the " +
+                      std::to_string(count) +
+                      " worker threads the arena needs (probed at setup, since oneTBB aborts the "
+                      "process when it cannot create one): " + why);
+  }
+  return peak_kib;
+}
+
+// glibc's malloc arenas in this process (malloc_info lists each as a <heap nr=...>); -1: unknown.
+std::int64_t malloc_arenas() {
+  char* text = nullptr;
+  std::size_t size = 0;
+  FILE* out = ::open_memstream(&text, &size);
+  if (out == nullptr) return -1;
+  const int status = ::malloc_info(0, out);
+  std::fclose(out);
+  std::int64_t arenas = -1;
+  if (status == 0 && text != nullptr) {
+    arenas = 0;
+    for (const char* at = text; (at = std::strstr(at, "<heap nr=")) != nullptr; ++at) ++arenas;
+  }
+  std::free(text);
+  return arenas;
+}
+
+// Under RLIMIT_AS, holds (PROT_NONE, nothing backed) the address space the probe did not use while
+// oneTBB builds the arena and starts its workers, so that they can take only what the probe
+// proved enough: the same stacks, oneTBB's own room, and the malloc arenas the probes left free.
+//
+// That is exact only if no worker can reserve a malloc arena of its own (glibc gives a new
+// thread one of 64 MiB while it has fewer than 8 per CPU): in the room the probes' stacks gave
+// back when joined (glibc caches only 40 MiB of them), a worker's new arena would leave a later
+// worker no room for its stack, and oneTBB would abort. So when that room is 64 MiB or more and
+// glibc may still make arenas, the workers must fit even if each made one (refused otherwise:
+// limit_error, before TBB is asked).
+class address_space_fence {
+ public:
+  address_space_fence(unsigned threads, std::int64_t probed_peak_kib) {
+    const address_space as = read_address_space();
+    if (as.limit_kib < 0 || probed_peak_kib < 0 || as.mapped_kib < 0) return;
+    constexpr std::int64_t slack_kib = 1024;
+    constexpr std::int64_t arena_kib = 64 * 1024;  // glibc's HEAP_MAX_SIZE on 64-bit
+    const std::int64_t room_kib = probed_peak_kib - as.mapped_kib + slack_kib;  // the workers' share
+    const std::int64_t arenas = malloc_arenas();
+    const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+    const std::int64_t most_arenas =
+        8 * std::max<std::int64_t>(online > 0 ? online : 1, usable_cpu_count());
+    const std::int64_t new_arenas =
+        arenas < 0 ? most_arenas : std::max<std::int64_t>(0, most_arenas - arenas);
+    if (room_kib >= arena_kib && new_arenas > 0) {
+      // A worker may make an arena: fits only if every one it may make fits besides (and the
+      // 128 MiB glibc asks for first, before it settles for 64).
+      const std::int64_t worst_kib =
+          room_kib + std::min<std::int64_t>(new_arenas, threads) * arena_kib + 2 * arena_kib;
+      if (worst_kib > as.left_kib()) {
+        throw limit_error(
+            "threads/tbb: RLIMIT_AS: " + std::to_string(threads) + " worker threads need " +
+            with_thousands(static_cast<std::uint64_t>(room_kib)) +
+            " KiB for their stacks and oneTBB's arena, and each of them may reserve a " +
+            with_thousands(static_cast<std::uint64_t>(arena_kib)) + " KiB malloc arena (glibc; " +
+            std::to_string(new_arenas) + " more possible): up to " +
+            with_thousands(static_cast<std::uint64_t>(worst_kib)) + " KiB, " +
+            with_thousands(static_cast<std::uint64_t>(as.left_kib())) + " KiB are left (" +
+            describe_address_space(as) + "); refused at setup, since oneTBB aborts the process "
+            "when it cannot create a worker");
+      }
+      return;  // the worst case fits: no fence needed
+    }
+    const std::int64_t spare_kib = as.left_kib() - room_kib;
+    if (spare_kib <= 0) return;
+    bytes_ = static_cast<std::size_t>(spare_kib) * 1024;
+    void* at = ::mmap(nullptr, bytes_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (at != MAP_FAILED) held_ = at;
+  }
+  ~address_space_fence() {
+    if (held_ != nullptr) ::munmap(held_, bytes_);
+  }
+  address_space_fence(const address_space_fence&) = delete;
+  address_space_fence& operator=(const address_space_fence&) = delete;
+
+ private:
+  void* held_ = nullptr;
+  std::size_t bytes_ = 0;
+};
+
 }  // namespace
 }  // namespace detail
 
@@ -121,12 +308,17 @@ class threads_tbb {
 
   explicit threads_tbb(const model_config& config)
       : workers_(std::max(1u, config.workers)),
+        // The arena's W slots hold the caller and W-1 TBB workers: those W-1 threads must be
+        // possible before TBB is asked to make them (see the file's header).
+        probed_peak_kib_(detail::probe_threads(
+            workers_ - 1, tbb::global_control::active_value(tbb::global_control::thread_stack_size))),
         // TBB's process-wide thread pool defaults to one thread per core; allow W (the arena
         // itself caps this model at W).
         parallelism_(tbb::global_control::max_allowed_parallelism,
                      std::max<std::size_t>(workers_, static_cast<std::size_t>(
                                                          tbb::info::default_concurrency()))),
         arena_(static_cast<int>(workers_)) {
+    const detail::address_space_fence fence(workers_ - 1, probed_peak_kib_);
     arena_.initialize();
     warm_up();
   }
@@ -185,6 +377,7 @@ class threads_tbb {
   }
 
   unsigned workers_;
+  std::int64_t probed_peak_kib_;  // address space mapped with every probe alive
   tbb::global_control parallelism_;
   tbb::task_arena arena_;
 };
