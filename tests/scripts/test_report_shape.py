@@ -188,6 +188,14 @@ class ShapeViolations(unittest.TestCase):
              "benchmarks[0].real_time is nan, expected a finite number"),
             ("full.json", 0, lambda r: r.update(cpu_time=True),
              "benchmarks[0].cpu_time is true, expected a number"),
+            ("full.json", 0, lambda r: r.update(real_time=-1),
+             "benchmarks[0].real_time is -1, expected a number >= 0"),
+            ("full.json", 0, lambda r: r.update(real_time=1e300),
+             "benchmarks[0].real_time is 1e+300, expected a number of at most 20 digits"),
+            ("full.json", 0, lambda r: r["metrics"].update(units=10 ** 20),
+             "benchmarks[0].metrics.units is a 21-digit number, expected a number of at most 20 digits"),
+            ("latency.json", lat, lambda r: r["latency"]["percentiles"].update({"99": -5}),
+             "benchmarks[0].latency.percentiles[\"99\"] is -5, expected a number >= 0"),
             ("full.json", 0, lambda r: r["params"].update(tasks=10 ** 18),
              "benchmarks[0].params.tasks is 1000000000000000000, expected a whole number >= 0 of at most 18 digits"),
             ("full.json", 0, lambda r: r["params"].update(tasks=2.5),
@@ -264,6 +272,16 @@ class ShapeViolations(unittest.TestCase):
         report = report_io.parse_report(doc, "x.json")
         self.assertEqual(report.rows[0]["family"], "serial")
         self.assertEqual(report.rows[0]["metrics"], {})
+
+    def test_metrics_are_floats_and_a_latency_without_percentiles_is_none(self):
+        doc = self._one_row("latency.json", _with_latency(load_json(fixture("latency.json"))))
+        row = doc["benchmarks"][0]
+        row["metrics"]["units"] = 10 ** 19  # past int64: numpy could not draw it as a whole number
+        row["latency"]["percentiles"] = {}
+        out = report_io.parse_report(doc, "x.json").rows[0]
+        self.assertEqual(out["metrics"]["units"], 1e19)
+        self.assertIsInstance(out["metrics"]["units"], float)
+        self.assertIsNone(out["latency"])
 
     def test_fields_a_newer_harness_adds_are_left_alone(self):
         doc = self._one_row()
