@@ -284,7 +284,7 @@ def _one_of(*choices):
 
 
 def _either(*specs, expected):
-    """The first scalar spec that fits; `expected` names them all."""
+    """Any of the scalar specs; `expected` names them all."""
     def check(v):
         return None if any(spec(v) is None for spec in specs) else expected
     return check
@@ -306,6 +306,8 @@ def _strings(v):
 
 
 class _Nullable:
+    """null, or what `spec` says."""
+
     def __init__(self, spec):
         self.spec = spec
 
@@ -314,8 +316,7 @@ class _Nullable:
             _check(self.spec, v, where)
 
 
-def _opt(spec):
-    return _Nullable(spec)
+_opt = _Nullable
 
 
 class _Array:
