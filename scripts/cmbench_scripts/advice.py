@@ -166,6 +166,8 @@ def _nearest(values, target, prefer_at_least=False):
 
 
 def _far(a, b, factor=2.0):
+    if a is None or b is None:  # nothing measured to be far from
+        return False
     if a <= 0 or b <= 0:
         return a != b
     return max(a / b, b / a) > factor
@@ -245,12 +247,13 @@ def _compute_evidence(res, model, profile, cpus, a):
 
 
 def _io_points(res, model):
-    return [p for p in res.points_for("io", model) if "tasks" in p.params]
+    """The model's io runs with tasks to scale from (a run of 0 tasks measured nothing)."""
+    return [p for p in res.points_for("io", model) if p.params.get("tasks", 0) > 0]
 
 
 def _wait_evidence(res, model, profile, a):
     n = profile["concurrent_requests"]
-    all_io = [p for p in res.points if p.workload == "io" and "tasks" in p.params]
+    all_io = [p for p in res.points if p.workload == "io" and p.params.get("tasks", 0) > 0]
     mine = _io_points(res, model)
     need_params = {"tasks": n, "wait_ms": max(0, round(profile["wait_ms"]))}
     if not all_io or not mine:

@@ -466,7 +466,8 @@ def single_config_chart(results, workload):
             vals.append(v)
             iv = figure.interval(p)
             ax.barh(y, v, color=S.model_colour(model), height=0.65,
-                    xerr=[[v - iv[0]], [iv[1] - v]] if iv else None,
+                    # A median outside its repetitions' range (an edited report) draws no whisker.
+                    xerr=[[max(0, v - iv[0])], [max(0, iv[1] - v)]] if iv else None,
                     error_kw={"elinewidth": 0.9, "capsize": 2})
             # The label starts past the whisker, so the interval never strikes through it.
             ax.text(max(v, iv[1]) if iv else v, y, " " + S.fmt_value(figure.kind, v), va="center", fontsize=7.5)
@@ -914,7 +915,7 @@ def _bad_elsewhere(results, workload, model, params):
         return ""
     swept, _ = results.chart_params(workload)
     first = min(bad, key=lambda p: tuple(p.params.get(k, 0) for k in swept))
-    where = ", ".join("%s=%s" % (k, S.fmt_count(first.params[k])) for k in swept
+    where = ", ".join("%s=%s" % (k, S.fmt_count(first.params.get(k))) for k in swept
                       if first.params.get(k) != params.get(k)) or first.params_label()
     more = " +%d" % (len(bad) - 1) if len(bad) > 1 else ""
     return "%s at %s%s" % (first.status, _short(where, 22), more)

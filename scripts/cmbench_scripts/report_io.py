@@ -6,11 +6,12 @@ checks, in order: the file exists and is readable, it is JSON, the top level is 
 (0 or 1; a newer one is refused rather than misread), there is at least one row, and every row
 carries cmbench's `workload` and `model` (a plain Google Benchmark report does not). Then one
 schema walk checks the shape of every field the scripts read (CONTEXT_SCHEMA and ROW_SCHEMA
-below: types, non-negative whole numbers where counts are expected, parameters of at most 18
-digits, no number anywhere of more than 20 digits, nothing nested more than MAX_DEPTH deep);
-fields they do not name are left alone, so a newer harness may add some. Any failure raises
-ReportError with a one-line message naming the file, the JSON path (`benchmarks[3].params.tasks`)
-and what was expected; nothing past the loader checks types again.
+below: types, non-negative whole numbers where counts are expected, times and latencies >= 0,
+parameters of at most 18 digits, no number of more than 20 digits (anywhere, named or not),
+nothing nested more than MAX_DEPTH deep); fields they do not name are left alone, so a newer
+harness may add some. Any failure raises ReportError with a one-line message naming the file,
+the JSON path (`benchmarks[3].params.tasks`) and what was expected; nothing past the loader
+checks types again.
 
 Normalising gives every row the same shape whatever version wrote it:
 
@@ -197,7 +198,7 @@ def _describe(v):
             text = str(abs(v))
         except ValueError:  # more digits than Python converts (4,300)
             return "a number of over 4,300 digits"
-        return str(v) if len(text) <= 24 else "a %d-digit number" % len(text)
+        return str(v) if len(text) <= MAX_DIGITS else "a %d-digit number" % len(text)
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, list):
@@ -240,13 +241,22 @@ def _too_long(v):
 
 
 def _number(v):
+    """A finite number under 10^20 in size (20 digits before the point): no figure of cmbench's
+    comes near, and charts and arithmetic on larger ones overflow."""
     if _too_long(v):
         return "a number of at most %d digits" % MAX_DIGITS
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return "a number"
     if isinstance(v, float) and not math.isfinite(v):
         return "a finite number"
+    if isinstance(v, float) and abs(v) >= 10.0 ** MAX_DIGITS:
+        return "a number of at most %d digits" % MAX_DIGITS
     return None
+
+
+def _duration(v):
+    """A time (or a latency): a number >= 0."""
+    return _number(v) or (None if v >= 0 else "a number >= 0")
 
 
 def _count(v):
@@ -274,7 +284,7 @@ def _one_of(*choices):
 
 
 def _either(*specs, expected):
-    """The first scalar spec that fits; `expected` names them all."""
+    """Any of the scalar specs; `expected` names them all."""
     def check(v):
         return None if any(spec(v) is None for spec in specs) else expected
     return check
@@ -296,6 +306,8 @@ def _strings(v):
 
 
 class _Nullable:
+    """null, or what `spec` says."""
+
     def __init__(self, spec):
         self.spec = spec
 
@@ -304,8 +316,7 @@ class _Nullable:
             _check(self.spec, v, where)
 
 
-def _opt(spec):
-    return _Nullable(spec)
+_opt = _Nullable
 
 
 class _Array:
@@ -345,6 +356,7 @@ class _Object:
 
 
 _NUM = _opt(_number)
+_TIME = _opt(_duration)
 _STR = _opt(_string)
 _COUNT = _opt(_count)
 _BOOL = _opt(_boolean)
@@ -395,7 +407,7 @@ ROW_SCHEMA = _Object({
     "verified": _BOOL, "checksum": _STR, "expected_checksum": _STR,
     **{k: _COUNT for k in ("repetitions", "repetition_index", "ok_repetitions", "threads",
                            "iterations", "family_index", "per_family_instance_index")},
-    "real_time": _NUM, "cpu_time": _NUM,
+    "real_time": _TIME, "cpu_time": _TIME,
     "params": _Object(values=_param),
     "resources": _opt(_Object(dict({k: _NUM for k in RESOURCE_NUMBERS},
                                    **{k: _STR for k in RESOURCE_LABELS}),
@@ -404,12 +416,12 @@ ROW_SCHEMA = _Object({
     "metrics": _opt(_Object(values=_NUM)),
     "latency": _opt(_Object({
         "unit": _one_of(*TIME_UNIT_TO_MS), "count": _COUNT,
-        "mean": _NUM, "min": _NUM, "max": _NUM,
-        "percentiles": _Object(values=_NUM, keys=_percentile_key),
-        "histogram": _opt(_Array(_Array(_number, length=3))),
+        "mean": _TIME, "min": _TIME, "max": _TIME,
+        "percentiles": _Object(values=_TIME, keys=_percentile_key),
+        "histogram": _opt(_Array(_Array(_duration, length=3))),
         "histogram_format": _STR,
     })),
-    "samples": _opt(_Object(values=_opt(_Array(_NUM)))),
+    "samples": _opt(_Object(values=_opt(_Array(_TIME)))),
 })
 
 
@@ -528,10 +540,12 @@ def _normalise_row(row, version, path):
     metrics = row.get("metrics")
     if metrics is None and version < 1 and status == "ok":
         metrics = _derive_metrics(row["workload"], out["params"], resources, out["real_time_ms"])
-    out["metrics"] = {k: v for k, v in (metrics or {}).items() if v is not None}
+    # As floats (the harness's are doubles): numpy would hold a whole number past 2^63 as an
+    # object, which matplotlib cannot draw.
+    out["metrics"] = {k: float(v) for k, v in (metrics or {}).items() if v is not None}
 
     latency = row.get("latency")
-    if latency is not None:
+    if latency is not None and latency["percentiles"]:  # none: nothing to read from it
         lscale = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[latency.get("unit", "ns")]
         pct = {float(k): v * lscale for k, v in latency["percentiles"].items() if v is not None}
         out["latency"] = {"count": latency.get("count"),

@@ -89,7 +89,7 @@ def fmt_rate(v):
 def fmt_ratio(v):
     if v is None:
         return "n/a"
-    if v >= 100:
+    if v >= 100 and math.isfinite(v):  # against a best of 0, a ratio is infinite
         return "%d\u00d7" % round(v)
     return "%s\u00d7" % _sig(v, 3 if v < 10 else 3)
 

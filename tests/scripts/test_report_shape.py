@@ -188,6 +188,14 @@ class ShapeViolations(unittest.TestCase):
              "benchmarks[0].real_time is nan, expected a finite number"),
             ("full.json", 0, lambda r: r.update(cpu_time=True),
              "benchmarks[0].cpu_time is true, expected a number"),
+            ("full.json", 0, lambda r: r.update(real_time=-1),
+             "benchmarks[0].real_time is -1, expected a number >= 0"),
+            ("full.json", 0, lambda r: r.update(real_time=1e300),
+             "benchmarks[0].real_time is 1e+300, expected a number of at most 20 digits"),
+            ("full.json", 0, lambda r: r["metrics"].update(units=10 ** 20),
+             "benchmarks[0].metrics.units is a 21-digit number, expected a number of at most 20 digits"),
+            ("latency.json", lat, lambda r: r["latency"]["percentiles"].update({"99": -5}),
+             "benchmarks[0].latency.percentiles[\"99\"] is -5, expected a number >= 0"),
             ("full.json", 0, lambda r: r["params"].update(tasks=10 ** 18),
              "benchmarks[0].params.tasks is 1000000000000000000, expected a whole number >= 0 of at most 18 digits"),
             ("full.json", 0, lambda r: r["params"].update(tasks=2.5),
@@ -265,6 +273,16 @@ class ShapeViolations(unittest.TestCase):
         self.assertEqual(report.rows[0]["family"], "serial")
         self.assertEqual(report.rows[0]["metrics"], {})
 
+    def test_metrics_are_floats_and_a_latency_without_percentiles_is_none(self):
+        doc = self._one_row("latency.json", _with_latency(load_json(fixture("latency.json"))))
+        row = doc["benchmarks"][0]
+        row["metrics"]["units"] = 10 ** 19  # past int64: numpy could not draw it as a whole number
+        row["latency"]["percentiles"] = {}
+        out = report_io.parse_report(doc, "x.json").rows[0]
+        self.assertEqual(out["metrics"]["units"], 1e19)
+        self.assertIsInstance(out["metrics"]["units"], float)
+        self.assertIsNone(out["latency"])
+
     def test_fields_a_newer_harness_adds_are_left_alone(self):
         doc = self._one_row()
         doc["context"]["partial"] = True
@@ -281,6 +299,93 @@ class ShapeViolations(unittest.TestCase):
             with self.subTest(report=os.path.basename(path)):
                 report = report_io.load_report(path)
                 self.assertTrue(report.rows)
+
+
+def _rows(doc, test=lambda r: True):
+    return [r for r in doc["benchmarks"] if test(r)]
+
+
+def _every(key, value):
+    def mutate(doc):
+        for r in doc["benchmarks"]:
+            r[key] = value
+    return mutate
+
+
+def _every_metric(name, value):
+    def mutate(doc):
+        for r in doc["benchmarks"]:
+            if name in (r.get("metrics") or {}):
+                r["metrics"][name] = value
+    return mutate
+
+
+def _io_tasks_zero(doc):
+    for r in _rows(doc, lambda r: r["workload"] == "io"):
+        r["params"]["tasks"] = 0
+
+
+def _all_times_zero(doc):
+    for r in doc["benchmarks"]:
+        r["real_time"] = 0.0
+        if r.get("samples"):
+            r["samples"]["real_time"] = [0.0 for _ in r["samples"]["real_time"]]
+
+
+def _one_workload_name(doc):
+    """cpu, io and spawn runs (different parameters) under one name, a spawn run failed."""
+    for r in doc["benchmarks"]:
+        if r["workload"] == "spawn" and r["model"] == "threads/pool":
+            r.update(status="failed", error="boom")
+        r["workload"] = "x"
+
+
+# Well-typed values no cmbench run writes, that once crashed a chart or the advice.
+EXTREMES = [
+    ("every time zero", _all_times_zero),                          # a ratio to a best of 0
+    ("every time per unit zero", _every_metric("ns_per_unit", 0.0)),
+    ("a negative ratio", _every_metric("makespan_over_ideal", -1.0)),  # an interval below 0
+    ("medians outside their repetitions' range", _every("real_time", 2.5)),
+    ("no parameters", _every("params", {})),
+    ("io runs of 0 tasks", _io_tasks_zero),
+    ("one workload name for runs of different parameters", _one_workload_name),
+]
+
+
+class WellTypedExtremesDoNotCrash(unittest.TestCase):
+    """Past the loader, a valid report draws, renders and advises without a traceback."""
+
+    @classmethod
+    def setUpClass(cls):
+        from cmbench_scripts import advice
+        cls.base = load_json(fixture("full.json"))
+        keep = ("serial/baseline", "threads/pool", "coroutines/asio")
+        # cpu and spawn swept (line charts), io at one configuration (bars with whiskers).
+        cls.base["benchmarks"] = [r for r in cls.base["benchmarks"] if r["model"] in keep and (
+            r["workload"] != "io" or (r["params"]["tasks"] == 1000 and r["params"]["workers"] == 4))]
+        cls.profiles = [advice.make_profile(advice.load_profile(
+            os.path.join(helpers.PROFILES, name + ".json")), name) for name in ("cpu-batch", "slow-calls")]
+
+    def test_each_extreme(self):
+        import copy
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from cmbench_scripts import advice, charts, html, results
+        for name, mutate in EXTREMES:
+            with self.subTest(extreme=name):
+                doc = copy.deepcopy(self.base)
+                mutate(doc)
+                res = results.Results([report_io.parse_report(doc, "x.json")])
+                try:
+                    built = charts.build_charts(res)
+                    self.assertIn("<html", html.render_page(res, built).lower())
+                    for profile in self.profiles:
+                        result = advice.advise(res, profile)
+                        advice.to_text(result, res)
+                        json.dumps(advice.to_json(result))
+                finally:
+                    plt.close("all")
 
 
 if __name__ == "__main__":
