@@ -337,7 +337,9 @@ nlohmann::ordered_json build_rows(const std::vector<run_record>& runs) {
       }
       rows.push_back(std::move(row));
     }
-    for (const auto& why : r.skipped) {
+    // A repetition that did not run: skipped after a limit or a timeout, or not reached before
+    // an interrupt.
+    auto skipped_row = [&](const std::string& why) {
       nlohmann::ordered_json row = identity(r);
       row["run_type"] = "iteration";
       row["repetition_index"] = index++;
@@ -349,20 +351,9 @@ nlohmann::ordered_json build_rows(const std::vector<run_record>& runs) {
       row["metrics"] = nlohmann::ordered_json::object();
       mark_failed(row, "skipped", why);
       rows.push_back(std::move(row));
-    }
-    for (std::size_t i = 0; i < r.not_run; ++i) {
-      nlohmann::ordered_json row = identity(r);
-      row["run_type"] = "iteration";
-      row["repetition_index"] = index++;
-      row["real_time"] = 0.0;
-      row["cpu_time"] = 0.0;
-      row["checksum"] = nullptr;
-      row["verified"] = false;
-      row["resources"] = nlohmann::ordered_json::object();
-      row["metrics"] = nlohmann::ordered_json::object();
-      mark_failed(row, "skipped", not_run_reason(r));
-      rows.push_back(std::move(row));
-    }
+    };
+    for (const auto& why : r.skipped) skipped_row(why);
+    for (std::size_t i = 0; i < r.not_run; ++i) skipped_row(not_run_reason(r));
     rows.push_back(aggregate_row(r));
   }
   return rows;
