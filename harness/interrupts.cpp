@@ -17,6 +17,7 @@ char running_result[256] = {};
 char running_result_temp[260] = {};  // the trial writes result.json.tmp first, then renames it
 char running_dir[256] = {};
 char lock_file[512] = {};
+char report_temp[512] = {};
 
 extern "C" void on_interrupt(int sig) {
   const pid_t group = running_group;
@@ -29,6 +30,7 @@ extern "C" void on_interrupt(int sig) {
   if (running_result_temp[0] != '\0') unlink(running_result_temp);
   if (running_dir[0] != '\0') rmdir(running_dir);
   if (lock_file[0] != '\0') unlink(lock_file);
+  if (report_temp[0] != '\0') unlink(report_temp);
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -73,6 +75,8 @@ void set_files(const std::string& result_path, const std::string& dir) {
 }
 
 void set_lock_file(const std::string& path) { copy_path(lock_file, sizeof(lock_file), path); }
+
+void set_report_temp(const std::string& path) { copy_path(report_temp, sizeof(report_temp), path); }
 
 void defer() {
   install();

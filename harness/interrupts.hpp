@@ -23,6 +23,9 @@ void set_group(pid_t group);
 void set_files(const std::string& result_path, const std::string& dir);
 // A file of the suite (its lock) removed when an interrupt ends cmbench at once; empty: none.
 void set_lock_file(const std::string& path);
+// The report's temporary file while it is written, removed when an interrupt ends cmbench at once
+// (a second interrupt while the report is written); empty: none.
+void set_report_temp(const std::string& path);
 
 // From now on an interrupt is recorded for the suite to act on, not acted on at once.
 void defer();

@@ -1,4 +1,5 @@
 // cmbench: run the same verified work under threads, processes and coroutines; report it.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -190,6 +191,19 @@ suite_options resumed_options(const std::string& journal_path) {
   return options;
 }
 
+// During a trial cmbench itself holds up to 9 descriptors (the standard streams, its lock and
+// journal, the trial's result file and the pipes it shares with the trial); below this, every
+// trial would fail alike for want of one, which is the user's limit, not any model's finding.
+constexpr rlim_t least_descriptors = 16;
+
+void check_descriptor_limit() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0 || files.rlim_cur >= least_descriptors) return;
+  throw std::invalid_argument("RLIMIT_NOFILE is " + std::to_string(files.rlim_cur) + ": cmbench needs at least " +
+                              std::to_string(least_descriptors) + " file descriptors (its own files and pipes, and "
+                              "a model's); raise it, e.g. `ulimit -n 1024`");
+}
+
 }  // namespace
 }  // namespace cmbench
 
@@ -255,6 +269,7 @@ int main(int argc, char** argv) {
     if (trial->parsed()) {
       return run_trial_here(nlohmann::json::parse(request_text).get<trial_request>(), result_path);
     }
+    check_descriptor_limit();
     suite_options options;
     if (run->get_option("--resume")->count() > 0) {
       if (run_args.resume.empty()) throw std::invalid_argument("--resume needs a journal (OUT.journal)");

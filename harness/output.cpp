@@ -1,6 +1,7 @@
 #include "harness/output.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +31,23 @@ bool is_partial_report(const std::string& path) {
   if (j.is_discarded() || !j.is_object() || !j.contains("context") || !j["context"].is_object()) return false;
   const auto& context = j["context"];
   return context.contains("partial") && context["partial"] == true;
+}
+
+// OUT.tmp.PID of a run killed outright while it wrote the report (no handler runs on SIGKILL):
+// removed by the next run that holds OUT's lock, once no process PID is alive.
+void remove_stale_temporaries(const std::string& out) {
+  const fs::path target(out);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) fs::remove(entry.path(), ec);
+  }
 }
 
 }  // namespace
@@ -72,6 +90,7 @@ out_lock::out_lock(const std::string& out) : path_(lock_path_of(out)) {
     close(fd);
   }
   if (fd_ < 0) throw std::invalid_argument("--out " + out + ": cannot lock " + path_ + ": it keeps being replaced");
+  remove_stale_temporaries(out);
   const std::string pid = std::to_string(getpid());
   if (ftruncate(fd_, 0) != 0 || pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
     // The lock holds without the pid in it; only a refused run's message would miss it.

@@ -20,9 +20,11 @@
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
+#include <system_error>
 
 #include "harness/interrupts.hpp"
 #include "harness/output.hpp"
+#include "models/system_limits.hpp"
 #include "workloads/observe.hpp"
 
 namespace cmbench {
@@ -162,6 +164,18 @@ void latency_record::add_to(latency_histogram& h) const {
   h.add_summary(count, sum_ns, min_ns, max_ns);
 }
 
+// A model out of file descriptors is at a named limit, as one out of threads or memory is: the
+// count is read here, while the model still holds its descriptors.
+template <class F>
+auto naming_descriptor_limits(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::system_error& e) {
+    if (!out_of_descriptors(e)) throw;
+    throw limit_error(std::string(e.what()) + " (" + describe_descriptor_limit(e) + ")");
+  }
+}
+
 int run_trial_here(const trial_request& request, const std::string& path) {
   trial_result result;
   try {
@@ -177,7 +191,8 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     std::unique_ptr<prepared_run> prepared = workload->prepare(request.params);
 
     const auto setup_start = clock::now();
-    std::unique_ptr<model_instance> model = model_entry->make(prepared->config());
+    std::unique_ptr<model_instance> model =
+        naming_descriptor_limits([&] { return model_entry->make(prepared->config()); });
     result.setup_ns = ns_between(setup_start, clock::now());
 
     const system::group_memory memory_before = system::process_group_memory(getpgrp());
@@ -191,7 +206,7 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     // teardown count for none, and a pool's workers count only for what they did in the window.
     const system::trial_counters before = system::read_counters_before(getpgrp());
     const auto start = clock::now();
-    const std::uint64_t returned = prepared->run(*model);
+    const std::uint64_t returned = naming_descriptor_limits([&] { return prepared->run(*model); });
     const auto stop = clock::now();
     const system::trial_counters after = system::read_counters_after(getpgrp(), before);
     result.usage = system::usage_between(before, after);

@@ -3,15 +3,19 @@
 // Async-signal-safe (open/read/close/getrlimit and plain parsing): a forked child may call it.
 #pragma once
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <system_error>
 
 namespace cmbench {
 
@@ -87,6 +91,49 @@ inline std::string with_thousands(std::uint64_t n) {
     out += digits[i];
   }
   return out;
+}
+
+// Descriptors this process has open now (/proc/self/fd, less the one reading it), or -1.
+inline std::int64_t open_descriptor_count() noexcept {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  std::int64_t n = 0;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] != '.') ++n;
+  }
+  ::closedir(dir);
+  return n - 1;
+}
+
+// EMFILE or ENFILE when `error` carries one of them as an errno value (std::system_category,
+// std::generic_category, or Asio's own system category, which standalone Asio defines apart), else 0.
+inline int descriptor_errno(const std::exception& error) noexcept {
+  const auto* system = dynamic_cast<const std::system_error*>(&error);
+  if (system == nullptr) return 0;
+  const std::string_view category = system->code().category().name();
+  if (category != "system" && category != "generic" && category != "asio.system") return 0;
+  const int value = system->code().value();
+  return value == EMFILE || value == ENFILE ? value : 0;
+}
+
+// True when `error` is the kernel refusing a new descriptor: this process's RLIMIT_NOFILE
+// (EMFILE) or the system's fs.file-max (ENFILE).
+inline bool out_of_descriptors(const std::exception& error) noexcept {
+  return descriptor_errno(error) != 0;
+}
+
+// "RLIMIT_NOFILE=16 reached (16 descriptors open)": the limit a descriptor failure hit and the
+// count reached, read while the failing model still holds its descriptors. EMFILE means no number
+// below the limit was free, so when not even /proc/self/fd can be opened, the count is the limit.
+inline std::string describe_descriptor_limit(const std::exception& error) {
+  if (descriptor_errno(error) == ENFILE) return "fs.file-max (the system's open files) reached";
+  rlimit files{};
+  ::getrlimit(RLIMIT_NOFILE, &files);
+  if (files.rlim_cur == RLIM_INFINITY) return "RLIMIT_NOFILE=unlimited";
+  const std::int64_t counted = open_descriptor_count();
+  const std::int64_t open = counted >= 0 ? counted : static_cast<std::int64_t>(files.rlim_cur);
+  return "RLIMIT_NOFILE=" + std::to_string(files.rlim_cur) + " reached (" + std::to_string(open) +
+         " descriptors open)";
 }
 
 // CPUs this process may run on (its affinity mask, which taskset and cgroups' cpusets narrow;

@@ -397,4 +397,34 @@ TEST(limits, a_trial_killed_by_the_oom_killer_is_named_and_not_repeated) {
   EXPECT_EQ(runs.begin()->second.repetitions.size(), 3u);
 }
 
+// File descriptors: an event loop takes an epoll, an eventfd and a timerfd, so a model with a loop
+// per worker met RLIMIT_NOFILE inside a job and said only "eventfd_select_interrupter: Too many
+// open files", repeating every repetition. Now every model runs or names RLIMIT_NOFILE with the
+// count reached, and the limit is not repeated.
+TEST(limits, every_model_runs_or_names_rlimit_nofile) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("prlimit --nofile=40 --", "run --workloads io,ring --preset quick --param workers=32 "
+                                               "--repetitions 2 --floors off --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = load(out);
+  const int stopped = check_every_run_ok_or_stopped_at_a_limit(report, {"RLIMIT_NOFILE"}, r.output);
+  EXPECT_GE(stopped, 1) << "no model met RLIMIT_NOFILE=40 with 32 workers: the test no longer tests it\n" << r.output;
+  for (const auto& [name, run_of] : rows_by_run(report)) {
+    const std::string error = error_of(run_of.repetitions.front());
+    if (error.empty()) continue;
+    EXPECT_NE(error.find("RLIMIT_NOFILE=40 reached ("), std::string::npos) << name << ": the count reached: " << error;
+  }
+}
+
+// Below what cmbench itself needs, every trial would fail alike: refused before anything runs.
+TEST(limits, a_descriptor_limit_too_low_for_cmbench_itself_is_refused) {
+  temp_dir dir;
+  const std::string out = dir.file("report.json");
+  const auto r = run("prlimit --nofile=8 --", "run --workloads cpu --preset quick --floors off --out " + out);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("RLIMIT_NOFILE is 8"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+}
+
 }  // namespace
