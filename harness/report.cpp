@@ -17,6 +17,7 @@
 
 #include "harness/interrupts.hpp"
 #include "harness/system.hpp"
+#include "models/median.hpp"
 
 namespace cmbench {
 namespace {
@@ -25,13 +26,6 @@ std::string hex(std::uint64_t v) {
   char text[24];
   std::snprintf(text, sizeof(text), "0x%016llx", static_cast<unsigned long long>(v));
   return text;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 std::string command_output(const std::string& command) {
@@ -214,8 +208,9 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
     cpu.push_back(static_cast<double>(t->usage.user_ns + t->usage.sys_ns) / 1e6);
     all.push_back(figures_of(r, *t));
   }
-  row["real_time"] = median(real);
-  row["cpu_time"] = median(cpu);
+  // GB's time fields are numbers: a run with no verified repetition has 0 (its status says why).
+  row["real_time"] = real.empty() ? 0.0 : median(real);
+  row["cpu_time"] = cpu.empty() ? 0.0 : median(cpu);
   row["samples"] = {{"real_time", real}, {"cpu_time", cpu}};
   row["ok_repetitions"] = ok.size();
   row["verified"] = !ok.empty();
