@@ -36,16 +36,6 @@ std::int64_t ns_between(clock::time_point a, clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
 }
 
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw std::runtime_error("cannot write " + temp);
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + temp);
-}
-
 std::string signal_text(int sig) {
   const char* name = strsignal(sig);
   return "signal " + std::to_string(sig) + " (" + (name ? name : "unknown") + ")";
@@ -229,7 +219,7 @@ int run_trial_here(const trial_request& request, const std::string& path) {
   }
   result.peak_rss_bytes = system::current_usage().self_max_rss_bytes;
   try {
-    write_file_atomically(path, nlohmann::json(result).dump());
+    write_atomically(path, nlohmann::json(result).dump(), written_file::trial_result);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cmbench trial: %s\n", e.what());
     return 3;
@@ -281,6 +271,7 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   }
   setpgid(pid, pid);  // both sides set it, so no sample or kill races the child's own call
   interrupts::set_group(pid);
+  interrupts::set_result_temp(temp_path_of(result_path, pid));
   link.close_trial_ends();
 
   const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
