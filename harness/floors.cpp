@@ -15,19 +15,14 @@
 #include <exception>
 #include <string>
 
+#include "harness/format.hpp"
 #include "harness/interrupts.hpp"
 #include "models/floors/probes.hpp"
 
 namespace cmbench {
 namespace {
 
-std::string format_ns(double ns) {
-  char text[32];
-  if (ns >= 1e6) std::snprintf(text, sizeof(text), "%.2f ms", ns / 1e6);
-  else if (ns >= 1e3) std::snprintf(text, sizeof(text), "%.1f us", ns / 1e3);
-  else std::snprintf(text, sizeof(text), "%.1f ns", ns);
-  return text;
-}
+std::string ns_text(double ns) { return duration_text(std::chrono::duration<double, std::nano>(ns)); }
 
 }  // namespace
 
@@ -184,11 +179,11 @@ std::string floors_table(const nlohmann::ordered_json& measured) {
   out += line;
   if (!measured.is_array()) return out + "error: " + measured.value("error", std::string("no floors")) + "\n";
   for (const auto& p : measured) {
-    const std::string figure = p.contains("ns_per_op") ? format_ns(p.at("ns_per_op").get<double>())
+    const std::string figure = p.contains("ns_per_op") ? ns_text(p.at("ns_per_op").get<double>())
                                : p.contains("skipped")  ? "skipped"
                                                         : "FAILED";
     const std::string p50 =
-        p.contains("p50_ns") && p.at("p50_ns").is_number() ? format_ns(p.at("p50_ns").get<double>()) : "-";
+        p.contains("p50_ns") && p.at("p50_ns").is_number() ? ns_text(p.at("p50_ns").get<double>()) : "-";
     std::snprintf(line, sizeof(line), "%-29s %10s %10s  %-11s %s\n", p.at("name").get<std::string>().c_str(),
                   figure.c_str(), p50.c_str(), p.at("per").get<std::string>().c_str(),
                   p.contains("error")     ? p.at("error").get<std::string>().c_str()

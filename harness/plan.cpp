@@ -14,19 +14,14 @@
 #include <stdexcept>
 #include <string>
 
+#include "harness/format.hpp"
 #include "harness/interrupts.hpp"
 #include "harness/params.hpp"
 
 namespace cmbench {
 namespace {
 
-std::string seconds_text(double s) {
-  char text[48];
-  if (s >= 3600) std::snprintf(text, sizeof(text), "%.1f h", s / 3600);
-  else if (s >= 60) std::snprintf(text, sizeof(text), "%.1f min", s / 60);
-  else std::snprintf(text, sizeof(text), "%.3g s", s);
-  return text;
-}
+std::string seconds_text(double s) { return duration_text(std::chrono::duration<double>(s)); }
 
 }  // namespace
 

@@ -17,6 +17,7 @@
 #include <tuple>
 
 #include "harness/floors.hpp"
+#include "harness/format.hpp"
 #include "harness/plan.hpp"
 #include "harness/interrupts.hpp"
 #include "harness/journal.hpp"
@@ -40,23 +41,6 @@ void add_unique(std::vector<const T*>& to, const T* item) {
   if (std::find(to.begin(), to.end(), item) == to.end()) to.push_back(item);
 }
 
-std::string format_ms(double ms) {
-  char text[32];
-  if (ms >= 100) std::snprintf(text, sizeof(text), "%.0f", ms);
-  else if (ms >= 1) std::snprintf(text, sizeof(text), "%.2f", ms);
-  else std::snprintf(text, sizeof(text), "%.4f", ms);
-  return text;
-}
-
-std::string format_bytes(double bytes) {
-  char text[32];
-  if (bytes >= 1024.0 * 1024 * 1024) std::snprintf(text, sizeof(text), "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
-  else if (bytes >= 1024.0 * 1024) std::snprintf(text, sizeof(text), "%.1f MiB", bytes / (1024.0 * 1024));
-  else if (bytes >= 1024.0) std::snprintf(text, sizeof(text), "%.1f KiB", bytes / 1024.0);
-  else std::snprintf(text, sizeof(text), "%.0f B", bytes);
-  return text;
-}
-
 // The parameters that size the work, without those that size the model.
 param_values work_params(const param_values& params) {
   param_values work;
@@ -70,15 +54,6 @@ double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
   return n == 0 ? std::nan("") : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-std::string format_figure(double v) {
-  char text[32];
-  if (std::isnan(v)) return "-";
-  if (std::abs(v) >= 1e6) std::snprintf(text, sizeof(text), "%.3g", v);
-  else if (std::abs(v) >= 100) std::snprintf(text, sizeof(text), "%.0f", v);
-  else std::snprintf(text, sizeof(text), "%.3g", v);
-  return text;
 }
 
 // The planned runs as the journal records them: a resumed run must plan the very same.
@@ -276,7 +251,7 @@ int run_suite(const suite_options& options) {
     std::fprintf(stderr, "[%4zu/%zu] %-6s %-20s %s  %s", ++done, total, r.workload->name.c_str(),
                  r.model->name.c_str(), params_label(*r.workload, r.params).c_str(), what.c_str());
     if (t != nullptr) {
-      if (t->ok) std::fprintf(stderr, "  %s ms%s", format_ms(static_cast<double>(t->wall_ns) / 1e6).c_str(),
+      if (t->ok) std::fprintf(stderr, "  %s ms%s", ms_text(static_cast<double>(t->wall_ns) / 1e6).c_str(),
                               t->checksum == r.expected_checksum ? "" : "  CHECKSUM MISMATCH");
       else std::fprintf(stderr, "  failed: %s", t->error.c_str());
     }
@@ -481,7 +456,7 @@ std::string summary_table(const std::vector<run_record>& runs) {
   std::map<std::string, const run_record*> group_floors;
   auto end_group = [&] {
     if (group_floors.empty()) return;
-    auto time = [](double ns) { return ns >= 1000 ? format_figure(ns / 1000) + " us" : format_figure(ns) + " ns"; };
+    auto time = [](double ns) { return ns >= 1000 ? figure_text(ns / 1000) + " us" : figure_text(ns) + " ns"; };
     out << "(x): p50 over the model's round-trip floor, the lower of two measurements just before and just after "
            "these trials:";
     const char* sep = " ";
@@ -580,7 +555,7 @@ std::string summary_table(const std::vector<run_record>& runs) {
       }
       figure = median_of(values);
     }
-    std::string speedup = format_figure(figure);
+    std::string speedup = figure_text(figure);
     if (r.workload->summary_metric == "speedup" && !std::isnan(figure)) {
       char text[16];
       std::snprintf(text, sizeof(text), "%.2fx", figure);
@@ -595,12 +570,12 @@ std::string summary_table(const std::vector<run_record>& runs) {
     const unit_memory um = unit_memory_of(*mid);
     char cpus[16], range[48], switches[32];
     std::snprintf(cpus, sizeof(cpus), "%.2f", cpu);
-    std::snprintf(range, sizeof(range), "%s..%s", format_ms(sorted.front()).c_str(), format_ms(sorted.back()).c_str());
+    std::snprintf(range, sizeof(range), "%s..%s", ms_text(sorted.front()).c_str(), ms_text(sorted.back()).c_str());
     std::snprintf(switches, sizeof(switches), "%lld",
                   static_cast<long long>(mid->usage.voluntary_switches + mid->usage.involuntary_switches));
-    std::snprintf(line, sizeof(line), header, r.model->name.c_str(), status.c_str(), format_ms(med).c_str(), range,
-                  speedup.c_str(), cpus, format_bytes(static_cast<double>(mid->peak_pss_bytes)).c_str(),
-                  um.units_alive > 0 ? format_bytes(um.pss_bytes / um.units_alive).c_str() : "-", switches);
+    std::snprintf(line, sizeof(line), header, r.model->name.c_str(), status.c_str(), ms_text(med).c_str(), range,
+                  speedup.c_str(), cpus, bytes_text(static_cast<double>(mid->peak_pss_bytes)).c_str(),
+                  um.units_alive > 0 ? bytes_text(um.pss_bytes / um.units_alive).c_str() : "-", switches);
     out << line;
   }
   end_group();
