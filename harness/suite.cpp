@@ -22,6 +22,7 @@
 #include "harness/interrupts.hpp"
 #include "harness/journal.hpp"
 #include "harness/output.hpp"
+#include "harness/summary.hpp"
 #include "harness/system.hpp"
 
 namespace cmbench {
@@ -39,21 +40,6 @@ std::vector<std::string> split(const std::string& list) {
 template <class T>
 void add_unique(std::vector<const T*>& to, const T* item) {
   if (std::find(to.begin(), to.end(), item) == to.end()) to.push_back(item);
-}
-
-// The parameters that size the work, without those that size the model.
-param_values work_params(const param_values& params) {
-  param_values work;
-  for (const auto& [name, value] : params) {
-    if (!sizes_model(name)) work.emplace(name, value);
-  }
-  return work;
-}
-
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n == 0 ? std::nan("") : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // The planned runs as the journal records them: a resumed run must plan the very same.
@@ -413,7 +399,7 @@ int run_suite(const suite_options& options) {
   // --resume can write it where asked once that works (it runs nothing again).
   if (written.path == options.out) journal->remove();
 
-  std::cout << summary_table(runs);
+  std::cout << summary_table(runs, report["benchmarks"]);
   // A run stopped at a named system limit is a finding; any other failure (a crash, a timeout, a
   // deadlock, an error, a wrong checksum) must fail the command, so CI sees it.
   std::size_t mismatched = 0;
@@ -445,141 +431,6 @@ int run_suite(const suite_options& options) {
     interrupts::end();
   }
   return status;
-}
-
-std::string summary_table(const std::vector<run_record>& runs) {
-  std::ostringstream out;
-  char line[512];
-  const char* header = "%-20s %-8s %11s %19s %16s %6s %10s %10s %9s\n";
-  std::string current;
-  // After a group whose figure was read against floors: which floors, measured at what.
-  std::map<std::string, const run_record*> group_floors;
-  auto end_group = [&] {
-    if (group_floors.empty()) return;
-    auto time = [](double ns) { return ns >= 1000 ? figure_text(ns / 1000) + " us" : figure_text(ns) + " ns"; };
-    out << "(x): p50 over the model's round-trip floor, the lower of two measurements just before and just after "
-           "these trials:";
-    const char* sep = " ";
-    for (const auto& [name, r] : group_floors) {
-      out << sep << name << " " << time(r->round_trip_floor_ns);
-      if (r->round_trip_floor_before_ns > 0 && r->round_trip_floor_after_ns > 0) {
-        out << " (" << time(r->round_trip_floor_before_ns) << " / " << time(r->round_trip_floor_after_ns) << ")";
-      }
-      sep = ", ";
-    }
-    out << "\n";
-    group_floors.clear();
-  };
-  // One block per workload and parameter combination, every model in it, in the order the
-  // combinations first appear (runs are listed model by model).
-  std::vector<std::string> group_of;
-  std::map<std::string, std::size_t> first_seen;
-  for (const auto& r : runs) {
-    group_of.push_back(r.workload->name + "  " + params_label(*r.workload, r.params));
-    first_seen.emplace(group_of.back(), first_seen.size());
-  }
-  std::vector<std::size_t> order(runs.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return first_seen.at(group_of[a]) < first_seen.at(group_of[b]);
-  });
-  for (const std::size_t index : order) {
-    const run_record& r = runs[index];
-    const std::string& group = group_of[index];
-    if (group != current) {
-      end_group();
-      current = group;
-      out << "\n" << group << "\n";
-      std::snprintf(line, sizeof(line), header, "model", "status", "median ms", "min..max ms",
-                    r.workload->summary_label.c_str(), "CPUs", "peak PSS", "bytes/unit", "ctx sw");
-      out << line;
-    }
-    std::vector<double> walls;
-    const trial_result* mid = nullptr;
-    for (const auto& t : r.trials) {
-      if (t.ok && t.checksum == r.expected_checksum) walls.push_back(static_cast<double>(t.wall_ns) / 1e6);
-    }
-    std::string status = !walls.empty() && walls.size() == r.repetitions() ? "ok"
-                         : r.trials.empty()                               ? "skipped"
-                                                                          : "FAILED";
-    if (walls.empty()) {
-      std::string why = !r.trials.empty() ? r.trials.front().error
-                        : r.skipped.empty() ? std::string("no trial ran")
-                                            : r.skipped.front();
-      if (why.empty() && !r.trials.empty()) why = "checksum mismatch";
-      std::snprintf(line, sizeof(line), "%-20s %-8s %s\n", r.model->name.c_str(), status.c_str(), why.c_str());
-      out << line;
-      continue;
-    }
-    std::vector<double> sorted = walls;
-    std::sort(sorted.begin(), sorted.end());
-    const double med = sorted.size() % 2 ? sorted[sorted.size() / 2]
-                                          : (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]) / 2;
-    for (const auto& t : r.trials) {
-      if (t.ok && (mid == nullptr || std::abs(static_cast<double>(t.wall_ns) / 1e6 - med) <
-                                         std::abs(static_cast<double>(mid->wall_ns) / 1e6 - med))) {
-        mid = &t;
-      }
-    }
-    // The workload's figure of merit: a median over the verified repetitions, or the speedup
-    // against serial/baseline's median at the same work (serial ignores workers).
-    double figure = std::nan("");
-    double floor_ratio = std::nan("");
-    if (r.workload->summary_metric == "speedup") {
-      for (const auto& s : runs) {
-        if (s.workload != r.workload || s.model->info.family != "serial" ||
-            work_params(s.params) != work_params(r.params)) {
-          continue;
-        }
-        std::vector<double> sw;
-        for (const auto& t : s.trials) {
-          if (t.ok && t.checksum == s.expected_checksum) sw.push_back(static_cast<double>(t.wall_ns) / 1e6);
-        }
-        if (!sw.empty()) figure = median_of(sw) / med;
-      }
-    } else if (r.workload->summary_metric == "latency_p50_ns") {
-      // A percentile of every verified repetition's round trips pooled, as the report's median row.
-      latency_histogram pooled;
-      for (const auto& t : r.trials) {
-        if (t.ok && t.checksum == r.expected_checksum) t.latency.add_to(pooled);
-      }
-      if (pooled.count() > 0) figure = static_cast<double>(pooled.percentile(50));
-      if (pooled.count() > 0 && r.round_trip_floor_ns > 0) {
-        floor_ratio = figure / r.round_trip_floor_ns;
-        group_floors[r.round_trip_floor] = &r;
-      }
-    } else {
-      std::vector<double> values;
-      for (const auto& t : r.trials) {
-        if (t.ok && t.checksum == r.expected_checksum) values.push_back(trial_metric(r, t, r.workload->summary_metric));
-      }
-      figure = median_of(values);
-    }
-    std::string speedup = figure_text(figure);
-    if (r.workload->summary_metric == "speedup" && !std::isnan(figure)) {
-      char text[16];
-      std::snprintf(text, sizeof(text), "%.2fx", figure);
-      speedup = text;
-    }
-    if (!std::isnan(floor_ratio)) {
-      char text[32];
-      std::snprintf(text, sizeof(text), " (%.2gx)", floor_ratio);
-      speedup += text;
-    }
-    const double cpu = static_cast<double>(mid->usage.user_ns + mid->usage.sys_ns) / static_cast<double>(mid->wall_ns);
-    const unit_memory um = unit_memory_of(*mid);
-    char cpus[16], range[48], switches[32];
-    std::snprintf(cpus, sizeof(cpus), "%.2f", cpu);
-    std::snprintf(range, sizeof(range), "%s..%s", ms_text(sorted.front()).c_str(), ms_text(sorted.back()).c_str());
-    std::snprintf(switches, sizeof(switches), "%lld",
-                  static_cast<long long>(mid->usage.voluntary_switches + mid->usage.involuntary_switches));
-    std::snprintf(line, sizeof(line), header, r.model->name.c_str(), status.c_str(), ms_text(med).c_str(), range,
-                  speedup.c_str(), cpus, bytes_text(static_cast<double>(mid->peak_pss_bytes)).c_str(),
-                  um.units_alive > 0 ? bytes_text(um.pss_bytes / um.units_alive).c_str() : "-", switches);
-    out << line;
-  }
-  end_group();
-  return out.str();
 }
 
 }  // namespace cmbench

@@ -41,7 +41,4 @@ std::vector<const workload_entry*> select_workloads(const std::string& list);
 // process by the signal.
 int run_suite(const suite_options& options);
 
-// The human summary of a set of runs (one line per run), as printed at the end of `cmbench run`.
-std::string summary_table(const std::vector<run_record>& runs);
-
 }  // namespace cmbench
