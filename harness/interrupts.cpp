@@ -98,4 +98,11 @@ void end() {
   _exit(128 + sig);  // only if the signal was ignored before cmbench started (it never records one then)
 }
 
+std::string signal_name(int sig) {
+  return sig == SIGINT    ? "SIGINT"
+         : sig == SIGTERM ? "SIGTERM"
+         : sig == SIGHUP  ? "SIGHUP"
+                          : "signal " + std::to_string(sig);
+}
+
 }  // namespace cmbench::interrupts

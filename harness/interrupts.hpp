@@ -37,4 +37,7 @@ int requested();
 // Ends cmbench by the recorded signal, as if its default action had run (the shell sees it).
 [[noreturn]] void end();
 
+// "SIGINT", "SIGTERM", "SIGHUP", else "signal N": how the report and the messages name an interrupt.
+std::string signal_name(int sig);
+
 }  // namespace cmbench::interrupts

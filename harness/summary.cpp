@@ -92,12 +92,13 @@ std::string figure_cell(const run_record& r, const json& row, const std::vector<
   char text[48];
   if (metric == "speedup") {
     for (const auto& s : runs) {
-      if (s.workload != r.workload || s.model->info.family != "serial" || work_params(s.params) != work_params(r.params)) {
-        continue;
-      }
+      const bool reference = s.workload == r.workload && s.model->info.family == "serial" &&
+                             work_params(s.params) == work_params(r.params);
+      if (!reference) continue;
       const json& serial = *aggregates.at(s.run_name());
       if (serial.at("ok_repetitions").get<std::size_t>() == 0) break;
-      std::snprintf(text, sizeof(text), "%.2fx", serial.at("real_time").get<double>() / row.at("real_time").get<double>());
+      const double speedup = serial.at("real_time").get<double>() / row.at("real_time").get<double>();
+      std::snprintf(text, sizeof(text), "%.2fx", speedup);
       return text;
     }
     return figure_text(std::nan(""));
