@@ -15,19 +15,15 @@
 #include <exception>
 #include <string>
 
+#include "harness/format.hpp"
 #include "harness/interrupts.hpp"
+#include "harness/report.hpp"
 #include "models/floors/probes.hpp"
 
 namespace cmbench {
 namespace {
 
-std::string format_ns(double ns) {
-  char text[32];
-  if (ns >= 1e6) std::snprintf(text, sizeof(text), "%.2f ms", ns / 1e6);
-  else if (ns >= 1e3) std::snprintf(text, sizeof(text), "%.1f us", ns / 1e3);
-  else std::snprintf(text, sizeof(text), "%.1f ns", ns);
-  return text;
-}
+std::string ns_text(double ns) { return duration_text(std::chrono::duration<double, std::nano>(ns)); }
 
 }  // namespace
 
@@ -184,11 +180,11 @@ std::string floors_table(const nlohmann::ordered_json& measured) {
   out += line;
   if (!measured.is_array()) return out + "error: " + measured.value("error", std::string("no floors")) + "\n";
   for (const auto& p : measured) {
-    const std::string figure = p.contains("ns_per_op") ? format_ns(p.at("ns_per_op").get<double>())
+    const std::string figure = p.contains("ns_per_op") ? ns_text(p.at("ns_per_op").get<double>())
                                : p.contains("skipped")  ? "skipped"
                                                         : "FAILED";
     const std::string p50 =
-        p.contains("p50_ns") && p.at("p50_ns").is_number() ? format_ns(p.at("p50_ns").get<double>()) : "-";
+        p.contains("p50_ns") && p.at("p50_ns").is_number() ? ns_text(p.at("p50_ns").get<double>()) : "-";
     std::snprintf(line, sizeof(line), "%-29s %10s %10s  %-11s %s\n", p.at("name").get<std::string>().c_str(),
                   figure.c_str(), p50.c_str(), p.at("per").get<std::string>().c_str(),
                   p.contains("error")     ? p.at("error").get<std::string>().c_str()
@@ -197,6 +193,58 @@ std::string floors_table(const nlohmann::ordered_json& measured) {
     out += line;
   }
   return out;
+}
+
+suite_floors::suite_floors(bool on, std::chrono::nanoseconds sample_time)
+    : on_(on), sample_time_(sample_time), first_(measure("before the trials")), latest_(first_) {}
+
+nlohmann::ordered_json suite_floors::measure(const std::string& when) const {
+  if (!on_) return nullptr;
+  std::fprintf(stderr, "[floors] measuring the models' primitive floors %s\n", when.c_str());
+  nlohmann::ordered_json measured = measure_floors_in_child(sample_time_, 3, std::chrono::seconds{120});
+  // Stopped by an interrupt: say so, rather than that the floors process failed.
+  if (const int sig = interrupts::requested(); sig != 0) {
+    measured = {{"error", "not measured: interrupted by " + interrupts::signal_name(sig)}};
+  }
+  return measured;
+}
+
+void suite_floors::before_block(const std::string& workload) {
+  if (!fresh_) latest_ = measure("before the " + workload + " trials");
+  block_before_ = latest_;
+}
+
+void suite_floors::after_block(std::size_t first, std::size_t last, const std::string& workload) {
+  latest_ = measure("after the " + workload + " trials");
+  fresh_ = true;
+  bracketed_.emplace_back(first, last, combine_floors(block_before_, latest_));
+}
+
+nlohmann::ordered_json suite_floors::finish(std::vector<run_record>& runs, bool interrupted) {
+  if (!on_) return nullptr;
+  nlohmann::ordered_json floors = combine_floors(first_, fresh_ || interrupted ? latest_ : measure("after the trials"));
+  auto set_floor = [](run_record& r, const std::map<std::string, floor_value>& values) {
+    std::string name(r.model->info.round_trip_floor);
+    auto it = values.find(name);
+    // One CPU: no cross-CPU round trip was measured; the unpinned one is the floor there.
+    if (it == values.end() && name.ends_with("_cross_cpu")) it = values.find(name.substr(0, name.size() - 10));
+    if (it != values.end()) {
+      r.round_trip_floor = it->first;
+      r.round_trip_floor_ns = it->second.ns;
+      r.round_trip_floor_before_ns = it->second.before_ns;
+      r.round_trip_floor_after_ns = it->second.after_ns;
+    }
+  };
+  const auto whole_run = floor_values(floors);
+  for (auto& r : runs) set_floor(r, whole_run);
+  nlohmann::ordered_json by_workload = nlohmann::ordered_json::object();
+  for (const auto& [begin, end, block_floors] : bracketed_) {
+    const auto values = floor_values(block_floors);
+    for (std::size_t i = begin; i < end; ++i) set_floor(runs[i], values);
+    by_workload[runs[begin].workload->name] = block_floors;
+  }
+  floors["by_workload"] = by_workload;
+  return floors;
 }
 
 }  // namespace cmbench

@@ -4,12 +4,17 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <map>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace cmbench {
+
+struct run_record;
 
 // Every probe measured in this process: [{name, what, per, ns_per_op, p50_ns, samples_ns, ops_per_sample}].
 nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, int samples);
@@ -36,5 +41,33 @@ std::map<std::string, floor_value> floor_values(const nlohmann::ordered_json& fl
 
 // The table `cmbench floors` prints.
 std::string floors_table(const nlohmann::ordered_json& measured);
+
+// The floors of one `cmbench run`, each measurement in a child process: before and after the
+// trials, so their drift is visible too; and a workload whose rows are read against a floor (its
+// round trips' p50) is bracketed by its own pair, as close in time to its trials as can be (a
+// virtual machine's cross-CPU wake-up drifts by 2x from one minute to the next). A measurement
+// with no trial since the last one is not repeated. Off (--floors off): measures nothing.
+class suite_floors {
+ public:
+  // On: measures the first, "before the trials", now.
+  suite_floors(bool on, std::chrono::nanoseconds sample_time);
+  // Around the trials of runs [first, last), one workload's, read against their floor.
+  void before_block(const std::string& workload);
+  void after_block(std::size_t first, std::size_t last, const std::string& workload);
+  void trial_ran() { fresh_ = false; }
+  // context.floors (null when off), measuring the last, "after the trials", unless `interrupted`
+  // (the user asked to stop, not for 3 more seconds); sets each run's round_trip_floor*.
+  nlohmann::ordered_json finish(std::vector<run_record>& runs, bool interrupted);
+
+ private:
+  nlohmann::ordered_json measure(const std::string& when) const;
+  bool on_;
+  std::chrono::nanoseconds sample_time_;
+  nlohmann::ordered_json first_;
+  nlohmann::ordered_json latest_;
+  nlohmann::ordered_json block_before_;
+  bool fresh_ = true;  // no trial ran since latest_
+  std::vector<std::tuple<std::size_t, std::size_t, nlohmann::ordered_json>> bracketed_;  // runs [first, last)
+};
 
 }  // namespace cmbench

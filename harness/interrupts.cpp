@@ -14,7 +14,7 @@ volatile sig_atomic_t running_group = 0;
 volatile sig_atomic_t deferring = 0;
 volatile sig_atomic_t recorded = 0;
 char running_result[256] = {};
-char running_result_temp[260] = {};  // the trial writes result.json.tmp first, then renames it
+char running_result_temp[280] = {};  // the trial writes result.json.tmp.PID first, then renames it
 char running_dir[256] = {};
 char lock_file[512] = {};
 char report_temp[512] = {};
@@ -71,8 +71,10 @@ void set_group(pid_t group) {
 void set_files(const std::string& result_path, const std::string& dir) {
   copy_path(running_dir, sizeof(running_dir), dir);
   copy_path(running_result, sizeof(running_result), result_path);
-  copy_path(running_result_temp, sizeof(running_result_temp), result_path.empty() ? "" : result_path + ".tmp");
+  copy_path(running_result_temp, sizeof(running_result_temp), {});
 }
+
+void set_result_temp(const std::string& path) { copy_path(running_result_temp, sizeof(running_result_temp), path); }
 
 void set_lock_file(const std::string& path) { copy_path(lock_file, sizeof(lock_file), path); }
 
@@ -94,6 +96,13 @@ void end() {
   sigprocmask(SIG_UNBLOCK, &set, nullptr);
   raise(sig);
   _exit(128 + sig);  // only if the signal was ignored before cmbench started (it never records one then)
+}
+
+std::string signal_name(int sig) {
+  return sig == SIGINT    ? "SIGINT"
+         : sig == SIGTERM ? "SIGTERM"
+         : sig == SIGHUP  ? "SIGHUP"
+                          : "signal " + std::to_string(sig);
 }
 
 }  // namespace cmbench::interrupts

@@ -19,8 +19,11 @@ void install();
 // The process group of the child running now; 0: none. A group set after an interrupt was
 // recorded is killed at once: the child must not outlive a request to stop.
 void set_group(pid_t group);
-// Its temporary result file and directory, removed on an interrupt; empty: none.
+// Its result file and directory, removed on an interrupt; empty: none.
 void set_files(const std::string& result_path, const std::string& dir);
+// The temporary file the trial writes its result through (named by the trial's pid, so known
+// once it is forked), removed on an interrupt too; empty: none.
+void set_result_temp(const std::string& path);
 // A file of the suite (its lock) removed when an interrupt ends cmbench at once; empty: none.
 void set_lock_file(const std::string& path);
 // The report's temporary file while it is written, removed when an interrupt ends cmbench at once
@@ -33,5 +36,8 @@ void defer();
 int requested();
 // Ends cmbench by the recorded signal, as if its default action had run (the shell sees it).
 [[noreturn]] void end();
+
+// "SIGINT", "SIGTERM", "SIGHUP", else "signal N": how the report and the messages name an interrupt.
+std::string signal_name(int sig);
 
 }  // namespace cmbench::interrupts

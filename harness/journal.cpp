@@ -10,6 +10,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "harness/report.hpp"
+
 namespace cmbench {
 
 journal_contents read_journal(const std::string& path) {
@@ -72,6 +74,33 @@ journal_contents read_journal(const std::string& path) {
   }
   if (line_number == 0) throw std::invalid_argument("--resume " + path + ": empty, or not a cmbench journal");
   return contents;
+}
+
+nlohmann::json planned_runs(const std::vector<run_record>& runs) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& r : runs) {
+    list.push_back({{"workload", r.workload->name}, {"model", r.model->name}, {"params", r.params}});
+  }
+  return list;
+}
+
+finished_trials take_journal(const journal_contents& journal, const std::string& path,
+                             const std::vector<run_record>& runs, int repetitions, int warmup) {
+  if (journal.header.runs != planned_runs(runs) || journal.header.repetitions != repetitions ||
+      journal.header.warmup != warmup) {
+    throw std::invalid_argument("--resume " + path + ": this cmbench plans other runs for the journal's command "
+                                "line (another build?); run it again without --resume (with --force)");
+  }
+  finished_trials finished;
+  for (const auto& e : journal.entries) {
+    const run_record& r = runs[e.run];
+    if (e.request.workload != r.workload->name || e.request.model != r.model->name || e.request.params != r.params) {
+      throw std::invalid_argument("--resume " + path + ": a trial of " + e.request.workload + "/" + e.request.model +
+                                  " is recorded as one of " + r.run_name());
+    }
+    finished.emplace(std::make_pair(e.run, e.round), e.result);
+  }
+  return finished;
 }
 
 journal_writer::journal_writer(std::string path, journal_header header)

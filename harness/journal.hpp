@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +15,8 @@
 #include "harness/trial.hpp"
 
 namespace cmbench {
+
+struct run_record;
 
 inline constexpr int journal_format = 1;
 
@@ -40,6 +44,17 @@ struct journal_contents {
 
 // Reads a journal. Throws std::invalid_argument (bad input, exit 2) naming the file and the line.
 journal_contents read_journal(const std::string& path);
+
+// The planned runs as the journal records them ([{workload, model, params}, ...]): a resumed run
+// must plan the very same.
+nlohmann::json planned_runs(const std::vector<run_record>& runs);
+
+// The trials a journal holds, by (run, round), each checked against the runs planned now (and the
+// repetitions and warmup); the first one recorded for a (run, round) counts. Throws
+// std::invalid_argument (--resume's bad input) when the journal is of other runs.
+using finished_trials = std::map<std::pair<std::size_t, int>, trial_result>;
+finished_trials take_journal(const journal_contents& journal, const std::string& path,
+                             const std::vector<run_record>& runs, int repetitions, int warmup);
 
 // Appends finished trials to a journal. An append that fails says so once on stderr and the suite
 // goes on (its results stay in memory, for the report).

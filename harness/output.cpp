@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -48,6 +50,16 @@ void remove_stale_temporaries(const std::string& out) {
     const pid_t pid = static_cast<pid_t>(std::stol(digits));
     if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) fs::remove(entry.path(), ec);
   }
+}
+
+// A test hook: with CMBENCH_PAUSE_AT=<point>, cmbench stops at that point for up to 30 s (less if
+// interrupted), so a test can signal it there: "report-rename" is between the report's temporary
+// file being complete and its rename to --out.
+void pause_if_asked(std::string_view point, const std::string& detail) {
+  const char* asked = std::getenv("CMBENCH_PAUSE_AT");
+  if (asked == nullptr || point != asked) return;
+  std::fprintf(stderr, "cmbench: paused at %s (%s)\n", asked, detail.c_str());
+  for (int i = 0; i < 3000 && interrupts::requested() == 0; ++i) usleep(10'000);
 }
 
 }  // namespace
@@ -131,10 +143,48 @@ void check_replaceable(const std::string& out, bool force, bool resuming) {
   }
 }
 
+std::string temp_path_of(const std::string& path, pid_t writer) { return path + ".tmp." + std::to_string(writer); }
+
+void write_atomically(const std::string& path, const std::string& text, written_file kind) {
+  const bool report = kind == written_file::report;
+  const std::string temp = temp_path_of(path, getpid());
+  // A second interrupt while the report is written ends cmbench at once: the handler removes it.
+  if (report) interrupts::set_report_temp(temp);
+  struct forget_temp {
+    bool report;
+    ~forget_temp() {
+      if (report) interrupts::set_report_temp({});
+    }
+  } forget{report};
+  auto failed = [&](const std::string& reason) {
+    unlink(temp.c_str());
+    return std::runtime_error(std::string("cannot write ") + (report ? "report " : "the trial's result ") + path +
+                              ": " + reason);
+  };
+  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw failed(std::strerror(errno));
+  for (std::size_t done = 0; done < text.size();) {
+    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string reason = std::strerror(errno);
+      close(fd);
+      throw failed(reason);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  const int synced = report ? fsync(fd) : 0;
+  const int sync_error = errno;
+  const int closed = close(fd);  // even when fsync failed: no descriptor is left open
+  if (synced != 0 || closed != 0) throw failed(std::strerror(synced != 0 ? sync_error : errno));
+  if (report) pause_if_asked("report-rename", temp);
+  if (std::rename(temp.c_str(), path.c_str()) != 0) throw failed(std::strerror(errno));
+}
+
 report_written write_report(const std::string& out, const std::string& text) {
   report_written written;
   try {
-    write_atomically(out, text);
+    write_atomically(out, text, written_file::report);
     written.path = out;
     return written;
   } catch (const std::exception& e) {
@@ -151,7 +201,7 @@ report_written write_report(const std::string& out, const std::string& text) {
   std::string tried;
   for (const auto& candidate : candidates) {
     try {
-      write_atomically(candidate.string(), text);
+      write_atomically(candidate.string(), text, written_file::report);
       written.path = candidate.string();
       return written;
     } catch (const std::exception& e) {

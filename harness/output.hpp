@@ -3,6 +3,8 @@
 // cannot be written where asked goes to a fallback path that the error names.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 namespace cmbench {
@@ -34,7 +36,21 @@ class out_lock {
 // report (context.partial true) and nothing else.
 void check_replaceable(const std::string& out, bool force, bool resuming);
 
-// Writes the report to `out` (atomically); when that fails, to a fallback beside it, then in
+// The files a reader must find whole, and how each is kept so: a report (fsynced before its
+// rename, so it survives a power cut too; its temporary registered with the interrupt handler; the
+// test hook CMBENCH_PAUSE_AT=report-rename stops before the rename) and a trial's result.json (read
+// at once by the harness, then removed with the trial's directory).
+enum class written_file { report, trial_result };
+
+// Writes `text` to temp_path_of(path, this process), then renames it over `path`: a reader, or a
+// writer killed meanwhile, finds it whole or absent, never half-written. Throws
+// std::runtime_error "cannot write <report|the trial's result> <path>: <reason>".
+void write_atomically(const std::string& path, const std::string& text, written_file kind);
+// PATH.tmp.PID, PID its writer's: one left by a writer killed outright names the process, so the
+// next run knows it stale once that process is gone.
+std::string temp_path_of(const std::string& path, pid_t writer);
+
+// Writes the report to `out` (atomically, durably); when that fails, to a fallback beside it, then in
 // temp_root(). `path`: where it went (empty: nowhere); `failure`: why `out` failed (empty: it did not).
 struct report_written {
   std::string path;

@@ -8,15 +8,13 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <stdexcept>
-#include <string_view>
 
-#include "harness/interrupts.hpp"
 #include "harness/system.hpp"
+#include "models/median.hpp"
 
 namespace cmbench {
 namespace {
@@ -25,13 +23,6 @@ std::string hex(std::uint64_t v) {
   char text[24];
   std::snprintf(text, sizeof(text), "0x%016llx", static_cast<unsigned long long>(v));
   return text;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 std::string command_output(const std::string& command) {
@@ -214,8 +205,9 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
     cpu.push_back(static_cast<double>(t->usage.user_ns + t->usage.sys_ns) / 1e6);
     all.push_back(figures_of(r, *t));
   }
-  row["real_time"] = median(real);
-  row["cpu_time"] = median(cpu);
+  // GB's time fields are numbers: a run with no verified repetition has 0 (its status says why).
+  row["real_time"] = real.empty() ? 0.0 : median(real);
+  row["cpu_time"] = cpu.empty() ? 0.0 : median(cpu);
   row["samples"] = {{"real_time", real}, {"cpu_time", cpu}};
   row["ok_repetitions"] = ok.size();
   row["verified"] = !ok.empty();
@@ -476,51 +468,6 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
           {"limits", system::limits()},
           {"floors", floors},
           {"warnings", warnings}};
-}
-
-// A test hook: with CMBENCH_PAUSE_AT=<point>, cmbench stops at that point for up to 30 s (less if
-// interrupted), so a test can signal it there: "report-rename" is between the report's temporary
-// file being complete and its rename to --out.
-namespace {
-void pause_if_asked(std::string_view point, const std::string& detail) {
-  const char* asked = std::getenv("CMBENCH_PAUSE_AT");
-  if (asked == nullptr || point != asked) return;
-  std::fprintf(stderr, "cmbench: paused at %s (%s)\n", asked, detail.c_str());
-  for (int i = 0; i < 3000 && interrupts::requested() == 0; ++i) usleep(10'000);
-}
-}  // namespace
-
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::filesystem::path target(path);
-  const std::string temp = path + ".tmp." + std::to_string(getpid());
-  interrupts::set_report_temp(temp);
-  struct forget_temp {
-    ~forget_temp() { interrupts::set_report_temp({}); }
-  } forget;
-  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write report " + path + ": " + std::strerror(errno));
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const std::string reason = std::strerror(errno);
-      close(fd);
-      unlink(temp.c_str());
-      throw std::runtime_error("cannot write report " + path + ": " + reason);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (fsync(fd) != 0 || close(fd) != 0) {
-    unlink(temp.c_str());
-    throw std::runtime_error("cannot write report " + path + ": " + std::strerror(errno));
-  }
-  pause_if_asked("report-rename", temp);
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    unlink(temp.c_str());
-    throw std::runtime_error("cannot write report " + path + ": " + reason);
-  }
 }
 
 void check_writable(const std::string& path) {

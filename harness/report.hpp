@@ -1,5 +1,5 @@
 // The report: Google Benchmark's JSON (context + benchmarks rows) plus cmbench's structured
-// fields. Built from the runs of a suite, written atomically.
+// fields, built from the runs of a suite (harness/output.hpp writes it).
 #pragma once
 
 #include <cstdint>
@@ -93,9 +93,6 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
                                      const nlohmann::ordered_json& floors);
 nlohmann::ordered_json build_rows(const std::vector<run_record>& runs);
 
-// Writes `text` to a temporary file beside `path` and renames it over `path`: a report is whole
-// or absent, never half-written. Throws std::runtime_error with the reason.
-void write_atomically(const std::string& path, const std::string& text);
 // Checks that `path` can be written, before any work is done. Throws with the reason.
 void check_writable(const std::string& path);
 

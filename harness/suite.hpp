@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "harness/params.hpp"
+#include "harness/plan.hpp"  // select_models, select_workloads
 #include "harness/report.hpp"
 
 namespace cmbench {
@@ -30,18 +31,10 @@ struct suite_options {
   std::string resume_journal;     // finish the run this journal holds; empty: a new run
 };
 
-// Models named by a comma-separated list of names, family names or "all". Throws
-// std::invalid_argument naming the unknown entry and listing the known ones.
-std::vector<const model_entry*> select_models(const std::string& list);
-std::vector<const workload_entry*> select_workloads(const std::string& list);
-
 // Returns the process exit status: 0 when the report was written and every ok run verified.
 // Throws std::invalid_argument for bad input before any trial runs. Interrupted once the trials
 // have begun, it writes a partial report of what finished (kept in the journal too) and ends the
 // process by the signal.
 int run_suite(const suite_options& options);
-
-// The human summary of a set of runs (one line per run), as printed at the end of `cmbench run`.
-std::string summary_table(const std::vector<run_record>& runs);
 
 }  // namespace cmbench

@@ -36,16 +36,6 @@ std::int64_t ns_between(clock::time_point a, clock::time_point b) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count();
 }
 
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw std::runtime_error("cannot write " + temp);
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + temp);
-}
-
 std::string signal_text(int sig) {
   const char* name = strsignal(sig);
   return "signal " + std::to_string(sig) + " (" + (name ? name : "unknown") + ")";
@@ -153,6 +143,187 @@ std::int64_t thread_cpu_ns() {
   return std::int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
 }
 
+// Forks the trial: `self_exe trial --request REQUEST --result RESULT_PATH` in its own process
+// group, dying with cmbench. Returns its pid, or -1 with errno.
+pid_t start_trial(const std::string& self_exe, const std::string& request_text, const std::string& result_path,
+                  const observe_link& link) {
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  setpgid(0, 0);
+  // If cmbench dies without its handler running (SIGKILL), the trial goes with it.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(1);
+  dup2(STDERR_FILENO, STDOUT_FILENO);  // stdout belongs to the summary table
+  link.keep_across_exec();
+  execl(self_exe.c_str(), self_exe.c_str(), "trial", "--request", request_text.c_str(), "--result",
+        result_path.c_str(), static_cast<char*>(nullptr));
+  std::fprintf(stderr, "cmbench: cannot exec %s: %s\n", self_exe.c_str(), std::strerror(errno));
+  _exit(127);
+}
+
+// The memory of a trial's process group, sampled by the harness while the trial runs: the
+// samples a per-unit figure may use (the highest, the one with the most units the workload
+// counted alive, the one the workload asked for) and what the sampling cost.
+class memory_sampler {
+ public:
+  memory_sampler(pid_t group, const observe_link& link) : group_(group), link_(link) {}
+
+  memory_sample sample() {
+    const auto start = clock::now();
+    const std::int64_t cpu_start = thread_cpu_ns();
+    // The gauge is read on both sides of the scan (which can take a second with thousands of
+    // processes), and the lower kept: only units alive throughout the scan are counted.
+    const std::int64_t alive_before = link_.units_alive();
+    const system::group_memory m = system::process_group_memory(group_);
+    memory_sample taken{true,      m.rss_bytes, m.pss_bytes, m.processes, m.threads,
+                        std::min(alive_before, link_.units_alive()), ns_between(start, clock::now())};
+    sampler_cpu_ += thread_cpu_ns() - cpu_start;
+    ++samples_;
+    peak_rss_ = std::max(peak_rss_, m.rss_bytes);
+    peak_processes_ = std::max(peak_processes_, m.processes);
+    if (!peak_.taken || m.pss_bytes > peak_.pss_bytes) peak_ = taken;
+    if (!most_alive_.taken || taken.units_alive > most_alive_.units_alive ||
+        (taken.units_alive == most_alive_.units_alive && m.pss_bytes > most_alive_.pss_bytes)) {
+      most_alive_ = taken;
+    }
+    return taken;
+  }
+  // The sample the workload asked for, with every unit alive.
+  void sample_all_alive() { all_alive_ = sample(); }
+
+  void record_in(trial_result& result) const {
+    result.peak_rss_bytes = std::max(result.peak_rss_bytes, peak_rss_);
+    // The trial's own high-water mark is RSS; PSS has only the samples (and is at most RSS).
+    result.peak_pss_bytes = std::max(peak_.pss_bytes, result.pss_before_bytes);
+    result.peak_processes = std::max<std::int64_t>(peak_processes_, 1);
+    result.at_peak = peak_;
+    result.at_most_alive = most_alive_;
+    result.at_all_alive = all_alive_;
+    result.memory_samples = samples_;
+    result.sampler_cpu_ns = sampler_cpu_;
+  }
+
+ private:
+  pid_t group_;
+  const observe_link& link_;
+  memory_sample peak_;
+  memory_sample most_alive_;
+  memory_sample all_alive_;
+  std::int64_t peak_rss_ = 0;
+  std::int64_t peak_processes_ = 0;
+  std::int64_t samples_ = 0;
+  std::int64_t sampler_cpu_ = 0;
+};
+
+struct trial_end {
+  int status = 0;  // as waitpid() gave it
+  bool timed_out = false;
+};
+
+// Waits for the trial to end, sampling its memory and answering its requests for a sample, or
+// kills its process group at `deadline`.
+trial_end watch_trial(pid_t pid, const observe_link& link, clock::time_point deadline, memory_sampler& sampler) {
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  // Sampling costs a CPU the trial may use: keep it under ~5% of one, however many processes the
+  // trial has (smaps_rollup of thousands of them takes 100 ms and more). A workload that needs the
+  // memory at a precise moment asks for a sample then (observe.hpp) and waits for it.
+  std::chrono::milliseconds interval{20};
+  trial_end end;
+  auto next_sample = clock::now();
+  int request_fd = link.request_fd();
+  for (bool exited = false; !exited;) {
+    auto now = clock::now();
+    if (now >= next_sample) {
+      const memory_sample taken = sampler.sample();
+      interval = std::max(std::chrono::milliseconds{20}, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                             std::chrono::nanoseconds{taken.cost_ns * 20}));
+      now = clock::now();
+      next_sample = now + interval;
+    }
+    if (now >= deadline) {
+      end.timed_out = true;
+      kill(-pid, SIGKILL);
+      waitpid(pid, &end.status, 0);
+      break;
+    }
+    const auto wait_for = std::min<clock::duration>(next_sample - now, deadline - now);
+    pollfd p[2] = {{pidfd, POLLIN, 0}, {request_fd, POLLIN, 0}};
+    const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait_for).count() + 1;
+    const int timeout_ms = static_cast<int>(wait_ms);
+    if (pidfd >= 0) {
+      poll(p, 2, timeout_ms);
+    } else {
+      poll(p + 1, 1, timeout_ms);
+    }
+    if ((p[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0) {
+      if ((p[1].revents & (POLLERR | POLLNVAL)) == 0 && link.take_request()) {
+        sampler.sample_all_alive();
+        link.answer();
+      } else {
+        request_fd = -1;  // every process of the trial closed it: nothing more will ask
+      }
+    }
+    exited = waitpid(pid, &end.status, WNOHANG) == pid;
+  }
+  if (pidfd >= 0) close(pidfd);
+  return end;
+}
+
+// The result file of a trial that exited; without one, why: the exit status, and the limit on
+// open files where that was why it could not be read.
+trial_result read_result_file(const std::string& result_path, int status) {
+  errno = 0;
+  std::ifstream in(result_path);
+  const int open_error = in ? 0 : errno;
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    return nlohmann::json::parse(text.str()).get<trial_result>();
+  } catch (const std::exception&) {
+  }
+  trial_result result;
+  result.error = "trial process exited with status " + std::to_string(WEXITSTATUS(status)) + " without a result";
+  // Out of file descriptors (here or in the trial): say which limit, not only that it failed.
+  if (open_error == EMFILE || open_error == ENFILE) {
+    rlimit files{};
+    ::getrlimit(RLIMIT_NOFILE, &files);
+    result.error += std::string(" (cannot open it: ") + std::strerror(open_error) + "; RLIMIT_NOFILE=" +
+                    (files.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(files.rlim_cur)) +
+                    ")";
+  }
+  return result;
+}
+
+// What the trial reported, or why it reported nothing: the timeout, a signal, an exit without a
+// result. A SIGKILL the harness did not send, to the trial or one of its processes, while the OOM
+// killer struck: memory was the limit, named as such and not repeated.
+trial_result result_of(const std::string& result_path, const trial_end& end, std::chrono::milliseconds timeout,
+                       const system::oom_kills& oom_before) {
+  trial_result result;
+  if (end.timed_out) {
+    char text[64];
+    std::snprintf(text, sizeof(text), "timeout after %g s", static_cast<double>(timeout.count()) / 1000.0);
+    result.error = text;
+    result.timed_out = true;
+    return result;
+  }
+  if (WIFSIGNALED(end.status)) {
+    result.error = "trial process killed by " + signal_text(WTERMSIG(end.status));
+  } else {
+    result = read_result_file(result_path, end.status);
+  }
+  if (!result.ok && !result.limit_hit) {
+    const std::string oom = system::out_of_memory_error(
+        oom_before, system::read_oom_kills(), WIFSIGNALED(end.status) && WTERMSIG(end.status) == SIGKILL, result.error);
+    if (!oom.empty()) {
+      result.error = oom;
+      result.limit_hit = true;
+    }
+  }
+  return result;
+}
+
 }  // namespace
 
 latency_record latency_record::of(const latency_histogram& h) {
@@ -229,7 +400,7 @@ int run_trial_here(const trial_request& request, const std::string& path) {
   }
   result.peak_rss_bytes = system::current_usage().self_max_rss_bytes;
   try {
-    write_file_atomically(path, nlohmann::json(result).dump());
+    write_atomically(path, nlohmann::json(result).dump(), written_file::trial_result);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cmbench trial: %s\n", e.what());
     return 3;
@@ -252,7 +423,6 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   observe_link link;
   trial_request sent = request;
   sent.observe_fds = link.trial_fds();
-  const std::string request_text = nlohmann::json(sent).dump();
 
   // Whether the kernel's OOM killer struck during the trial: its counters before and after.
   const system::oom_kills oom_before = system::read_oom_kills();
@@ -260,157 +430,27 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   interrupts::install();
   interrupts::set_files(result_path, dir);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
+  const pid_t pid = start_trial(self_exe, nlohmann::json(sent).dump(), result_path, link);
   if (pid < 0) {
     failed.error = std::string("cannot start the trial process: ") + std::strerror(errno);
+    interrupts::set_files({}, {});
     rmdir(dir.c_str());
     return failed;
   }
-  if (pid == 0) {
-    setpgid(0, 0);
-    // If cmbench dies without its handler running (SIGKILL), the trial goes with it.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
-    dup2(STDERR_FILENO, STDOUT_FILENO);  // stdout belongs to the summary table
-    link.keep_across_exec();
-    execl(self_exe.c_str(), self_exe.c_str(), "trial", "--request", request_text.c_str(), "--result",
-          result_path.c_str(), static_cast<char*>(nullptr));
-    std::fprintf(stderr, "cmbench: cannot exec %s: %s\n", self_exe.c_str(), std::strerror(errno));
-    _exit(127);
-  }
   setpgid(pid, pid);  // both sides set it, so no sample or kill races the child's own call
   interrupts::set_group(pid);
+  interrupts::set_result_temp(temp_path_of(result_path, pid));
   link.close_trial_ends();
-
-  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  const auto deadline = clock::now() + timeout;
-  memory_sample peak;
-  memory_sample most_alive;
-  memory_sample all_alive;
-  std::int64_t peak_rss = 0;
-  std::int64_t peak_processes = 0;
-  std::int64_t samples = 0;
-  std::int64_t sampler_cpu = 0;
-  auto sample = [&] {
-    const auto start = clock::now();
-    const std::int64_t cpu_start = thread_cpu_ns();
-    // The gauge is read on both sides of the scan (which can take a second with thousands of
-    // processes), and the lower kept: only units alive throughout the scan are counted.
-    const std::int64_t alive_before = link.units_alive();
-    const system::group_memory m = system::process_group_memory(pid);
-    memory_sample taken{true,      m.rss_bytes, m.pss_bytes, m.processes, m.threads,
-                        std::min(alive_before, link.units_alive()), ns_between(start, clock::now())};
-    sampler_cpu += thread_cpu_ns() - cpu_start;
-    ++samples;
-    peak_rss = std::max(peak_rss, m.rss_bytes);
-    peak_processes = std::max(peak_processes, m.processes);
-    if (!peak.taken || m.pss_bytes > peak.pss_bytes) peak = taken;
-    if (!most_alive.taken || taken.units_alive > most_alive.units_alive ||
-        (taken.units_alive == most_alive.units_alive && m.pss_bytes > most_alive.pss_bytes)) {
-      most_alive = taken;
-    }
-    return taken;
-  };
-  // Sampling costs a CPU the trial may use: keep it under ~5% of one, however many processes the
-  // trial has (smaps_rollup of thousands of them takes 100 ms and more). A workload that needs the
-  // memory at a precise moment asks for a sample then (observe.hpp) and waits for it.
-  std::chrono::milliseconds interval{20};
-  int status = 0;
-  bool exited = false;
-  bool timed_out = false;
-  auto next_sample = clock::now();
-  int request_fd = link.request_fd();
-  while (!exited) {
-    auto now = clock::now();
-    if (now >= next_sample) {
-      const memory_sample taken = sample();
-      interval = std::max(std::chrono::milliseconds{20},
-                          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds{taken.cost_ns * 20}));
-      now = clock::now();
-      next_sample = now + interval;
-    }
-    if (now >= deadline) {
-      timed_out = true;
-      kill(-pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      break;
-    }
-    const auto wait_for = std::min<clock::duration>(next_sample - now, deadline - now);
-    pollfd p[2] = {{pidfd, POLLIN, 0}, {request_fd, POLLIN, 0}};
-    const int timeout_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait_for).count()) + 1;
-    if (pidfd >= 0) {
-      poll(p, 2, timeout_ms);
-    } else {
-      poll(p + 1, 1, timeout_ms);
-    }
-    if ((p[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) != 0) {
-      if ((p[1].revents & (POLLERR | POLLNVAL)) == 0 && link.take_request()) {
-        all_alive = sample();
-        link.answer();
-      } else {
-        request_fd = -1;  // every process of the trial closed it: nothing more will ask
-      }
-    }
-    const pid_t done = waitpid(pid, &status, WNOHANG);
-    exited = done == pid;
-  }
-  if (pidfd >= 0) close(pidfd);
+  memory_sampler sampler(pid, link);
+  const trial_end end = watch_trial(pid, link, clock::now() + timeout, sampler);
   // Nothing the trial started outlives it.
   kill(-pid, SIGKILL);
   interrupts::set_group(0);
   while (waitpid(-1, nullptr, WNOHANG) > 0) {
   }
 
-  trial_result result;
-  if (timed_out) {
-    char text[64];
-    std::snprintf(text, sizeof(text), "timeout after %g s", static_cast<double>(timeout.count()) / 1000.0);
-    result.error = text;
-    result.timed_out = true;
-  } else if (WIFSIGNALED(status)) {
-    result.error = "trial process killed by " + signal_text(WTERMSIG(status));
-  } else {
-    errno = 0;
-    std::ifstream in(result_path);
-    const int open_error = in ? 0 : errno;
-    std::stringstream text;
-    text << in.rdbuf();
-    try {
-      result = nlohmann::json::parse(text.str()).get<trial_result>();
-    } catch (const std::exception&) {
-      result = trial_result{};
-      result.error = "trial process exited with status " + std::to_string(WEXITSTATUS(status)) +
-                     " without a result";
-      // Out of file descriptors (here or in the trial): say which limit, not only that it failed.
-      if (open_error == EMFILE || open_error == ENFILE) {
-        rlimit files{};
-        ::getrlimit(RLIMIT_NOFILE, &files);
-        result.error += std::string(" (cannot open it: ") + std::strerror(open_error) + "; RLIMIT_NOFILE=" +
-                        (files.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(files.rlim_cur)) +
-                        ")";
-      }
-    }
-  }
-  // A SIGKILL the harness did not send, to the trial or one of its processes, while the OOM
-  // killer struck: memory was the limit, named as such and not repeated.
-  if (!timed_out && !result.ok && !result.limit_hit) {
-    const std::string oom = system::out_of_memory_error(
-        oom_before, system::read_oom_kills(), WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, result.error);
-    if (!oom.empty()) {
-      result.error = oom;
-      result.limit_hit = true;
-    }
-  }
-  result.peak_rss_bytes = std::max(result.peak_rss_bytes, peak_rss);
-  // The trial's own high-water mark is RSS; PSS has only the samples (and is at most RSS).
-  result.peak_pss_bytes = std::max(peak.pss_bytes, result.pss_before_bytes);
-  result.peak_processes = std::max<std::int64_t>(peak_processes, 1);
-  result.at_peak = peak;
-  result.at_most_alive = most_alive;
-  result.at_all_alive = all_alive;
-  result.memory_samples = samples;
-  result.sampler_cpu_ns = sampler_cpu;
+  trial_result result = result_of(result_path, end, timeout, oom_before);
+  sampler.record_in(result);
   interrupts::set_files({}, {});
   // With whatever a killed trial left in it (its result.json.tmp, half written).
   std::error_code ec;

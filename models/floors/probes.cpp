@@ -1,5 +1,6 @@
 #include "models/floors/probes.hpp"
 
+#include "models/median.hpp"
 #include "models/shared_region.hpp"
 #include "models/processes/shared_memory.hpp"
 #include "models/system_limits.hpp"
@@ -1080,15 +1081,8 @@ measurement measure(const probe& p, std::chrono::nanoseconds min_time, int sampl
   for (int s = 0; s < samples; ++s) {
     m.samples_ns.push_back(static_cast<double>(p.run(n, p.timed_each ? &each : nullptr)) / static_cast<double>(n));
   }
-  std::vector<double> sorted = m.samples_ns;
-  std::sort(sorted.begin(), sorted.end());
-  const std::size_t k = sorted.size();
-  m.ns_per_op = k % 2 ? sorted[k / 2] : (sorted[k / 2 - 1] + sorted[k / 2]) / 2;
-  if (!each.empty()) {
-    auto middle = each.begin() + static_cast<std::ptrdiff_t>(each.size() / 2);
-    std::nth_element(each.begin(), middle, each.end());
-    m.p50_ns = *middle;
-  }
+  m.ns_per_op = median(m.samples_ns);
+  if (!each.empty()) m.p50_ns = median(std::move(each));
   return m;
 }
 

@@ -41,7 +41,7 @@ const probe* find_probe(std::string_view name);
 
 struct measurement {
   double ns_per_op = 0;            // the median of the samples' means
-  double p50_ns = -1;              // timed_each probes: the median operation of all samples; else -1
+  double p50_ns = -1;              // timed_each probes: the median of every operation of all samples; else -1
   std::vector<double> samples_ns;  // ns per operation, one per sample
   std::uint64_t ops_per_sample = 0;
 };
