@@ -639,46 +639,6 @@ TEST(cli, interrupting_a_run_stops_its_trial_and_writes_nothing) {
   EXPECT_FALSE(fs::exists(out + ".lock"));
 }
 
-// Interrupted or killed while it measures the floors, cmbench leaves no floors process behind
-// (the floors child runs in its own process group, so Ctrl-C alone never reached it).
-TEST(cli, interrupting_or_killing_a_run_during_the_floors_leaves_no_process) {
-  for (const int sig : {SIGTERM, SIGINT, SIGKILL}) {
-    temp_dir dir;
-    const std::string out = dir.file("report.json");
-    const pid_t cmbench = fork();
-    ASSERT_GE(cmbench, 0);
-    if (cmbench == 0) {
-      const int null_fd = open("/dev/null", O_WRONLY);
-      dup2(null_fd, STDOUT_FILENO);
-      dup2(null_fd, STDERR_FILENO);
-      execl(CMBENCH_EXE, CMBENCH_EXE, "run", "--workloads", "cpu", "--preset", "quick", "--models", "serial",
-            "--floors", "on", "--floor-time", "2", "--out", out.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    std::vector<pid_t> floors;
-    for (int i = 0; i < 100 && floors.empty(); ++i) {  // the floors child is a fork of cmbench itself
-      usleep(50'000);
-      floors = children_running(cmbench, "run");
-    }
-    if (floors.empty()) kill(cmbench, SIGKILL);
-    ASSERT_EQ(floors.size(), 1u) << "no floors process appeared";
-    usleep(200'000);  // well inside its first probe
-    ASSERT_EQ(kill(cmbench, sig), 0);
-    int status = 0;
-    ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
-    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "signal " << sig << ", status " << status;
-    char state = process_state(floors[0]);
-    for (int i = 0; i < 50 && state != '\0' && state != 'Z'; ++i) {
-      usleep(100'000);
-      state = process_state(floors[0]);
-    }
-    EXPECT_TRUE(state == '\0' || state == 'Z') << "signal " << sig << ": floors process " << floors[0]
-                                              << " still running, state " << state;
-    if (state != '\0' && state != 'Z') kill(-floors[0], SIGKILL);
-    EXPECT_FALSE(fs::exists(out));
-  }
-}
-
 // In-range values that would mean hours of work are refused before anything runs, with the
 // estimate and the flag that accepts it; the reference checksum runs in a child under the timeout
 // (issue 11, finding 2).

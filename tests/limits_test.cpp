@@ -402,6 +402,9 @@ TEST(limits, a_trial_killed_by_the_oom_killer_is_named_and_not_repeated) {
 // open files", repeating every repetition. Now every model runs or names RLIMIT_NOFILE with the
 // count reached, and the limit is not repeated.
 TEST(limits, every_model_runs_or_names_rlimit_nofile) {
+  // The sanitizers' runtime needs descriptors of its own (UBSan checks that a vtable is readable
+  // through a pipe): with none left it reports a false "invalid vptr" and exits.
+  if (address_sanitizer) GTEST_SKIP() << "a sanitizer build cannot run out of file descriptors cleanly";
   temp_dir dir;
   const std::string out = dir.file("report.json");
   const auto r = run("prlimit --nofile=40 --", "run --workloads io,ring --preset quick --param workers=32 "

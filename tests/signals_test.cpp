@@ -113,8 +113,11 @@ TEST_P(signals, leave_no_process_no_temporary_file_and_lose_no_finished_trial) {
                                       {"CMBENCH_PAUSE_AT=report-rename"});
   bool reached = false;
   switch (interrupt.when) {
-    case phase::floors:  // the floors child is a fork of cmbench, named like it
-      reached = wait_until([&] { return !children_running(cmbench, "run").empty(); }, 30);
+    case phase::floors:  // the floors child is a fork of cmbench, named like it (as is the reference's, before)
+      reached = wait_until([&] {
+        return file_text(log).find("[floors] measuring") != std::string::npos &&
+               !children_running(cmbench, "run").empty();
+      }, 30);
       usleep(200'000);  // well inside its first probe
       break;
     case phase::trials:  // one trial finished (journalled), the next one running
