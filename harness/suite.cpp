@@ -57,21 +57,6 @@ std::string format_bytes(double bytes) {
   return text;
 }
 
-// The parameters that size the work, without those that size the model.
-param_values work_params(const param_values& params) {
-  param_values work;
-  for (const auto& [name, value] : params) {
-    if (!sizes_model(name)) work.emplace(name, value);
-  }
-  return work;
-}
-
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n == 0 ? std::nan("") : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 std::string format_figure(double v) {
   char text[32];
   if (std::isnan(v)) return "-";
@@ -132,10 +117,14 @@ std::vector<const model_entry*> select_models(const std::string& list) {
       }
     }
     if (!found) {
-      std::string known;
-      for (const auto& m : all_models()) known += (known.empty() ? "" : ", ") + m.name;
-      throw std::invalid_argument("unknown model '" + name + "' (known: " + known +
-                                  "; or a family: serial, threads, processes, coroutines; or all)");
+      std::string known, families;
+      std::set<std::string_view> seen;
+      for (const auto& m : all_models()) {
+        known += (known.empty() ? "" : ", ") + m.name;
+        if (seen.insert(m.info.family).second) families += (families.empty() ? "" : ", ") + std::string(m.info.family);
+      }
+      throw std::invalid_argument("unknown model '" + name + "' (known: " + known + "; or a family: " + families +
+                                  "; or all)");
     }
   }
   if (chosen.empty()) throw std::invalid_argument("--models selects no model");
@@ -184,9 +173,9 @@ int run_suite(const suite_options& options) {
     const auto combos = combinations(*w, options.chosen_preset, options.overrides, cpus);
     for (const auto* m : options.models) {
       std::size_t instance = 0;
-      std::set<param_values> serial_work;  // serial/baseline: once per combination of the work's parameters
+      std::set<param_values> baseline_work;  // the baseline: once per combination of the work's parameters
       for (const auto& params : combos) {
-        if (m->info.family == "serial" && !serial_work.insert(work_params(params)).second) continue;
+        if (m->info.baseline && !baseline_work.insert(work_params(*w, params)).second) continue;
         run_record r;
         r.workload = w;
         r.model = m;
@@ -302,7 +291,7 @@ int run_suite(const suite_options& options) {
       for (int round = 0; round < rounds; ++round) journaled_here += journaled.count({i, round});
     }
     // A block the journal finished whole needs no floors of its own: the whole run's serve.
-    const bool bracket = options.floors && runs[first].workload->summary_metric == "latency_p50_ns" &&
+    const bool bracket = options.floors && runs[first].workload->read_against_floor &&
                          journaled_here < (last - first) * static_cast<std::size_t>(rounds);
     if (bracket && !floors_fresh) floors_latest = floors_now("before the " + workload_name + " trials");
     const nlohmann::ordered_json floors_before_block = floors_latest;
@@ -416,6 +405,7 @@ int run_suite(const suite_options& options) {
     const auto repetitions = static_cast<std::size_t>(options.repetitions);
     for (auto& r : runs) r.not_run = repetitions - std::min(r.repetitions(), repetitions);
   }
+  link_baselines(runs);
   nlohmann::ordered_json report = {{"context", build_context(settings, runs, floors)}, {"benchmarks", build_rows(runs)}};
   const report_written written = write_report(options.out, report.dump(2) + "\n");
   const std::string resume_hint = journal->kept() ? "`cmbench run --resume " + journal->path() + "`" : "";
@@ -482,8 +472,8 @@ std::string summary_table(const std::vector<run_record>& runs) {
   auto end_group = [&] {
     if (group_floors.empty()) return;
     auto time = [](double ns) { return ns >= 1000 ? format_figure(ns / 1000) + " us" : format_figure(ns) + " ns"; };
-    out << "(x): p50 over the model's round-trip floor, the lower of two measurements just before and just after "
-           "these trials:";
+    out << "(x): the figure over the model's round-trip floor (its median round trip where timed one by one, else "
+           "its mean), the lower of two measurements just before and just after these trials:";
     const char* sep = " ";
     for (const auto& [name, r] : group_floors) {
       out << sep << name << " " << time(r->round_trip_floor_ns);
@@ -516,7 +506,8 @@ std::string summary_table(const std::vector<run_record>& runs) {
       current = group;
       out << "\n" << group << "\n";
       std::snprintf(line, sizeof(line), header, "model", "status", "median ms", "min..max ms",
-                    r.workload->summary_label.c_str(), "CPUs", "peak PSS", "bytes/unit", "ctx sw");
+                    r.workload->figures.empty() ? "-" : r.workload->figures.front().heading.c_str(), "CPUs",
+                    "peak PSS", "bytes/unit", "ctx sw");
       out << line;
     }
     std::vector<double> walls;
@@ -546,50 +537,22 @@ std::string summary_table(const std::vector<run_record>& runs) {
         mid = &t;
       }
     }
-    // The workload's figure of merit: a median over the verified repetitions, or the speedup
-    // against serial/baseline's median at the same work (serial ignores workers).
+    // The workload's headline figure: its median over the verified repetitions, as the report's
+    // median row has it; where the workload is read against a floor, also that over the model's.
     double figure = std::nan("");
-    double floor_ratio = std::nan("");
-    if (r.workload->summary_metric == "speedup") {
-      for (const auto& s : runs) {
-        if (s.workload != r.workload || s.model->info.family != "serial" ||
-            work_params(s.params) != work_params(r.params)) {
-          continue;
-        }
-        std::vector<double> sw;
-        for (const auto& t : s.trials) {
-          if (t.ok && t.checksum == s.expected_checksum) sw.push_back(static_cast<double>(t.wall_ns) / 1e6);
-        }
-        if (!sw.empty()) figure = median_of(sw) / med;
-      }
-    } else if (r.workload->summary_metric == "latency_p50_ns") {
-      // A percentile of every verified repetition's round trips pooled, as the report's median row.
-      latency_histogram pooled;
-      for (const auto& t : r.trials) {
-        if (t.ok && t.checksum == r.expected_checksum) t.latency.add_to(pooled);
-      }
-      if (pooled.count() > 0) figure = static_cast<double>(pooled.percentile(50));
-      if (pooled.count() > 0 && r.round_trip_floor_ns > 0) {
-        floor_ratio = figure / r.round_trip_floor_ns;
-        group_floors[r.round_trip_floor] = &r;
-      }
-    } else {
-      std::vector<double> values;
-      for (const auto& t : r.trials) {
-        if (t.ok && t.checksum == r.expected_checksum) values.push_back(trial_metric(r, t, r.workload->summary_metric));
-      }
-      figure = median_of(values);
-    }
-    std::string speedup = format_figure(figure);
-    if (r.workload->summary_metric == "speedup" && !std::isnan(figure)) {
+    const figure_of_merit* headline = r.workload->figures.empty() ? nullptr : &r.workload->figures.front();
+    if (headline != nullptr) figure = run_metric(r, headline->metric);
+    std::string shown = format_figure(figure);
+    if (headline != nullptr && headline->kind == figure_kind::ratio && !std::isnan(figure)) {
       char text[16];
       std::snprintf(text, sizeof(text), "%.2fx", figure);
-      speedup = text;
+      shown = text;
     }
-    if (!std::isnan(floor_ratio)) {
+    if (r.workload->read_against_floor && !std::isnan(figure) && r.round_trip_floor_ns > 0) {
       char text[32];
-      std::snprintf(text, sizeof(text), " (%.2gx)", floor_ratio);
-      speedup += text;
+      std::snprintf(text, sizeof(text), " (%.2gx)", figure / r.round_trip_floor_ns);
+      shown += text;
+      group_floors[r.round_trip_floor] = &r;
     }
     const double cpu = static_cast<double>(mid->usage.user_ns + mid->usage.sys_ns) / static_cast<double>(mid->wall_ns);
     const unit_memory um = unit_memory_of(*mid);
@@ -599,7 +562,7 @@ std::string summary_table(const std::vector<run_record>& runs) {
     std::snprintf(switches, sizeof(switches), "%lld",
                   static_cast<long long>(mid->usage.voluntary_switches + mid->usage.involuntary_switches));
     std::snprintf(line, sizeof(line), header, r.model->name.c_str(), status.c_str(), format_ms(med).c_str(), range,
-                  speedup.c_str(), cpus, format_bytes(static_cast<double>(mid->peak_pss_bytes)).c_str(),
+                  shown.c_str(), cpus, format_bytes(static_cast<double>(mid->peak_pss_bytes)).c_str(),
                   um.units_alive > 0 ? format_bytes(um.pss_bytes / um.units_alive).c_str() : "-", switches);
     out << line;
   }
