@@ -481,6 +481,7 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
                                                                  : nlohmann::ordered_json(settings.steal_share_during)},
           {"library_build_type", build_type == "Debug" ? "debug" : "release"},
           {"json_schema_version", json_schema_version},
+          {"cmbench_schema_version", cmbench_schema_version},
           {"cmbench_version", CMBENCH_VERSION},
           {"cpu_model", system::cpu_model()},
           {"online_cpus", sysconf(_SC_NPROCESSORS_ONLN)},

@@ -14,9 +14,12 @@
 
 namespace cmbench {
 
-// 2: context.models and context.workloads carry every model's and workload's facts; rows no
-// longer repeat the model's mechanism, and carry units_at_once.
-inline constexpr int json_schema_version = 2;
+// Google Benchmark's schema, which the rows follow: its tools (compare.py) refuse any other.
+inline constexpr int json_schema_version = 1;
+// cmbench's own report format. 2: context.models and context.workloads carry every model's and
+// workload's facts; rows no longer repeat the model's mechanism, and carry units_at_once. (Format
+// 1, and 0, said their version in json_schema_version and had no cmbench_schema_version.)
+inline constexpr int cmbench_schema_version = 2;
 
 // One run: a model on a workload at one parameter combination, over its repetitions.
 struct run_record {

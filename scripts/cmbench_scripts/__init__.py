@@ -11,7 +11,9 @@ Modules:
   cli        shared command-line plumbing (one-line errors, exit status 2 on bad input)
 """
 
+# cmbench's report format (context.cmbench_schema_version; before 2, context.json_schema_version,
+# which Google Benchmark's tools need to be 1 and which stays 1 from 2 on).
 SUPPORTED_SCHEMA_VERSION = 2
-# The oldest version read: version 1 lacks the facts in context (models, workloads), which are
-# then taken from `cmbench list --json` (--facts FILE); version 0 is refused.
+# The oldest format read: 1 lacks the facts in context (models, workloads), which are then taken
+# from `cmbench list --json` (--facts FILE); 0 is refused.
 OLDEST_SCHEMA_VERSION = 1

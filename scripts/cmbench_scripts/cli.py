@@ -47,7 +47,8 @@ def require_matplotlib():
                           % (sys.executable, e.name or "matplotlib"))
 
 
-FACTS_HELP = ("the models' and workloads' facts for reports of json_schema_version 1, which lack "
+FACTS_HELP = ("the models' and workloads' facts for reports of format 1 (json_schema_version 1 and no "
+              "cmbench_schema_version), which lack "
               "them: a file written by `build/release/harness/cmbench list --json > FILE` (a "
               "newer report's own facts are always used)")
 

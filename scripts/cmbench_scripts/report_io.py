@@ -2,8 +2,10 @@
 
 A report is Google Benchmark's JSON plus cmbench's fields (README, "Report format"). Loading
 checks, in order: the file exists and is readable, it is JSON, the top level is an object with a
-`context` object and a `benchmarks` array, `context.json_schema_version` is one this code reads
-(1 or 2; a newer one is refused rather than misread, 0 is refused as too old), there is at least
+`context` object and a `benchmarks` array, the report's format is one this code reads
+(`context.cmbench_schema_version` 2; before it, `context.json_schema_version` said cmbench's
+format: 1 is read with --facts, 0 is refused; a newer one is refused rather than misread; Google
+Benchmark's tools need `json_schema_version` to stay 1, which it does from 2 on), there is at least
 one row, and every row carries cmbench's `workload` and `model` (a plain Google Benchmark report
 does not). Then one schema walk checks the shape of every field the scripts read (CONTEXT_SCHEMA,
 FACTS_SCHEMA and ROW_SCHEMA below: types, non-negative whole numbers where counts are expected,
@@ -56,8 +58,8 @@ class Report:
         self.path = path
         self.context = context
         self.rows = rows
-        self.schema_version = schema_version  # the version the file was written with
-        self.notes = notes                    # e.g. "json_schema_version 1: the facts are ..."
+        self.schema_version = schema_version  # cmbench's report format the file was written in
+        self.notes = notes                    # e.g. "report format 1: the facts are ..."
 
     @property
     def num_cpus(self):
@@ -153,7 +155,7 @@ def parse_report(doc, path="<report>", facts=None):
     notes = []
     if version < 2:
         context["models"], context["workloads"] = facts["models"], facts["workloads"]
-        notes.append("json_schema_version %d: the models' and workloads' facts are %s's, not the "
+        notes.append("report format %d: the models' and workloads' facts are %s's, not the "
                      "report's own" % (version, facts.get("path", "the given facts")))
     normalised = [_normalise_row(row, path) for row in doc["benchmarks"]]
     if not isinstance(context.get("warnings"), list):
@@ -418,7 +420,7 @@ FACTS_SCHEMA = _Object({"models": _Array(_MODEL_FACTS, nonempty=True),
                        required=("models", "workloads"))
 
 CONTEXT_SCHEMA = _Object({
-    "json_schema_version": _count,
+    "json_schema_version": _count, "cmbench_schema_version": _count,
     "num_cpus": _COUNT, "online_cpus": _COUNT, "mhz_per_cpu": _NUM,
     "repetitions": _COUNT, "warmup": _COUNT, "timeout_seconds": _NUM,
     "steal_share_during": _NUM, "cpu_scaling_enabled": _BOOL, "git_dirty": _BOOL,
@@ -506,9 +508,10 @@ def _check_unique_names(facts, where):
 
 
 def validate_report(doc, path="<report>", facts=None):
-    """Checks the shape of a parsed report; returns its json_schema_version. `facts`: for a
-    report of version 1, which has none in its context (load_facts()). Raises ReportError with
-    one line: the file, the JSON path, what it is and what was expected."""
+    """Checks the shape of a parsed report; returns its format (cmbench_schema_version, or for
+    an older report the json_schema_version it said its format in). `facts`: for a report of
+    format 1, which has none in its context (load_facts()). Raises ReportError with one line:
+    the file, the JSON path, what it is and what was expected."""
     if not isinstance(doc, dict):
         raise ReportError("%s: top level is a JSON %s, expected an object with `context` and "
                           "`benchmarks` (not a cmbench report)" % (path, _json_type(doc)))
@@ -520,14 +523,14 @@ def validate_report(doc, path="<report>", facts=None):
     context = doc.get("context")
     if not isinstance(context, dict):
         raise ReportError("%s: no `context` object (not a cmbench report)" % path)
-    version = context.get("json_schema_version", 0)
+    key = "cmbench_schema_version" if "cmbench_schema_version" in context else "json_schema_version"
+    version = context.get(key, 0)
     if _count(version):
-        raise ReportError("%s: context.json_schema_version is %s, expected a whole number"
-                          % (path, _describe(version)))
+        raise ReportError("%s: context.%s is %s, expected a whole number" % (path, key, _describe(version)))
     if version > SUPPORTED_SCHEMA_VERSION:
-        raise ReportError("%s: json_schema_version %d is newer than these scripts support (%d); "
+        raise ReportError("%s: %s %d is newer than these scripts support (%d); "
                           "update scripts/ to the cmbench version that wrote it"
-                          % (path, version, SUPPORTED_SCHEMA_VERSION))
+                          % (path, key, version, SUPPORTED_SCHEMA_VERSION))
     rows = doc["benchmarks"]
     if not rows:
         raise ReportError("%s: no benchmarks in the report (did every workload get filtered out?)"
@@ -535,13 +538,13 @@ def validate_report(doc, path="<report>", facts=None):
     for index, row in enumerate(rows):  # a plain Google Benchmark report says so, whatever its version
         _require_cmbench_row(row, index, path)
     if version < OLDEST_SCHEMA_VERSION:
-        raise ReportError("%s: json_schema_version %d is cmbench's first report format, no longer "
-                          "read: run it again with this cmbench" % (path, version))
+        raise ReportError("%s: report format %d (%s %d) is cmbench's first, no longer read: run it "
+                          "again with this cmbench" % (path, version, key, version))
     if version < 2 and facts is None:
-        raise ReportError("%s: json_schema_version %d has no models' and workloads' facts in its "
-                          "context: read it with --facts FILE, FILE from `build/release/harness/"
-                          "cmbench list --json > FILE`, or run it again with this cmbench"
-                          % (path, version))
+        raise ReportError("%s: report format %d (%s %d, before cmbench_schema_version 2) has no "
+                          "models' and workloads' facts in its context: read it with --facts FILE, "
+                          "FILE from `build/release/harness/cmbench list --json > FILE`, or run it "
+                          "again with this cmbench" % (path, version, key, version))
     try:
         _check(CONTEXT_SCHEMA, context, "context")
         if version >= 2:

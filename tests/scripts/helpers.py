@@ -26,7 +26,7 @@ MALFORMED = {
     "malformed_no_benchmarks.json": "no `benchmarks` array",
     "empty_benchmarks.json": "no benchmarks in the report",
     "not_cmbench.json": "not a cmbench report",
-    "future_version.json": "json_schema_version 3 is newer",
+    "future_version.json": "cmbench_schema_version 3 is newer",
 }
 
 

@@ -107,7 +107,7 @@ class PlotOtherReports(unittest.TestCase):
         out = self.tmp.join("merged")
         proc = run_script("plot", fixture("v1.json"), fixture("latency.json"), "--out", out)
         self.assertEqual(proc.returncode, 2)
-        self.assertRegex(proc.stderr, r"^plot: error: \S*v1.json: json_schema_version 1 has no models' and "
+        self.assertRegex(proc.stderr, r"^plot: error: \S*v1.json: report format 1 .* has no models' and "
                                       r"workloads' facts in its context: read it with --facts FILE.*\n$")
         self.assertFalse(os.path.exists(out))
         proc = run_script("plot", fixture("v1.json"), fixture("latency.json"), "--facts", fixture("facts.json"),

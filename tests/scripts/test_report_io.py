@@ -61,7 +61,8 @@ class OlderReports(unittest.TestCase):
         with self.assertRaises(ReportError) as cm:
             report_io.load_report(fixture("v1.json"))
         message = str(cm.exception)
-        self.assertIn("v1.json: json_schema_version 1 has no models' and workloads' facts", message)
+        self.assertIn("v1.json: report format 1 (json_schema_version 1, before cmbench_schema_version 2) "
+                      "has no models' and workloads' facts", message)
         self.assertIn("--facts FILE", message)
         self.assertIn("cmbench list --json", message)
         self.assertNotIn("\n", message)
@@ -111,11 +112,11 @@ class OlderReports(unittest.TestCase):
             tmp.cleanup()
 
     def test_version_0_is_refused(self):
-        with self.assertRaisesRegex(ReportError, "v0.json: json_schema_version 0 is cmbench's first report format"):
+        with self.assertRaisesRegex(ReportError, "v0.json: report format 0 \\(json_schema_version 0\\) is cmbench's first"):
             report_io.load_reports([fixture("v0.json")], fixture("facts.json"))
         doc = load_json(fixture("v0.json"))
         del doc["context"]["json_schema_version"]  # absent counts as 0
-        with self.assertRaisesRegex(ReportError, "json_schema_version 0"):
+        with self.assertRaisesRegex(ReportError, "report format 0"):
             report_io.parse_report(doc)
 
 
@@ -209,9 +210,14 @@ class RejectBadReports(unittest.TestCase):
 
     def test_bad_schema_version_value(self):
         doc = self._one_row()
-        doc["context"]["json_schema_version"] = "1"
-        with self.assertRaisesRegex(ReportError, "json_schema_version"):
+        doc["context"]["cmbench_schema_version"] = "2"
+        with self.assertRaisesRegex(ReportError, "context.cmbench_schema_version is the string"):
             report_io.parse_report(doc)
+
+    def test_google_benchmark_schema_stays_1(self):
+        # compare.py refuses any json_schema_version but 1: cmbench's own format has its own key.
+        raw = load_json(fixture("full.json"))["context"]
+        self.assertEqual((raw["json_schema_version"], raw["cmbench_schema_version"]), (1, 2))
 
     def test_load_reports_needs_all_to_be_valid(self):
         with self.assertRaises(ReportError):

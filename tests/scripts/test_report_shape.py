@@ -293,7 +293,7 @@ class ShapeViolations(unittest.TestCase):
         self.assertEqual(report.rows[0]["resources"]["limit_reached"], "RLIMIT_NPROC")
 
     def test_the_reference_reports_load_with_the_facts_of_this_build(self):
-        # They predate the facts in the context (json_schema_version 1): refused alone, in one
+        # They predate the facts in the context (report format 1): refused alone, in one
         # line saying how to read them; read with `cmbench list --json`'s facts.
         paths = sorted(glob.glob(os.path.join(REPO, "results", "reference", "*.json")))
         self.assertTrue(paths)
@@ -304,7 +304,8 @@ class ShapeViolations(unittest.TestCase):
                 self.skipTest("CMBENCH_EXE not set: run through ctest")
             for path in paths:
                 with self.subTest(report=os.path.basename(path)):
-                    version = load_json(path)["context"]["json_schema_version"]
+                    context = load_json(path)["context"]
+                    version = context.get("cmbench_schema_version", context["json_schema_version"])
                     if version < 2:
                         with self.assertRaisesRegex(ReportError, "--facts FILE"):
                             report_io.load_report(path)
