@@ -1,6 +1,7 @@
 #include "harness/facts.hpp"
 
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 namespace cmbench {
@@ -127,7 +128,8 @@ std::string facts_table() {
                     static_cast<long long>(p.full));
       const std::string help = p.help + " [" + std::to_string(p.min) + ".." + std::to_string(p.max) + "]" +
                                (p.sizes_model ? " (sizes the model)" : "");
-      out << line << wrapped(help, 49, width - 49) << "\n";
+      const std::size_t indent = std::strlen(line);
+      out << line << wrapped(help, indent, width - indent) << "\n";
     }
   }
   return out.str();
