@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/facts.hpp"
 #include "harness/floors.hpp"
 #include "harness/journal.hpp"
 #include "harness/params.hpp"
@@ -38,44 +39,6 @@ std::string default_out() {
   char name[64];
   std::strftime(name, sizeof(name), "results/cmbench-%Y%m%d-%H%M%S.json", &local);
   return name;
-}
-
-nlohmann::json list_json() {
-  nlohmann::json models = nlohmann::json::array();
-  for (const auto& m : all_models()) {
-    models.push_back({{"name", m.name}, {"family", m.info.family}, {"variant", m.info.variant},
-                      {"description", m.info.description}, {"mechanism", m.info.mechanism}});
-  }
-  nlohmann::json workloads = nlohmann::json::array();
-  for (const auto& w : all_workloads()) {
-    nlohmann::json params = nlohmann::json::array();
-    for (const auto& p : w.params) {
-      params.push_back({{"name", p.name}, {"help", p.help}, {"min", p.min}, {"max", p.max},
-                        {"presets", {{"quick", p.quick}, {"default", p.standard}, {"full", p.full}}},
-                        {"zero_means_cpus", p.zero_means_cpus}});
-    }
-    workloads.push_back({{"name", w.name}, {"description", w.description}, {"measures", w.measures},
-                         {"params", params}});
-  }
-  return {{"models", models}, {"workloads", workloads}};
-}
-
-void print_list() {
-  std::printf("models (--models NAME, a family, or all):\n");
-  for (const auto& m : all_models()) {
-    std::printf("  %-20s %s\n  %-20s   how: %s\n", m.name.c_str(), std::string(m.info.description).c_str(), "",
-                std::string(m.info.mechanism).c_str());
-  }
-  std::printf("\nworkloads (--workloads NAME or all), parameters with quick / default / full values:\n");
-  for (const auto& w : all_workloads()) {
-    std::printf("  %s: %s\n    measures: %s\n", w.name.c_str(), w.description.c_str(), w.measures.c_str());
-    for (const auto& p : w.params) {
-      std::printf("    %-12s %9lld / %9lld / %9lld   %s [%lld..%lld]\n", p.name.c_str(),
-                  static_cast<long long>(p.quick), static_cast<long long>(p.standard),
-                  static_cast<long long>(p.full), p.help.c_str(), static_cast<long long>(p.min),
-                  static_cast<long long>(p.max));
-    }
-  }
 }
 
 // `cmbench run`'s options, bound to a subcommand: parsed from the command line, or for --resume
@@ -251,8 +214,8 @@ int main(int argc, char** argv) {
 
   try {
     if (list->parsed()) {
-      if (as_json) std::cout << list_json().dump(2) << "\n";
-      else print_list();
+      if (as_json) std::cout << all_facts().dump(2) << "\n";
+      else std::cout << facts_table();
       return 0;
     }
     if (floors->parsed()) {

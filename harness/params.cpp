@@ -155,12 +155,5 @@ std::string params_label(const workload_entry& workload, const param_values& val
   return label;
 }
 
-param_values work_params(const param_values& params) {
-  param_values work;
-  for (const auto& [name, value] : params) {
-    if (!sizes_model(name)) work.emplace(name, value);
-  }
-  return work;
-}
 
 }  // namespace cmbench

@@ -35,10 +35,6 @@ void check_overrides(const std::vector<const workload_entry*>& workloads,
 std::vector<param_values> combinations(const workload_entry& workload, preset p,
                                        const std::vector<param_override>& overrides, unsigned cpus);
 
-// The parameters that size the work, without those that size the model (workers, concurrency):
-// serial/baseline runs once per combination of these, and is the speedup's reference at them.
-param_values work_params(const param_values& params);
-
 // "tasks:200/task_us:500/workers:2", in the workload's parameter order.
 std::string params_label(const workload_entry& workload, const param_values& values);
 

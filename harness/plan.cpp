@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <stdexcept>
 #include <string>
 
@@ -62,9 +63,14 @@ std::vector<const Entry*> select(const std::string& list, const std::vector<Entr
 }  // namespace
 
 std::vector<const model_entry*> select_models(const std::string& list) {
+  std::string families;  // in registry order, each once
+  std::set<std::string_view> seen;
+  for (const auto& m : all_models()) {
+    if (seen.insert(m.info.family).second) families += (families.empty() ? "" : ", ") + std::string(m.info.family);
+  }
   return select(list, all_models(), [](const model_entry& m, const std::string& name) {
     return m.name == name || m.info.family == name;
-  }, "model", "or a family: serial, threads, processes, coroutines; or all");
+  }, "model", "or a family: " + families + "; or all");
 }
 
 std::vector<const workload_entry*> select_workloads(const std::string& list) {
@@ -96,9 +102,9 @@ std::vector<run_record> plan_runs(const std::vector<const workload_entry*>& work
     const auto combos = combinations(*w, chosen, overrides, cpus);
     for (const auto* m : models) {
       std::size_t instance = 0;
-      std::set<param_values> serial_work;  // serial/baseline: once per combination of the work's parameters
+      std::set<param_values> baseline_work;  // the baseline: once per combination of the work's parameters
       for (const auto& params : combos) {
-        if (m->info.family == "serial" && !serial_work.insert(work_params(params)).second) continue;
+        if (m->info.baseline && !baseline_work.insert(work_params(*w, params)).second) continue;
         run_record r;
         r.workload = w;
         r.model = m;

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "harness/facts.hpp"
 #include "harness/system.hpp"
 #include "models/median.hpp"
 
@@ -102,19 +103,22 @@ figures figures_of(const run_record& r, const trial_result& t) {
     f.metrics["rss_bytes_per_unit"] = um.rss_bytes / um.units_alive;
   }
   for (const auto& [name, value] : t.observed) f.metrics[name] = value;
-  if (t.latency.count > 0) {
-    latency_histogram h;
-    t.latency.add_to(h);
+  latency_histogram h;
+  t.latency.add_to(h);
+  if (h.count() > 0) {
     for (const auto& [name, q] : {std::pair{"latency_p50_ns", 50.0}, {"latency_p99_ns", 99.0}}) {
       f.metrics[name] = static_cast<double>(h.percentile(q));
     }
-    // Read against the model's own floor, measured in the same run.
-    if (r.round_trip_floor_ns > 0) {
-      f.metrics["round_trip_floor_ns"] = r.round_trip_floor_ns;
-      f.metrics["round_trip_floor_before_ns"] = r.round_trip_floor_before_ns;
-      f.metrics["round_trip_floor_after_ns"] = r.round_trip_floor_after_ns;
-      f.metrics["p50_over_floor"] = static_cast<double>(h.percentile(50)) / r.round_trip_floor_ns;
-    }
+  }
+  // Read against the model's own floor, measured in the same run.
+  if (r.workload->read_against_floor && r.round_trip_floor_ns > 0) {
+    f.metrics["round_trip_floor_ns"] = r.round_trip_floor_ns;
+    f.metrics["round_trip_floor_before_ns"] = r.round_trip_floor_before_ns;
+    f.metrics["round_trip_floor_after_ns"] = r.round_trip_floor_after_ns;
+    if (h.count() > 0) f.metrics["p50_over_floor"] = static_cast<double>(h.percentile(50)) / r.round_trip_floor_ns;
+  }
+  if (r.baseline_wall_ns > 0 && t.wall_ns > 0) {
+    f.metrics[std::string(speedup_metric)] = r.baseline_wall_ns / static_cast<double>(t.wall_ns);
   }
   if (r.workload->metrics != nullptr) {
     for (const auto& [name, value] : r.workload->metrics(r.params, trial_figures{wall_s, um.pss_bytes, t.observed})) {
@@ -162,11 +166,11 @@ nlohmann::ordered_json identity(const run_record& r) {
           {"model", r.model->name},
           {"family", r.model->info.family},
           {"variant", r.model->info.variant},
-          {"mechanism", r.model->info.mechanism},
           {"round_trip_floor", !r.round_trip_floor.empty()               ? nlohmann::ordered_json(r.round_trip_floor)
                                : r.model->info.round_trip_floor.empty() ? nlohmann::ordered_json(nullptr)
                                                                         : nlohmann::ordered_json(r.model->info.round_trip_floor)},
           {"params", r.params},
+          {"units_at_once", r.workload->alive(r.params)},
           {"expected_checksum", hex(r.expected_checksum)}};
 }
 
@@ -241,6 +245,11 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
         medians[key] = median(values);
       }
     }
+    // A speedup over the median wall time, not the median of the repetitions' speedups: the
+    // baseline's own is then 1 exactly, whatever the number of repetitions.
+    if (group[0] == 'm' && r.baseline_wall_ns > 0 && !real.empty()) {
+      medians[std::string(speedup_metric)] = r.baseline_wall_ns / (median(real) * 1e6);
+    }
     row[group] = medians;
   }
   if (const auto latency = pooled_latency(ok); !latency.is_null()) row["latency"] = latency;
@@ -291,6 +300,19 @@ double trial_metric(const run_record& r, const trial_result& t, const std::strin
   return it == f.metrics.end() || !it->is_number() ? std::nan("") : it->get<double>();
 }
 
+double run_metric(const run_record& r, const std::string& name) {
+  std::vector<double> walls, values;
+  for (const auto& t : r.trials) {
+    if (!is_verified(r, t)) continue;
+    walls.push_back(static_cast<double>(t.wall_ns));
+    if (const double v = trial_metric(r, t, name); !std::isnan(v)) values.push_back(v);
+  }
+  if (name == speedup_metric) {
+    return r.baseline_wall_ns > 0 && !walls.empty() ? r.baseline_wall_ns / median(walls) : std::nan("");
+  }
+  return values.empty() ? std::nan("") : median(values);
+}
+
 std::string run_record::run_name() const {
   std::string label = workload->name + "/" + model->name;
   for (const auto& spec : workload->params) label += "/" + spec.name + ":" + std::to_string(params.at(spec.name));
@@ -300,6 +322,22 @@ std::string run_record::run_name() const {
 unsigned run_record::workers() const {
   const auto it = params.find("workers");
   return it == params.end() ? 1u : static_cast<unsigned>(it->second);
+}
+
+void link_baselines(std::vector<run_record>& runs) {
+  for (auto& r : runs) {
+    r.baseline_wall_ns = 0;
+    if (!r.workload->speedup) continue;
+    const param_values work = work_params(*r.workload, r.params);
+    for (const auto& s : runs) {
+      if (s.workload != r.workload || !s.model->info.baseline || work_params(*s.workload, s.params) != work) continue;
+      std::vector<double> walls;
+      for (const auto& t : s.trials) {
+        if (is_verified(s, t)) walls.push_back(static_cast<double>(t.wall_ns));
+      }
+      if (!walls.empty()) r.baseline_wall_ns = median(walls);
+    }
+  }
 }
 
 nlohmann::ordered_json build_rows(const std::vector<run_record>& runs) {
@@ -374,7 +412,7 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
 #endif
   std::size_t oversubscribed = 0, failed = 0, skipped = 0, mismatched = 0;
   for (const auto& r : runs) {
-    if (r.workers() > usable && r.model->info.family != "serial") ++oversubscribed;
+    if (r.workers() > usable && !r.model->info.baseline) ++oversubscribed;  // the baseline ignores workers
     for (const auto& t : r.trials) {
       if (!t.ok) ++failed;
       else if (t.checksum != r.expected_checksum) ++mismatched;
@@ -415,6 +453,7 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
                        (settings.journal.empty() ? std::string()
                                                  : "; `cmbench run --resume " + settings.journal + "` runs the rest"));
   }
+  const nlohmann::ordered_json facts = all_facts();
   auto text_or_null = [](const std::string& text) {
     return text.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(text);
   };
@@ -437,6 +476,7 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
                                                                  : nlohmann::ordered_json(settings.steal_share_during)},
           {"library_build_type", build_type == "Debug" ? "debug" : "release"},
           {"json_schema_version", json_schema_version},
+          {"cmbench_schema_version", cmbench_schema_version},
           {"cmbench_version", CMBENCH_VERSION},
           {"cpu_model", system::cpu_model()},
           {"online_cpus", sysconf(_SC_NPROCESSORS_ONLN)},
@@ -467,7 +507,10 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
                                                         {"trials_from_journal", settings.trials_from_journal}}},
           {"limits", system::limits()},
           {"floors", floors},
-          {"warnings", warnings}};
+          {"warnings", warnings},
+          // What every model and workload is (not only those that ran): the facts the scripts read.
+          {"models", facts.at("models")},
+          {"workloads", facts.at("workloads")}};
 }
 
 void check_writable(const std::string& path) {

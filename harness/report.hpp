@@ -14,7 +14,12 @@
 
 namespace cmbench {
 
+// Google Benchmark's schema, which the rows follow: its tools (compare.py) refuse any other.
 inline constexpr int json_schema_version = 1;
+// cmbench's own report format. 2: context.models and context.workloads carry every model's and
+// workload's facts; rows no longer repeat the model's mechanism, and carry units_at_once. (Format
+// 1, and 0, said their version in json_schema_version and had no cmbench_schema_version.)
+inline constexpr int cmbench_schema_version = 2;
 
 // One run: a model on a workload at one parameter combination, over its repetitions.
 struct run_record {
@@ -33,6 +38,9 @@ struct run_record {
   // workload's trials where the workload is read against its floor, else the whole run's.
   double round_trip_floor_before_ns = 0;
   double round_trip_floor_after_ns = 0;
+  // The baseline model's median wall time at this run's work (link_baselines), for the speedup
+  // metric of a workload where one means something; 0: none to compare with.
+  double baseline_wall_ns = 0;
 
   std::string run_name() const;
   std::size_t repetitions() const { return trials.size() + skipped.size() + not_run; }
@@ -87,6 +95,14 @@ unit_memory unit_memory_of(const trial_result& t);
 
 // One of the `metrics` a trial's row carries (NaN when it has none of that name).
 double trial_metric(const run_record& r, const trial_result& t, const std::string& name);
+// The same metric as the run's median row carries it: its median over the verified repetitions;
+// a speedup is the baseline's median wall time over the run's median one (the baseline's own is
+// 1, whatever the number of repetitions). NaN when no repetition has it.
+double run_metric(const run_record& r, const std::string& name);
+
+// Sets each run's baseline_wall_ns from the baseline model's run at the same work parameters,
+// where its workload's speedup means something and the baseline ran and verified.
+void link_baselines(std::vector<run_record>& runs);
 
 // `floors`: context.floors (see harness/floors.hpp), or null when the run measured none.
 nlohmann::ordered_json build_context(const report_settings& settings, const std::vector<run_record>& runs,

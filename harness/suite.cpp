@@ -118,7 +118,7 @@ class trial_loop {
       for (int round = 0; round < rounds_; ++round) journaled_here += journaled_.count({i, round});
     }
     // A block the journal finished whole needs no floors of its own: the whole run's serve.
-    const bool bracket = options_.floors && workload.summary_metric == "latency_p50_ns" &&
+    const bool bracket = options_.floors && workload.read_against_floor &&
                          journaled_here < (last - first) * static_cast<std::size_t>(rounds_);
     if (bracket) floors_.before_block(workload.name);
     for (int round = 0; round < rounds_ && !interrupted(); ++round) {
@@ -304,6 +304,7 @@ int run_suite(const suite_options& options) {
   const nlohmann::ordered_json floors_measured = floors.finish(runs, interrupted());
   if (interrupted()) mark_partial(settings, runs, options.repetitions, *journal, lock);
 
+  link_baselines(runs);
   nlohmann::ordered_json report = {{"context", build_context(settings, runs, floors_measured)},
                                    {"benchmarks", build_rows(runs)}};
   const report_written written = write_report(options.out, report.dump(2) + "\n");

@@ -65,8 +65,8 @@ class floors_note {
   void flush(std::ostringstream& out) {
     if (floors_.empty()) return;
     auto time = [](double ns) { return ns >= 1000 ? figure_text(ns / 1000) + " us" : figure_text(ns) + " ns"; };
-    out << "(x): p50 over the model's round-trip floor, the lower of two measurements just before and just after "
-           "these trials:";
+    out << "(x): the figure over the model's round-trip floor (its median round trip where timed one by one, else "
+           "its mean), the lower of two measurements just before and just after these trials:";
     const char* sep = " ";
     for (const auto& [name, r] : floors_) {
       out << sep << name << " " << time(r->round_trip_floor_ns);
@@ -83,38 +83,24 @@ class floors_note {
   std::map<std::string, const run_record*> floors_;
 };
 
-// The workload's figure of merit, from the aggregate rows: the speedup against serial/baseline's
-// median at the same work (serial ignores workers); the pooled p50 of the round trips, with its
-// ratio to the model's floor; else the median of the workload's own metric.
-std::string figure_cell(const run_record& r, const json& row, const std::vector<run_record>& runs,
-                        const std::map<std::string, const json*>& aggregates, floors_note& floors) {
-  const std::string& metric = r.workload->summary_metric;
+// The workload's headline figure (its first figure of merit), as the run's aggregate row has it;
+// where the workload is read against a floor, also its ratio to the model's.
+std::string figure_cell(const run_record& r, const json& row, floors_note& floors) {
+  if (r.workload->figures.empty()) return figure_text(std::nan(""));
+  const figure_of_merit& headline = r.workload->figures.front();
+  const double figure = number_in(row, "metrics", headline.metric.c_str());
   char text[48];
-  if (metric == "speedup") {
-    for (const auto& s : runs) {
-      const bool reference = s.workload == r.workload && s.model->info.family == "serial" &&
-                             work_params(s.params) == work_params(r.params);
-      if (!reference) continue;
-      const json& serial = *aggregates.at(s.run_name());
-      if (serial.at("ok_repetitions").get<std::size_t>() == 0) break;
-      const double speedup = serial.at("real_time").get<double>() / row.at("real_time").get<double>();
-      std::snprintf(text, sizeof(text), "%.2fx", speedup);
-      return text;
-    }
-    return figure_text(std::nan(""));
+  std::string cell = figure_text(figure);
+  if (headline.kind == figure_kind::ratio && !std::isnan(figure)) {
+    std::snprintf(text, sizeof(text), "%.2fx", figure);
+    cell = text;
   }
-  if (metric == "latency_p50_ns") {
-    if (!row.contains("latency")) return figure_text(std::nan(""));
-    const double p50 = row.at("latency").at("percentiles").at("50").get<double>();
-    std::string cell = figure_text(p50);
-    if (r.round_trip_floor_ns > 0) {
-      std::snprintf(text, sizeof(text), " (%.2gx)", p50 / r.round_trip_floor_ns);
-      cell += text;
-      floors.add(r);
-    }
-    return cell;
+  if (r.workload->read_against_floor && !std::isnan(figure) && r.round_trip_floor_ns > 0) {
+    std::snprintf(text, sizeof(text), " (%.2gx)", figure / r.round_trip_floor_ns);
+    cell += text;
+    floors.add(r);
   }
-  return figure_text(number_in(row, "metrics", metric.c_str()));
+  return cell;
 }
 
 // One run's line: status, the median wall time and the range of the verified repetitions, the
@@ -157,12 +143,13 @@ std::string summary_table(const std::vector<run_record>& runs, const nlohmann::o
       current = block_of[index];
       char header[512];
       std::snprintf(header, sizeof(header), line_format, "model", "status", "median ms", "min..max ms",
-                    r.workload->summary_label.c_str(), "CPUs", "peak PSS", "bytes/unit", "ctx sw");
+                    r.workload->figures.empty() ? "-" : r.workload->figures.front().heading.c_str(), "CPUs",
+                    "peak PSS", "bytes/unit", "ctx sw");
       out << "\n" << current << "\n" << header;
     }
     const json& row = *aggregates.at(r.run_name());
     const bool has_figures = row.at("ok_repetitions").get<std::size_t>() > 0;
-    out << run_line(r, row, has_figures ? figure_cell(r, row, runs, aggregates, floors) : std::string());
+    out << run_line(r, row, has_figures ? figure_cell(r, row, floors) : std::string());
   }
   floors.flush(out);
   return out.str();

@@ -148,11 +148,57 @@ struct graph_result {
 // (coroutines: all started in one turn of the loop, max_alive not applied).
 enum class wait_capacity : std::uint8_t { one, workers, tasks, every_task };
 
+constexpr std::string_view wait_capacity_name(wait_capacity waits) {
+  switch (waits) {
+    case wait_capacity::one: return "one";
+    case wait_capacity::workers: return "workers";
+    case wait_capacity::every_task: return "every_task";
+    case wait_capacity::tasks: break;
+  }
+  return "tasks";
+}
+
+// How a model runs the work, one field per primitive: the structure `cmbench list` prints as a
+// table and every report carries in context.models. Each field is a short phrase; together they
+// replace a paragraph of prose, so two models can be compared field by field.
+struct mechanism_info {
+  std::string_view summary;  // one line: the model in a nutshell
+  std::string_view unit;     // what runs one unit: a bulk task, a tree unit, a graph unit
+  std::string_view tree;     // how a tree unit creates its children and waits for them
+  std::string_view channel;  // a graph channel: the buffer, and how a full or empty one waits
+  std::string_view mutex;    // a graph mutex
+  std::string_view barrier;  // the graph barrier, and who sleeps its hold
+  std::string_view wait;     // a timed wait, and how a blocked unit sleeps (blocking or spinning)
+  std::string_view handoff;  // how a unit made runnable gets to run again
+  std::string_view results;  // how results come back to the caller
+};
+
+// The fields of mechanism_info with their names, in the order they are printed and written.
+struct mechanism_field {
+  std::string_view name;
+  std::string_view mechanism_info::*member;
+};
+inline constexpr mechanism_field mechanism_fields[] = {
+    {"summary", &mechanism_info::summary}, {"unit", &mechanism_info::unit},
+    {"tree", &mechanism_info::tree},       {"channel", &mechanism_info::channel},
+    {"mutex", &mechanism_info::mutex},     {"barrier", &mechanism_info::barrier},
+    {"wait", &mechanism_info::wait},       {"handoff", &mechanism_info::handoff},
+    {"results", &mechanism_info::results},
+};
+
+// Everything the harness, the report and the scripts know about a model comes from here: no
+// other file names a model to decide anything.
 struct model_info {
   std::string_view family;       // "threads"
   std::string_view variant;      // "pool"
   std::string_view description;  // one line, shown by `cmbench list`
-  std::string_view mechanism;    // how units, waits and results travel, written into every row
+  // Where the model sorts among all models (lists, reports, charts): families in blocks of ten,
+  // variants within a block. Distinct for every model.
+  int order = 0;
+  // The reference model: the 1x of every speedup. It ignores the parameters that size a model
+  // (workers, concurrency), so the harness runs it once per combination of the others.
+  bool baseline = false;
+  mechanism_info mechanism;
   // The floor probe (models/floors/probes.hpp) a hand-off between two of this model's units is
   // read against: a round trip of the same mechanism with nothing else in the way. Empty: none.
   // Units that block run on different CPUs when they can, so theirs is a `_cross_cpu` round trip
@@ -204,7 +250,7 @@ struct model_entry {
   std::unique_ptr<model_instance> (*make)(const model_config&);
 };
 
-// All registered models, in registration order sorted by family then variant.
+// All registered models, sorted by their order key (then name).
 const std::vector<model_entry>& all_models();
 const model_entry* find_model(std::string_view name);
 

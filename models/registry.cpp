@@ -27,17 +27,12 @@ namespace detail {
 bool add_model(model_entry entry) {
   auto& models = registry();
   if (find_model(entry.name) != nullptr) throw std::logic_error("model registered twice: " + entry.name);
-  // serial first (the reference), then families in the order of DESIGN.md, then variants.
-  auto rank = [](std::string_view family) {
-    constexpr std::string_view order[] = {"serial", "threads", "processes", "coroutines"};
-    for (std::size_t i = 0; i < std::size(order); ++i) {
-      if (order[i] == family) return i;
-    }
-    return std::size(order);
+  // Each model's own order key, whatever order the linker runs the registrations in; a tie
+  // (which the registry test reports) falls back to the name, so the order is still stable.
+  auto before = [](const model_entry& a, const model_entry& b) {
+    return a.info.order != b.info.order ? a.info.order < b.info.order : a.name < b.name;
   };
-  auto pos = std::find_if(models.begin(), models.end(), [&](const model_entry& m) {
-    return rank(m.info.family) > rank(entry.info.family);
-  });
+  auto pos = std::upper_bound(models.begin(), models.end(), entry, before);
   models.insert(pos, std::move(entry));
   return true;
 }

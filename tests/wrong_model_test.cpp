@@ -48,11 +48,18 @@ struct wrong_base {
   graph_result run_graph(const graph_job&) { throw std::logic_error("not a graph model"); }
 };
 
+// A wrong model's mechanism: what it does wrong, every other field saying it is a test's.
+constexpr mechanism_info test_only(std::string_view summary) {
+  return {summary, "test only", "test only", "test only", "test only", "test only", "test only", "test only",
+          "test only"};
+}
+
 // Computes every round and never waits (nor says it began one).
 class skips_waits : public wrong_base<skips_waits> {
  public:
-  static constexpr model_info info{"wrong", "skips-waits", "test only: never waits", "no waits at all", {},
-                                   wait_capacity::tasks};
+  static constexpr model_info info{.family = "wrong", .variant = "skips-waits",
+                                   .description = "test only: never waits", .order = 900,
+                                   .mechanism = test_only("no waits at all"), .waits = wait_capacity::tasks};
   explicit skips_waits(const model_config&) {}
   std::uint64_t run_bulk(const bulk_job& job) {
     std::uint64_t sum = 0;
@@ -65,8 +72,9 @@ CMBENCH_REGISTER_MODEL(skips_waits);
 // Says it began each wait, then waits only a tenth of it, all tasks at once (one thread each).
 class shortens_waits : public wrong_base<shortens_waits> {
  public:
-  static constexpr model_info info{"wrong", "shortens-waits", "test only: waits a tenth", "short waits", {},
-                                   wait_capacity::tasks};
+  static constexpr model_info info{.family = "wrong", .variant = "shortens-waits",
+                                   .description = "test only: waits a tenth", .order = 901,
+                                   .mechanism = test_only("short waits"), .waits = wait_capacity::tasks};
   explicit shortens_waits(const model_config&) {}
   std::uint64_t run_bulk(const bulk_job& job) {
     std::vector<std::uint64_t> sums(job.tasks);
@@ -86,8 +94,10 @@ CMBENCH_REGISTER_MODEL(shortens_waits);
 // the waits are real and full length, one at a time.
 class serialises_waits : public wrong_base<serialises_waits> {
  public:
-  static constexpr model_info info{"wrong", "serialises-waits", "test only: one wait at a time",
-                                   "W threads, one lock held across every wait", {}, wait_capacity::workers};
+  static constexpr model_info info{.family = "wrong", .variant = "serialises-waits",
+                                   .description = "test only: one wait at a time", .order = 902,
+                                   .mechanism = test_only("W threads, one lock held across every wait"),
+                                   .waits = wait_capacity::workers};
   explicit serialises_waits(const model_config& config) : workers_(std::max(1u, config.workers)) {}
   std::uint64_t run_bulk(const bulk_job& job) {
     std::atomic<std::uint64_t> next{0}, sum{0};
@@ -114,8 +124,9 @@ CMBENCH_REGISTER_MODEL(serialises_waits);
 // one unit at a time, each to its end, as if the barrier were not there.
 class shortcuts : public wrong_base<shortcuts> {
  public:
-  static constexpr model_info info{"wrong", "shortcuts", "test only: formula tree, no barrier", "shortcuts", {},
-                                   wait_capacity::one};
+  static constexpr model_info info{.family = "wrong", .variant = "shortcuts",
+                                   .description = "test only: formula tree, no barrier", .order = 903,
+                                   .mechanism = test_only("shortcuts"), .waits = wait_capacity::one};
   explicit shortcuts(const model_config&) {}
   std::uint64_t run_bulk(const bulk_job& job) {
     std::uint64_t sum = 0;

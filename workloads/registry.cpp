@@ -26,15 +26,13 @@ namespace detail {
 
 bool add_workload(workload_entry entry) {
   if (find_workload(entry.name) != nullptr) throw std::logic_error("workload registered twice: " + entry.name);
-  // The order of DESIGN.md section 2, whatever order the linker runs the registrations in.
-  constexpr std::string_view order[] = {"cpu", "io", "mixed", "spawn", "pingpong", "ring",
-                                        "pipeline", "contention", "memory"};
-  auto rank = [&](std::string_view n) {
-    return static_cast<std::size_t>(std::find(std::begin(order), std::end(order), n) - std::begin(order));
+  // Each workload's own order key, whatever order the linker runs the registrations in; a tie
+  // (which the registry test reports) falls back to the name.
+  auto before = [](const workload_entry& a, const workload_entry& b) {
+    return a.order != b.order ? a.order < b.order : a.name < b.name;
   };
   auto& workloads = registry();
-  auto pos = std::find_if(workloads.begin(), workloads.end(),
-                          [&](const workload_entry& w) { return rank(w.name) > rank(entry.name); });
+  auto pos = std::upper_bound(workloads.begin(), workloads.end(), entry, before);
   workloads.insert(pos, std::move(entry));
   return true;
 }

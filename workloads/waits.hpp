@@ -25,6 +25,13 @@
 
 namespace cmbench::waits {
 
+// The tasks in flight at once: every task, or `concurrency` of them where that is set (0: all).
+inline std::uint64_t tasks_in_flight(const param_values& p) {
+  const auto tasks = static_cast<std::uint64_t>(p.at("tasks"));
+  const auto concurrency = static_cast<std::uint64_t>(p.at("concurrency"));
+  return concurrency == 0 ? tasks : std::min(concurrency, tasks);
+}
+
 inline std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();

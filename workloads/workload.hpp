@@ -26,6 +26,9 @@ struct param_spec {
   std::int64_t standard = 0;  // the `default` preset
   std::int64_t full = 0;
   bool zero_means_cpus = false;  // 0 stands for the CPUs this process may run on, resolved before a run
+  // It sizes the model, not the work (how many workers, how many units alive at once): the
+  // baseline model ignores it, so it runs once for all its values.
+  bool sizes_model = false;
 
   std::int64_t value_for(preset p) const {
     return p == preset::quick ? quick : p == preset::full ? full : standard;
@@ -38,8 +41,37 @@ using param_values = std::map<std::string, std::int64_t>;
 // pool-like model uses, 0 meaning every CPU this run may use.
 inline param_spec workers_param(std::int64_t quick = 0, std::int64_t standard = 0, std::int64_t full = 0) {
   return {"workers", "pool threads / processes / event loops (0: every CPU this run may use)", 0, 100'000,
-          quick, standard, full, true};
+          quick, standard, full, true, true};
 }
+
+// What a figure's value is: nanoseconds, bytes, a count per second or a plain ratio. Tools
+// scale and label it by this, never by its name.
+enum class figure_kind : std::uint8_t { time_ns, bytes, rate, ratio };
+constexpr std::string_view figure_kind_name(figure_kind kind) {
+  switch (kind) {
+    case figure_kind::bytes: return "bytes";
+    case figure_kind::rate: return "rate";
+    case figure_kind::ratio: return "ratio";
+    case figure_kind::time_ns: break;
+  }
+  return "time_ns";
+}
+
+enum class better : std::uint8_t { lower, higher };
+constexpr std::string_view better_name(better direction) { return direction == better::higher ? "higher" : "lower"; }
+
+// A figure of merit: a metric every ok row of the workload carries, and how to read it.
+struct figure_of_merit {
+  std::string metric;   // its name in a row's `metrics`
+  std::string label;    // what it is, for titles and axes: "time per hand-off (message phase)"
+  std::string heading;  // the summary table's column heading: "ns/hop"
+  figure_kind kind = figure_kind::time_ns;
+  better direction = better::lower;
+};
+
+// The metric the harness adds to every row of a workload whose `speedup` holds: the baseline
+// model's median wall time at the same work over the row's.
+inline constexpr std::string_view speedup_metric = "speedup";
 
 // What one trial measured, as the workload needs it to derive its own metrics.
 struct trial_figures {
@@ -108,15 +140,45 @@ struct workload_entry {
   cost_estimate (*cost)(const param_values&, const model_info& model, unsigned cpus) = nullptr;
   // Workload-specific figures from one trial, by name (for example makespan over ideal).
   std::map<std::string, double> (*metrics)(const param_values&, const trial_figures&) = nullptr;
-  // The summary table's figure of merit: a metric's name (or "speedup", against serial/baseline)
-  // and its column heading.
-  std::string summary_metric = "ns_per_unit";
-  std::string summary_label = "ns/unit";
+
+  // Its facts, read by the harness, the report's context and the scripts; nothing else names a
+  // workload to decide anything.
+  int order = 0;  // where it sorts among all workloads (lists, reports, charts); distinct
+  // The figures of merit, the headline first: the summary table's column, the overview's cell.
+  std::vector<figure_of_merit> figures;
+  // A speedup over the baseline model says something (the work is computing, not waiting or
+  // creating units): the harness adds the `speedup` metric, the scripts chart it against workers.
+  bool speedup = false;
+  // Its units are alive at once, so memory per unit alive and the largest count reached matter.
+  bool memory_per_unit = false;
+  // Its figures are read against each model's own round-trip floor (model_info::round_trip_floor),
+  // measured just before and just after its trials.
+  bool read_against_floor = false;
+  std::string unit = "unit";  // what `units` counts, singular: "task", "hop", "round trip"
+  // The most units alive at once for these parameters, whatever the model: what a model that
+  // makes a thread or a process per unit must be able to create.
+  std::uint64_t (*alive)(const param_values&) = nullptr;
 };
 
-// Parameters that size the model, not the work (how many workers, how many units alive at once):
-// serial/baseline ignores them, so it runs once for all their values.
-inline bool sizes_model(const std::string& param) { return param == "workers" || param == "concurrency"; }
+// The names of the parameters that size the model, in the workload's order.
+inline std::vector<std::string> model_params(const workload_entry& workload) {
+  std::vector<std::string> names;
+  for (const auto& p : workload.params) {
+    if (p.sizes_model) names.push_back(p.name);
+  }
+  return names;
+}
+
+// The parameters that size the work, without those that size the model.
+inline param_values work_params(const workload_entry& workload, const param_values& params) {
+  param_values work;
+  for (const auto& [name, value] : params) {
+    const auto spec = std::find_if(workload.params.begin(), workload.params.end(),
+                                   [&](const param_spec& p) { return p.name == name; });
+    if (spec == workload.params.end() || !spec->sizes_model) work.emplace(name, value);
+  }
+  return work;
+}
 
 const std::vector<workload_entry>& all_workloads();
 const workload_entry* find_workload(std::string_view name);

@@ -26,21 +26,31 @@ struct one_loop {
 class asio_single {
  public:
   static constexpr model_info info{
-      "coroutines", "asio",
-      "one Asio io_context on one thread, C++20 coroutines (asyncio)",
-      "one io_context (concurrency hint 1) run on the calling thread; every task and tree unit is "
-      "an asio::awaitable started with co_spawn, all in flight at once; waits are steady_timer "
-      "async_waits; a parent suspends on a wait group until its children's co_spawn handlers "
-      "count out; graph units are co_spawned awaitables looping over next(), started inline by a "
-      "driver on the loop; a channel is an asio::experimental::channel of the job's capacity "
-      "carrying slot indices into a capacity+2 message ring (bytes copied in on send, out on "
-      "receive; its buffer a reused ring, no allocation per message), try_send/try_receive first, "
-      "then co_await async_send/async_receive (a full try_send is one blocked send); a mutex "
-      "costs nothing (one thread, and no unit co_awaits while holding one); the barrier is a "
-      "steady_timer at time_point::max() that waiters async_wait on and the last arriver cancels "
-      "after co_awaiting `hold` on a timer; every wait parks the coroutine (blocking, no spin); "
-      "workers and max_alive are ignored (one thread)",
-      "asio_post_round_trip", wait_capacity::every_task};
+      .family = "coroutines",
+      .variant = "asio",
+      .description = "one Asio io_context on one thread, C++20 coroutines (asyncio)",
+      .order = 30,
+      .mechanism = {
+          .summary = "one io_context (concurrency hint 1) run on the calling thread; workers and max_alive are "
+                     "ignored",
+          .unit = "an asio::awaitable started with co_spawn, every task at once; graph units are started inline by "
+                  "a driver on the loop, each looping over next()",
+          .tree = "a parent co_spawns its children and suspends on a wait group until their completion handlers "
+                  "count out",
+          .channel = "an asio::experimental::channel of the job's capacity carrying slot indices into a capacity+2 "
+                     "message ring (bytes copied in and out, no allocation per message); try_send / try_receive "
+                     "first, then co_await async_send / async_receive",
+          .mutex = "nothing to do: one thread, and no unit co_awaits while holding one",
+          .barrier = "a steady_timer at time_point::max() that waiters async_wait on; the last arriver co_awaits the "
+                     "hold on a timer, then cancels it",
+          .wait = "a steady_timer async_wait; every wait parks the coroutine and the idle loop sleeps in the kernel "
+                  "(no spin)",
+          .handoff = "the woken coroutine is resumed by a post to the one loop",
+          .results = "summed by the coroutines on the loop thread",
+      },
+      .round_trip_floor = "asio_post_round_trip",
+      .waits = wait_capacity::every_task,
+  };
 
   explicit asio_single(const model_config& /*config*/)
       : io_(std::make_unique<asio::io_context>(1)) {}

@@ -173,27 +173,32 @@ constexpr std::uint64_t tree_grain = 1000;
 class asio_mt {
  public:
   static constexpr model_info info{
-      "coroutines", "asio-mt",
-      "W Asio io_contexts on W threads, C++20 coroutines",
-      "one io_context (concurrency hint 1) per worker thread, started at setup with a work guard; "
-      "every task and tree unit is an asio::awaitable started with co_spawn; bulk tasks go "
-      "round-robin to the loops, each loop's driver spawning its share; tree children of large "
-      "subtrees go round-robin across loops, small subtrees stay on their parent's loop; a parent "
-      "suspends on an atomic wait group; waits are steady_timer async_waits; the caller blocks on "
-      "an atomic wait; graph units are co_spawned awaitables looping over next(), spread "
-      "round-robin over the loops and started inline by each loop's driver; a channel is an "
-      "asio::experimental::concurrent_channel of the job's capacity carrying slot indices into a "
-      "capacity+2 message ring (bytes copied in on send, out on receive; its buffer a reused "
-      "ring, no allocation per message), try_send/try_receive first, then co_await "
-      "async_send/async_receive, the waker posting to the parked unit's own loop (a full "
-      "try_send is one blocked send); a mutex is a std::mutex held by the loop thread between "
-      "lock and unlock (no unit co_awaits while holding one, so a contending loop waits only for "
-      "the critical section, as a pool worker does); the barrier is an atomic count and one "
-      "steady_timer per loop at time_point::max() that the loop's waiters async_wait on, the "
-      "last arriver co_awaiting `hold` on a timer, then cancelling every loop's timer on that "
-      "loop; every wait parks the coroutine and an idle loop sleeps in the kernel (blocking, no "
-      "spin); max_alive is ignored",
-      "asio_cross_loop_round_trip_cross_cpu", wait_capacity::every_task};
+      .family = "coroutines",
+      .variant = "asio-mt",
+      .description = "W Asio io_contexts on W threads, C++20 coroutines",
+      .order = 31,
+      .mechanism = {
+          .summary = "one io_context (concurrency hint 1) per worker thread, started at setup with a work guard; "
+                     "max_alive is ignored",
+          .unit = "an asio::awaitable started with co_spawn; bulk tasks and graph units go round-robin to the loops, "
+                  "each loop's driver starting its share inline",
+          .tree = "children of large subtrees go round-robin across loops, small subtrees stay on their parent's "
+                  "loop; a parent suspends on an atomic wait group",
+          .channel = "an asio::experimental::concurrent_channel of the job's capacity carrying slot indices into a "
+                     "capacity+2 message ring (no allocation per message); try_send / try_receive first, then "
+                     "co_await async_send / async_receive",
+          .mutex = "a std::mutex held by the loop thread between lock and unlock (no unit co_awaits while holding "
+                   "one, so a contending loop waits only for the critical section)",
+          .barrier = "an atomic count and one steady_timer per loop at time_point::max(); the last arriver co_awaits "
+                     "the hold on a timer, then cancels every loop's timer on that loop",
+          .wait = "a steady_timer async_wait; every wait parks the coroutine and an idle loop sleeps in the kernel "
+                  "(no spin); the caller blocks on an atomic wait",
+          .handoff = "the waker posts the parked coroutine to its own loop, often another thread's",
+          .results = "atomic sums across the loops",
+      },
+      .round_trip_floor = "asio_cross_loop_round_trip_cross_cpu",
+      .waits = wait_capacity::every_task,
+  };
 
   explicit asio_mt(const model_config& config) : workers_(config.workers) {
     if (workers_ == 0) {

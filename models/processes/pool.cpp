@@ -587,25 +587,33 @@ std::vector<shared_mapping> read_shared_mappings() {
 class processes_pool {
  public:
   static constexpr model_info info{
-      "processes", "pool", "W worker processes forked once, the seeds' multiprocessing.Pool",
-      "W pre-forked worker processes (PR_SET_PDEATHSIG); tasks as 8-byte descriptors through a "
-      "shared-memory bounded MPMC ring (4M slots); bulk results summed per worker, tree units "
-      "completed by their last child (pending count + partial sum per node in shared memory); "
-      "idle workers and the waiting caller sleep on process-shared futexes; waits are blocking "
-      "sleeps in the workers. Graph units are parked actors in a shared-memory job area "
-      "(state + message per unit, zero pages until used): a memfd created before the fork, sized "
-      "by the caller to what each tree or graph job needs (checked against 7/8 of MemAvailable and "
-      "RLIMIT_AS) and mapped by each worker when a job first needs more than it maps, truncated "
-      "to zero after the job (tree nodes live there too): a runnable unit is its "
-      "descriptor on the ring, a worker runs its steps until it must wait; channels are bounded "
-      "rings in shared memory under a per-channel futex lock with one parked-sender and one "
-      "parked-receiver slot, the unit that changes a channel pushes its parked peer on the ring at "
-      "once (any worker may pop it, as in multiprocessing.Pool: no run-next slot); the mutex is a futex mutex that blocks the "
-      "worker (a unit never parks holding one); the barrier is an arrival count whose last "
-      "arriver sleeps the hold then requeues every unit. Waits block: a unit waiting on a channel "
-      "or the barrier is parked, never spun on (an idle worker polls the ring ~50 us before its "
-      "futex sleep, only when every worker has a CPU)",
-      "process_pool_handoff_round_trip", wait_capacity::workers};
+      .family = "processes",
+      .variant = "pool",
+      .description = "W worker processes forked once, the seeds' multiprocessing.Pool",
+      .order = 21,
+      .mechanism = {
+          .summary = "W worker processes forked at setup (PR_SET_PDEATHSIG) pop 8-byte descriptors from one "
+                     "shared-memory bounded MPMC ring (4M slots)",
+          .unit = "a task: one descriptor; a graph unit: a parked actor (state + message) in a shared-memory job "
+                  "area, run by any worker until it must wait; the area is a memfd made before the fork, sized per "
+                  "job (checked against 7/8 of MemAvailable and RLIMIT_AS), mapped by each worker as needed and "
+                  "truncated to zero after the job",
+          .tree = "a unit is one descriptor; the last child to finish completes its parent (a pending count and a "
+                  "partial sum per node in the job area)",
+          .channel = "a bounded ring in shared memory under a per-channel futex lock, with one parked-sender and one "
+                     "parked-receiver slot",
+          .mutex = "a futex mutex in shared memory that blocks the worker (a unit never parks holding one)",
+          .barrier = "an arrival count in shared memory; the last arriver sleeps the hold, then requeues every unit",
+          .wait = "a blocking sleep in the worker, so at most W waits at once; idle workers and the waiting caller "
+                  "sleep on process-shared futexes (an idle worker polls the ring ~50 us first, only when every "
+                  "worker has a CPU)",
+          .handoff = "the unit that changes a channel pushes its parked peer's descriptor on the shared ring at once; "
+                     "any worker may pop it (no run-next slot)",
+          .results = "bulk sums per worker; tree and graph sums in the shared job area",
+      },
+      .round_trip_floor = "process_pool_handoff_round_trip",
+      .waits = wait_capacity::workers,
+  };
 
   explicit processes_pool(const model_config& config)
       : arena_(map_arena()), pool_(arena_, area_.fd()), owner_(::getpid()) {

@@ -432,22 +432,29 @@ void kill_running_units(const run_region& run, std::uint32_t forked, pid_t reape
 class processes_spawn {
  public:
   static constexpr model_info info{
-      "processes", "spawn",
-      "one fork() per task, tree unit or graph unit, the seeds' multiprocessing.Process",
-      "one child process per task (forked by a per-run supervisor process, at most max_alive "
-      "alive, finished children reaped before each fork) or per tree unit (each unit forks its "
-      "children and waitpid()s them); results in 8-byte slots of a MAP_SHARED region mapped "
-      "before forking; exit statuses checked; waits are blocking sleeps; a run stops with a "
-      "limit error at pid_max/RLIMIT_NPROC (fork fails) or when its processes' page tables "
-      "would fill 7/8 of MemAvailable. Graph: a supervisor process forks one child per unit, all "
-      "alive at once (PR_SET_PDEATHSIG) and started together behind a futex gate; everything "
-      "they share is in one MAP_SHARED region mapped before the forks: a channel is a "
-      "single-producer single-consumer ring of slots whose sent/taken counters are "
-      "process-shared futex words, woken only when the peer announced a sleep; the mutex is a "
-      "futex mutex (no system call uncontended); the barrier is a counter plus a generation "
-      "futex word, the last arriver sleeping the hold; every wait blocks in FUTEX_WAIT (no "
-      "spinning)",
-      "futex_round_trip_cross_cpu"};
+      .family = "processes",
+      .variant = "spawn",
+      .description = "one fork() per task, tree unit or graph unit, the seeds' multiprocessing.Process",
+      .order = 20,
+      .mechanism = {
+          .summary = "a child process fork()ed for every unit; everything shared is in a MAP_SHARED region mapped "
+                     "before the forks",
+          .unit = "a task: a child forked by a per-run supervisor process, at most max_alive alive, finished ones "
+                  "reaped before each fork; a graph unit: a child forked by a supervisor, all alive at once "
+                  "(PR_SET_PDEATHSIG), started together behind a futex gate",
+          .tree = "each unit forks its children and waitpid()s them",
+          .channel = "a single-producer single-consumer ring in shared memory whose sent / taken counters are "
+                     "process-shared futex words, woken only when the peer announced a sleep",
+          .mutex = "a futex mutex in shared memory (no system call uncontended)",
+          .barrier = "a counter plus a generation futex word; the last arriver sleeps the hold",
+          .wait = "a blocking sleep in the unit's own process; every other wait blocks in FUTEX_WAIT (no spinning)",
+          .handoff = "FUTEX_WAKE of the peer's process",
+          .results = "8-byte slots of the shared region; every exit status checked; a run stops with a limit error "
+                     "at pid_max or RLIMIT_NPROC, or when its page tables would fill 7/8 of MemAvailable",
+      },
+      .round_trip_floor = "futex_round_trip_cross_cpu",
+      .waits = wait_capacity::tasks,
+  };
 
   explicit processes_spawn(const model_config& config) : max_alive_(config.max_alive) {}
 

@@ -162,11 +162,25 @@ class cooperative_graph {
 class serial_baseline {
  public:
   static constexpr model_info info{
-      "serial", "baseline", "one thread, no concurrency: the reference and the 1x line",
-      "tasks run one after another on the calling thread; waits are blocking sleeps; a tree unit "
-      "is a function call; graph units are state machines interleaved by one run queue on the "
-      "calling thread, parked on a channel until another unit changes it (no locks needed)",
-      {}, wait_capacity::one};
+      .family = "serial",
+      .variant = "baseline",
+      .description = "one thread, no concurrency: the reference and the 1x line",
+      .order = 0,
+      .baseline = true,
+      .mechanism = {
+          .summary = "everything on the calling thread, one unit after another",
+          .unit = "a task is a loop iteration; a graph unit a state machine on one FIFO run queue",
+          .tree = "a function call per unit, children called in turn (recursion)",
+          .channel = "a ring buffer; a unit that finds it full or empty parks on it until another unit changes it",
+          .mutex = "nothing to do: one thread, and no unit waits while holding one",
+          .barrier = "an arrival count; the last arriver sleeps the hold, then requeues every unit",
+          .wait = "a blocking sleep on the calling thread, one at a time; nothing spins",
+          .handoff = "the woken unit goes to the back of the run queue",
+          .results = "summed on the calling thread as each unit returns",
+      },
+      .round_trip_floor = {},
+      .waits = wait_capacity::one,
+  };
 
   explicit serial_baseline(const model_config& /*config*/) {}
 

@@ -309,21 +309,30 @@ class pool_graph {
 class threads_pool {
  public:
   static constexpr model_info info{
-      "threads", "pool",
-      "fixed pool of W std::jthread workers, one shared FIFO queue (a ThreadPoolExecutor)",
-      "W workers created at setup pop POD items from one mutex + condition-variable ring; a bulk "
-      "task is one item whose waits are blocking sleeps on its worker (at most W waits in "
-      "flight); a tree unit is one item that submits its children and returns, the last child "
-      "to finish completes its parent (continuation passing); results are atomic sums; a graph "
-      "unit is a parked actor (64-byte record + its message buffer, no stack): a runnable unit "
-      "is one queue item run until it must wait; a full/empty channel (std::mutex-guarded ring, "
-      "one parked-sender and one parked-receiver slot) parks it and the peer that changes the "
-      "channel pushes it on the shared queue at once, like any submitted task, waking a sleeping "
-      "worker (whichever worker pops it runs it: no run-next slot, as in ThreadPoolExecutor); "
-      "graph mutexes are std::mutex held by the worker; the barrier "
-      "is an atomic count whose last arriver sleeps `hold` on its worker, then requeues the "
-      "others through one self-requeuing launcher item; all waits block, none spin",
-      "pool_handoff_round_trip", wait_capacity::workers};
+      .family = "threads",
+      .variant = "pool",
+      .description = "fixed pool of W std::jthread workers, one shared FIFO queue (a ThreadPoolExecutor)",
+      .order = 11,
+      .mechanism = {
+          .summary = "W worker threads made at setup pop small POD items from one mutex + condition-variable FIFO",
+          .unit = "a task: one queue item; a graph unit: a parked actor (64-byte record + its message buffer, no "
+                  "stack), one queue item per run until it must wait",
+          .tree = "a unit is one item that submits its children and returns; the last child to finish completes its "
+                  "parent (continuation passing)",
+          .channel = "a std::mutex-guarded ring with one parked-sender and one parked-receiver slot; a full or empty "
+                     "channel parks the unit",
+          .mutex = "a std::mutex held by the worker (a unit never parks holding one)",
+          .barrier = "an atomic count; the last arriver sleeps the hold on its worker, then requeues the others "
+                     "through one self-requeuing launcher item",
+          .wait = "a blocking sleep on the worker, so at most W waits at once; idle workers sleep on the condition "
+                  "variable; nothing spins",
+          .handoff = "the unit that changes a channel pushes its parked peer on the shared queue at once, like any "
+                     "submitted task, waking a sleeping worker; whichever worker pops it runs it (no run-next slot)",
+          .results = "atomic sums; the caller sleeps until the last item completes",
+      },
+      .round_trip_floor = "pool_handoff_round_trip",
+      .waits = wait_capacity::workers,
+  };
 
   explicit threads_pool(const model_config& config) : pool_(std::max(1u, config.workers)) {}
 

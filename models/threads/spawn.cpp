@@ -228,16 +228,27 @@ class thread_graph {
 class threads_spawn {
  public:
   static constexpr model_info info{
-      "threads", "spawn", "one OS thread per task, tree unit or graph unit (the seeds' threading.Thread)",
-      "each task or tree unit is a std::jthread created for it and joined when done (at most "
-      "max_alive alive at once in bulk, no cap in the tree); waits are blocking sleeps; results "
-      "come back through memory the joiner reads after join. Graph: every unit is a std::thread, "
-      "all alive at once and started together behind a gate; a channel is a ring buffer under "
-      "a std::mutex with not-empty/not-full std::condition_variables, notified only when the "
-      "peer waits; the mutex is a std::mutex; the barrier is a std::barrier whose completion "
-      "step sleeps the hold; every wait blocks (the barrier and the start gate use libstdc++'s "
-      "atomic wait: a few spins and yields, then a futex)",
-      "condvar_round_trip_cross_cpu"};
+      .family = "threads",
+      .variant = "spawn",
+      .description = "one OS thread per task, tree unit or graph unit (the seeds' threading.Thread)",
+      .order = 10,
+      .mechanism = {
+          .summary = "a std::jthread created for every unit and joined when it is done",
+          .unit = "a task: a std::jthread, at most max_alive alive; a graph unit: a std::thread, all alive at once, "
+                  "started together behind a gate",
+          .tree = "a unit starts its children's threads and joins each as it finishes (no cap on threads alive)",
+          .channel = "a ring buffer under a std::mutex with not-empty / not-full std::condition_variables, notified "
+                     "only when the peer waits",
+          .mutex = "a std::mutex",
+          .barrier = "a std::barrier whose completion step sleeps the hold",
+          .wait = "a blocking sleep in the unit's own thread; the barrier and the start gate use libstdc++'s atomic "
+                  "wait (a few spins and yields, then a futex)",
+          .handoff = "the kernel wakes the peer's thread (condition variable, futex)",
+          .results = "written to memory the joiner reads after join",
+      },
+      .round_trip_floor = "condvar_round_trip_cross_cpu",
+      .waits = wait_capacity::tasks,
+  };
 
   explicit threads_spawn(const model_config& config) : max_alive_(config.max_alive) {}
 

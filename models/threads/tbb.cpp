@@ -290,21 +290,30 @@ class address_space_fence {
 class threads_tbb {
  public:
   static constexpr model_info info{
-      "threads", "tbb", "oneTBB work stealing in a task_arena of W threads",
-      "task_arena(W) initialized at setup (the calling thread is one of the W); bulk is one "
-      "parallel_reduce over the tasks, auto-partitioned; waits are blocking sleeps inside the "
-      "tasks (TBB has no timers), so at most W waits are in flight; a tree unit is a "
-      "task_group task that run()s its children and wait()s, stealing work meanwhile; a graph "
-      "unit is a parked actor (64-byte record + its message buffer, no stack): a runnable unit "
-      "is one task_group task run until it must wait; a full/empty channel (tbb::mutex-guarded "
-      "ring, one parked-sender and one parked-receiver slot) parks it and the peer that changes "
-      "the channel task_group::run()s it at once: oneTBB spawns it into the waking thread's own "
-      "deque, which that thread pops LIFO once its current task returns unless an idle thread "
-      "of the arena steals it first (oneTBB's own scheduling, nothing added); graph mutexes are tbb::mutex (blocking after TBB's short bounded "
-      "spin); the barrier is an atomic count whose last arriver sleeps `hold` in its task, then "
-      "resumes the others by a recursive split of task_group tasks; the caller waits in "
-      "task_group::wait (TBB's own spin-then-sleep)",
-      "tbb_handoff_round_trip", wait_capacity::workers};
+      .family = "threads",
+      .variant = "tbb",
+      .description = "oneTBB work stealing in a task_arena of W threads",
+      .order = 12,
+      .mechanism = {
+          .summary = "a oneTBB task_arena(W) made at setup (the calling thread is one of the W); work stealing",
+          .unit = "bulk: one auto-partitioned parallel_reduce over the tasks; a graph unit: a parked actor (64-byte "
+                  "record + its message buffer, no stack), one task_group task per run until it must wait",
+          .tree = "a task_group task that run()s its children and wait()s, stealing work meanwhile",
+          .channel = "a tbb::mutex-guarded ring with one parked-sender and one parked-receiver slot; a full or empty "
+                     "channel parks the unit",
+          .mutex = "a tbb::mutex held by the worker (blocking after TBB's short bounded spin)",
+          .barrier = "an atomic count; the last arriver sleeps the hold in its task, then resumes the others by a "
+                     "recursive split of task_group tasks",
+          .wait = "a blocking sleep inside the task (TBB has no timers), so at most W waits at once; the caller "
+                  "waits in task_group::wait (TBB's own spin-then-sleep)",
+          .handoff = "the unit that changes a channel task_group::run()s its parked peer: oneTBB spawns it into the "
+                     "waking thread's own deque, popped LIFO once the current task returns unless an idle thread "
+                     "steals it first",
+          .results = "parallel_reduce's sum; tree and graph sums in the tasks' own records",
+      },
+      .round_trip_floor = "tbb_handoff_round_trip",
+      .waits = wait_capacity::workers,
+  };
 
   explicit threads_tbb(const model_config& config)
       : workers_(std::max(1u, config.workers)),

@@ -15,7 +15,7 @@ model the report has runs of, the estimate is
                        task:      T_wait = wait_ms + (makespan - w) x N / t
                 R >= 2: waits queued behind each other (waves of a pool); the excess grows
                        with the wait:  T_wait = wait_ms x (1 + (R - 1) x N / t)
-    T_compute = N x compute_us / S  S = speedup over serial/baseline in the `cpu` run at the
+    T_compute = N x compute_us / S  S = speedup over the baseline model in the `cpu` run at the
                                     task_us nearest compute_us, at the largest task count, best
                                     over workers.
 
@@ -31,8 +31,11 @@ Constraints; a model that breaks one is ranked after every model that does not:
     `request_rate` (or the lowest rate run) at `latency_percentile` must meet the target;
     `pingpong` round trips (a lower bound) stand in only when no model has server runs.
   - correctness: a run of the model in any workload whose checksum differed from
-    serial/baseline's excludes it ("wrong result"); only ok runs are ever cited.
-serial/baseline is ranked too: on one CPU with nothing to wait for, it can be the answer.
+    its workload's reference excludes it ("wrong result"); only ok runs are ever cited.
+The baseline model is ranked too: on one CPU with nothing to wait for, it can be the answer.
+Which workload stands for each part is an input, not a name the scripts know: `cpu` (compute),
+`io` (wait), `server` (latency) and `pingpong` (latency_bound) above are the defaults of
+scripts/profiles/evidence.json, which a profile's own "evidence" object overrides.
 With `objective: latency` the measured latency ranks first and T_wave breaks ties, when it is
 a server's latency. When only pingpong's lower bounds stand in, they decide who meets the target
 but not the order (a pool hands a pingpong peer off on one worker, a server request wakes a
@@ -50,7 +53,6 @@ import json
 import math
 import os
 
-from . import results as R
 from . import style as S
 from .report_io import ReportError
 
@@ -66,7 +68,41 @@ PROFILE_FIELDS = {
     "request_rate": ((int, float), None, "offered requests per second (server evidence)"),
     "cpus": ((int, float), None, "CPUs the project will run on (default: the report's)"),
     "objective": (str, "throughput", "throughput (rank by T_wave) or latency (by measured latency)"),
+    "evidence": (dict, None, "which workload stands for each part: compute, wait, latency, "
+                             "latency_bound (default: scripts/profiles/evidence.json)"),
 }
+EVIDENCE_ROLES = ("compute", "wait", "latency", "latency_bound")
+EVIDENCE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "profiles",
+                             "evidence.json")
+
+
+def load_evidence(path=EVIDENCE_FILE):
+    """Which workload's runs stand for each part of a profile: {role: workload}. Raises
+    ReportError."""
+    if not os.path.isfile(path):
+        raise ReportError("%s: no such evidence file" % path)
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            doc = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReportError("%s: evidence file is not valid JSON (%s)" % (path, e))
+    return check_evidence({k: v for k, v in doc.items() if k != "description"}
+                          if isinstance(doc, dict) else doc, path, complete=True)
+
+
+def check_evidence(doc, where, complete=False):
+    if not isinstance(doc, dict):
+        raise ReportError("%s: evidence is a JSON object of %s" % (where, ", ".join(EVIDENCE_ROLES)))
+    unknown = [k for k in doc if k not in EVIDENCE_ROLES]
+    missing = [k for k in EVIDENCE_ROLES if k not in doc] if complete else []
+    if unknown or missing:
+        raise ReportError("%s: evidence %s %s (expected: %s)" % (
+            where, "has unknown" if unknown else "lacks", ", ".join(unknown or missing),
+            ", ".join(EVIDENCE_ROLES)))
+    for k, v in doc.items():
+        if not isinstance(v, str) or not v:
+            raise ReportError("%s: evidence.%s is %r, expected a workload's name" % (where, k, v))
+    return dict(doc)
 
 
 def load_profile(path):
@@ -82,8 +118,9 @@ def load_profile(path):
     return doc
 
 
-def make_profile(doc, where="profile"):
-    """Validates and completes a profile dict. Raises ReportError."""
+def make_profile(doc, where="profile", evidence=None):
+    """Validates and completes a profile dict; `evidence` ({role: workload}, load_evidence())
+    is completed by the profile's own. Raises ReportError."""
     unknown = [k for k in doc if k not in PROFILE_FIELDS]
     if unknown:
         raise ReportError("%s: unknown field%s %s (known: %s)" % (
@@ -91,6 +128,9 @@ def make_profile(doc, where="profile"):
     out = {}
     for key, (types, default, _) in PROFILE_FIELDS.items():
         v = doc.get(key, default)
+        if types is dict:  # checked below, field by field
+            out[key] = v
+            continue
         if v is not None and (not isinstance(v, types) or isinstance(v, bool)):
             raise ReportError("%s: %s is %r, expected a %s" % (
                 where, key, v, "number" if types != str else "string"))
@@ -110,6 +150,8 @@ def make_profile(doc, where="profile"):
         raise ReportError("%s: objective latency needs latency_target_ms" % where)
     out["concurrent_requests"] = int(round(out["concurrent_requests"]))
     out["name"] = out["name"] or "custom"
+    own = check_evidence(out["evidence"], where) if out["evidence"] is not None else {}
+    out["evidence"] = dict(evidence if evidence is not None else load_evidence(), **own)
     return out
 
 
@@ -207,16 +249,17 @@ class Assessment:
 
 
 def _compute_evidence(res, model, profile, cpus, a):
-    pts = res.points_for("cpu")
+    cpu = profile["evidence"]["compute"]
+    pts = res.points_for(cpu)
     if not pts:
-        a.missing.append("no cpu runs in the report")
-        a.needs.append(Need("cpu", {"task_us": profile["compute_us"], "workers": cpus}, model, "speedup"))
+        a.missing.append("no %s runs in the report" % cpu)
+        a.needs.append(Need(cpu, {"task_us": profile["compute_us"], "workers": cpus}, model, "speedup"))
         return None
     target = _nearest([p.params.get("task_us") for p in pts], profile["compute_us"])
-    mine = [p for p in res.points_for("cpu", model) if p.params.get("task_us") == target]
+    mine = [p for p in res.points_for(cpu, model) if p.params.get("task_us") == target]
     if not mine:
-        a.missing.append("no cpu run of %s" % model)
-        a.needs.append(Need("cpu", {"task_us": max(1, round(profile["compute_us"])), "workers": cpus}, model, "speedup"))
+        a.missing.append("no %s run of %s" % (cpu, model))
+        a.needs.append(Need(cpu, {"task_us": max(1, round(profile["compute_us"])), "workers": cpus}, model, "speedup"))
         return None
     ok = [(res.speedup(p), p) for p in mine if p.ok]
     ok = [(s, p) for s, p in ok if s is not None]
@@ -224,10 +267,12 @@ def _compute_evidence(res, model, profile, cpus, a):
         bad = next((p for p in mine if not p.ok), None)
         if bad is not None:
             err = bad.error or "no reason given"
-            a.missing.append("cpu run %s %s" % (bad.name, err if err.startswith(bad.status) else "%s: %s" % (bad.status, err)))
+            a.missing.append("%s run %s %s" % (cpu, bad.name, err if err.startswith(bad.status) else "%s: %s" % (bad.status, err)))
         else:
-            a.missing.append("no serial/baseline cpu run to compute a speedup against")
-            a.needs.append(Need("cpu", {"task_us": target}, R.BASELINE_MODEL, "the 1x reference"))
+            baseline = res.facts.baseline
+            a.missing.append("no %s %s run to compute a speedup against" % (baseline or "baseline", cpu))
+            if baseline is not None:
+                a.needs.append(Need(cpu, {"task_us": target}, baseline, "the 1x reference"))
         return None
     biggest = max(p.params.get("tasks", 0) for _, p in ok)
     ok = [(s, p) for s, p in ok if p.params.get("tasks", 0) == biggest]
@@ -235,7 +280,7 @@ def _compute_evidence(res, model, profile, cpus, a):
     extra = None
     if _far(target, profile["compute_us"]):
         extra = "measured at task_us=%s, the profile needs %s" % (S.fmt_int(target), S.fmt_int(profile["compute_us"]))
-        a.needs.append(Need("cpu", {"task_us": max(1, round(profile["compute_us"])), "workers": cpus}, model,
+        a.needs.append(Need(cpu, {"task_us": max(1, round(profile["compute_us"])), "workers": cpus}, model,
                             "speedup at the profile's compute per request"))
     t = profile["concurrent_requests"] * profile["compute_us"] / 1000.0
     ev = Evidence("compute", "%s x %s / speedup %s (workers=%s) = %s" % (
@@ -246,19 +291,21 @@ def _compute_evidence(res, model, profile, cpus, a):
     return ev
 
 
-def _io_points(res, model):
-    """The model's io runs with tasks to scale from (a run of 0 tasks measured nothing)."""
-    return [p for p in res.points_for("io", model) if p.params.get("tasks", 0) > 0]
+def _io_points(res, io, model):
+    """The model's runs of the wait workload with tasks to scale from (a run of 0 tasks measured
+    nothing)."""
+    return [p for p in res.points_for(io, model) if p.params.get("tasks", 0) > 0]
 
 
 def _wait_evidence(res, model, profile, a):
+    io = profile["evidence"]["wait"]
     n = profile["concurrent_requests"]
-    all_io = [p for p in res.points if p.workload == "io" and p.params.get("tasks", 0) > 0]
-    mine = _io_points(res, model)
+    all_io = [p for p in res.points if p.workload == io and p.params.get("tasks", 0) > 0]
+    mine = _io_points(res, io, model)
     need_params = {"tasks": n, "wait_ms": max(0, round(profile["wait_ms"]))}
     if not all_io or not mine:
-        a.missing.append("no io run of %s" % model)
-        a.needs.append(Need("io", need_params, model, "waiting at the profile's concurrency"))
+        a.missing.append("no %s run of %s" % (io, model))
+        a.needs.append(Need(io, need_params, model, "waiting at the profile's concurrency"))
         return None
     # Concurrency: anything at >= n that failed or was skipped excludes the model.
     at_or_above = [p for p in mine if p.params["tasks"] >= n]
@@ -285,7 +332,7 @@ def _wait_evidence(res, model, profile, a):
     cands = [p for p in cands if p.params.get("wait_ms", 0) == wait_target]
     p = min(cands, key=lambda q: q.metrics["makespan_over_ideal"])
     ratio = p.metrics["makespan_over_ideal"]
-    iv = R.MAKESPAN_OVER_IDEAL.interval(p) or (ratio, ratio)
+    iv = p.metric_ci("makespan_over_ideal") or (ratio, ratio)
     t_meas = p.params["tasks"]
     scale = n / t_meas
     w_meas = p.params.get("wait_ms", 0) or p.metrics.get("ideal_ms") or 0
@@ -300,13 +347,13 @@ def _wait_evidence(res, model, profile, a):
     if tasks_target < n:
         a.unproven.append("concurrency: the largest io run that ran ok had %s tasks, the profile needs %s"
                           % (S.fmt_int(t_meas), S.fmt_int(n)))
-        a.needs.append(Need("io", need_params, model, "%s tasks alive at once" % S.fmt_int(n)))
+        a.needs.append(Need(io, need_params, model, "%s tasks alive at once" % S.fmt_int(n)))
     if _far(t_meas, n):
         extra.append("scaled from %s tasks to %s" % (S.fmt_int(t_meas), S.fmt_int(n)))
     if _far(wait_target, profile["wait_ms"]) and profile["wait_ms"] > 0:
         extra.append("measured with wait_ms=%s, the profile waits %s ms" % (S.fmt_int(wait_target), S.fmt_count(profile["wait_ms"])))
-        if not any(nd.workload == "io" for nd in a.needs):
-            a.needs.append(Need("io", need_params, model, "the profile's wait"))
+        if not any(nd.workload == io for nd in a.needs):
+            a.needs.append(Need(io, need_params, model, "the profile's wait"))
     knobs = ", ".join("%s=%s" % (k, S.fmt_int(v)) for k, v in p.params.items() if k not in ("tasks", "wait_ms"))
     if t_meas == n and w_meas == w:
         how = "as measured"
@@ -347,7 +394,8 @@ def _memory_evidence(profile, io_point, a):
 
 def _latency_evidence(res, model, profile, a):
     q = float(profile["latency_percentile"])
-    server = [p for p in res.points_for("server", model)]
+    server_workload, bound_workload = profile["evidence"]["latency"], profile["evidence"]["latency_bound"]
+    server = [p for p in res.points_for(server_workload, model)]
     source = None
     if server:
         if profile["request_rate"] is not None and any("rate" in p.params for p in server):
@@ -368,29 +416,31 @@ def _latency_evidence(res, model, profile, a):
             a.problems.append("latency: %s %s: %s" % (bad[0].name, bad[0].status, bad[0].error))
             return None
         source = (pts, note, extra)
-    any_server = any(p.workload == "server" and p.ok and p.latency for p in res.points)
+    any_server = any(p.workload == server_workload and p.ok and p.latency for p in res.points)
+    baseline = res.facts.is_baseline(model)
     if (source is None or not source[0]) and not any_server:
         # A lower bound is only comparable with other lower bounds: never against server runs.
-        # serial/baseline's "round trip" is a function call, not a hand-off between two units
+        # The baseline's "round trip" is a function call, not a hand-off between two units
         # running at once: no evidence of how it would serve concurrent requests.
-        ping = [p for p in res.points_for("pingpong", model) if p.ok and p.latency
-                and model != R.BASELINE_MODEL]
+        ping = [p for p in res.points_for(bound_workload, model) if p.ok and p.latency and not baseline]
         if ping:
-            source = (ping, "pingpong round trip", "pingpong is a lower bound on a request's latency")
+            source = (ping, "%s round trip" % bound_workload,
+                      "%s is a lower bound on a request's latency" % bound_workload)
     if source is None or not source[0]:
-        if model == R.BASELINE_MODEL and not any_server:
+        if baseline and not any_server:
             # No run of this build measures it: its pingpong "round trip" is a function call.
             a.missing.append("no latency measurement of %s: it serves one request at a time" % model)
             return None
         a.missing.append("no %slatency measurement of %s" % ("server " if any_server else "", model))
         if any_server:  # the build that wrote the report has the server workload
             params = {"rate": int(profile["request_rate"])} if profile["request_rate"] else {}
-            a.needs.append(Need("server", params, model, "latency at p%g" % q))
+            a.needs.append(Need(server_workload, params, model, "latency at p%g" % q))
         else:
-            a.needs.append(Need("pingpong", {}, model, "a lower bound on latency (pingpong round trips)"))
+            a.needs.append(Need(bound_workload, {}, model,
+                                "a lower bound on latency (%s round trips)" % bound_workload))
         return None
     pts, note, extra = source
-    a.latency_is_bound = pts[0].workload == "pingpong"
+    a.latency_is_bound = pts[0].workload == bound_workload
     p = min(pts, key=lambda x: x.latency["percentiles_ns"].get(q, math.inf))
     pcts = p.latency["percentiles_ns"]
     use_q = q if q in pcts else min((k for k in pcts if k >= q), default=max(pcts))
@@ -415,7 +465,7 @@ def _wrong_result(point):
 
 
 def assess(res, profile, cpus):
-    models = res.models()  # serial/baseline included: "no concurrency" can be the answer
+    models = res.models()  # the baseline included: "no concurrency" can be the answer
     out = []
     for model in models:
         a = Assessment(model)
@@ -459,10 +509,10 @@ def assess(res, profile, cpus):
             # estimate orders them; the bound breaks ties.
             primary = a.t_wave if a.t_wave is not None else math.inf
             return (a.group, primary, a.latency_ns if a.latency_ns is not None else math.inf,
-                    R.model_sort_key(a.model))
+                    res.facts.model_key(a.model))
         else:
             primary = a.t_wave if a.t_wave is not None else math.inf
-        return (a.group, primary, a.t_wave if a.t_wave is not None else math.inf, R.model_sort_key(a.model))
+        return (a.group, primary, a.t_wave if a.t_wave is not None else math.inf, res.facts.model_key(a.model))
     out.sort(key=key)
     return out
 
@@ -564,23 +614,27 @@ def what_would_change(res, profile, cpus, ranked):
 TRIAL_TIMEOUT_S = 120  # cmbench run's default --timeout
 
 
-def commands(ranked, res, cmbench, preset):
+def commands(ranked, res, cmbench, preset, profile):
     """Exact `cmbench run` commands for the runs the assessment found missing, merged per
-    workload and parameter set. A model whose own estimate says its io trial would outlast
-    cmbench's trial timeout is left out (and said so): the run would only be stopped."""
+    workload and parameter set. A model whose own estimate says its wait trial would outlast
+    cmbench's trial timeout is left out (and said so): the run would only be stopped. Where the
+    workload's figure is a speedup, the baseline model runs too (the 1x)."""
+    wait_workload = profile["evidence"]["wait"]
+    baseline = res.facts.baseline
     merged = {}
     for a in ranked:
         for need in a.needs:
             key = (need.workload, tuple(sorted(need.params.items())), need.repetitions)
             entry = merged.setdefault(key, {"models": [], "why": [], "left_out": []})
             wait = next((e for e in a.evidence if e.kind == "wait"), None)
-            if need.workload == "io" and wait is not None and wait.value and wait.value / 1e3 > TRIAL_TIMEOUT_S:
+            if need.workload == wait_workload and wait is not None and wait.value and wait.value / 1e3 > TRIAL_TIMEOUT_S:
                 note = "%s (estimated %s per trial, past the %d s trial timeout)" % (
                     need.model, S.fmt_time_ns(wait.value * 1e6), TRIAL_TIMEOUT_S)
                 if note not in entry["left_out"]:
                     entry["left_out"].append(note)
                 continue
-            for m in ([need.model] + ([R.BASELINE_MODEL] if need.workload == "cpu" else [])):
+            with_baseline = baseline is not None and res.facts.speedup(need.workload)
+            for m in ([need.model] + ([baseline] if with_baseline else [])):
                 if m not in entry["models"]:
                     entry["models"].append(m)
             if need.why not in entry["why"]:
@@ -591,7 +645,7 @@ def commands(ranked, res, cmbench, preset):
             entry["why"].append("left out: " + ", ".join(entry["left_out"]))
         if not entry["models"]:
             continue
-        models = sorted(entry["models"], key=R.model_sort_key)
+        models = sorted(entry["models"], key=res.facts.model_key)
         parts = [cmbench, "run", "--models", ",".join(models), "--workloads", workload]
         for k, v in params:
             if v is None:
@@ -617,7 +671,7 @@ def advise(res, profile, cmbench="build/release/harness/cmbench", preset=None):
         "reports": [r.path for r in res.reports],
         "ranking": ranked,
         "changes": what_would_change(res, profile, cpus, ranked),
-        "commands": commands(ranked, res, cmbench, preset),
+        "commands": commands(ranked, res, cmbench, preset, profile),
     }
 
 

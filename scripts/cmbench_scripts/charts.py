@@ -2,8 +2,9 @@
 build_charts returns Chart objects that render to PNG or SVG bytes.
 
 Conventions every chart follows:
-  - one line per model; colour by family (threads blue, processes orange, coroutines green,
-    serial grey), line style and marker by variant (style.py);
+  - one line per model; its colour, line style and marker come from the reports' facts
+    (style.Styles: a hue per family, a shade and line style per model within it, a marker each;
+    the baseline model grey with a star), so a model added later needs no change here;
   - the value is the median over ok repetitions; the band is its interval (results.median_ci);
   - failed runs are marked with a red-edged X and skipped runs with a hollow circle along the
     bottom of the panel at their x, and listed under the chart with their error;
@@ -174,13 +175,13 @@ def _bytes_axis(axis):
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: S.fmt_bytes(v)))
 
 
-def _model_handles(models, baseline_note=None):
+def _model_handles(results, models, baseline_note=None):
     handles = []
     for m in models:
         label = m
-        if m == R.BASELINE_MODEL and baseline_note:
+        if results.facts.is_baseline(m) and baseline_note:
             label = "%s (%s)" % (m, baseline_note)
-        handles.append(Line2D([], [], label=label, markersize=6, **S.model_style(m)))
+        handles.append(Line2D([], [], label=label, markersize=6, **results.style(m)))
     return handles
 
 
@@ -202,14 +203,13 @@ def _status_handles(statuses, band_label=None):
 STRIP = 0.12  # the bottom share of a panel kept free of data for failed / skipped markers
 
 
-def _mark_bad(ax, x, model, status, slot):
-    """A failed or skipped run in the strip along the bottom of the panel, at its x; several at
-    one x spread sideways (0, +9, -9, +18 ... points)."""
+def _mark_bad(ax, x, colour, status, slot):
+    """A failed or skipped run (of a model drawn in `colour`) in the strip along the bottom of
+    the panel, at its x; several at one x spread sideways (0, +9, -9, +18 ... points)."""
     dx = 9.0 * ((slot + 1) // 2) * (1 if slot % 2 else -1)
     trans = transforms.blended_transform_factory(ax.transData, ax.transAxes) + \
         transforms.ScaledTranslation(dx / 72.0, 0, ax.figure.dpi_scale_trans)
     y = STRIP / 2
-    colour = S.model_colour(model)
     if status == "failed":
         ax.plot([x], [y], transform=trans, linestyle="", marker="X", markersize=9,
                 markerfacecolor=colour, markeredgecolor=S.FAILED_COLOUR, markeredgewidth=1.3,
@@ -270,7 +270,7 @@ def _facets(results, workload, others, max_facets=MAX_FACETS):
     """Distinct combinations of `others` among the workload's points, at most max_facets,
     chosen evenly from the sorted list; returns (facets, total)."""
     combos = sorted({tuple(p.params.get(k) for k in others) for p in results.points_for(workload)
-                     if p.model != R.BASELINE_MODEL or all(k in R.BASELINE_IGNORES for k in others)}
+                     if not any(results.ignored_by_baseline(workload, p.model, k) for k in others)}
                     or {tuple(p.params.get(k) for k in others) for p in results.points_for(workload)},
                     key=lambda t: tuple((v is None, v or 0) for v in t))
     total = len(combos)
@@ -280,9 +280,9 @@ def _facets(results, workload, others, max_facets=MAX_FACETS):
     return [dict(zip(others, c)) for c in combos], total
 
 
-def _matches(point, facet):
+def _matches(results, point, facet):
     for k, v in facet.items():
-        if point.model == R.BASELINE_MODEL and k in R.BASELINE_IGNORES:
+        if results.ignored_by_baseline(point.workload, point.model, k):
             continue
         if point.params.get(k) != v:
             return False
@@ -335,7 +335,7 @@ def sweep_chart(results, workload, param):
     the other swept parameters (columns)."""
     swept, dependent = results.chart_params(workload)
     others = [s for s in swept if s != param]
-    figures = [f for f in R.figures_for(workload)
+    figures = [f for f in results.figures_for(workload)
                if any(f.value(p) is not None for p in results.points_for(workload))]
     if not figures:
         return None
@@ -357,12 +357,12 @@ def sweep_chart(results, workload, param):
             bad_slots = {}
             plotted_values = []
             for model in models:
-                pts = sorted((p for p in results.points_for(workload, model) if _matches(p, facet)),
+                pts = sorted((p for p in results.points_for(workload, model) if _matches(results, p, facet)),
                              key=lambda p: p.params.get(param, 0))
                 if not pts:
                     continue
-                style = S.model_style(model)
-                if model == R.BASELINE_MODEL and param in R.BASELINE_IGNORES:
+                style = results.style(model)
+                if results.ignored_by_baseline(workload, model, param):
                     base = results.baseline_for(workload, dict(pts[0].params, **facet))
                     v = figure.value(base) if base else None
                     if v is not None:
@@ -387,7 +387,7 @@ def sweep_chart(results, workload, param):
                         if p.status != "ok":
                             slot = bad_slots.get(x, 0)
                             bad_slots[x] = slot + 1
-                            _mark_bad(ax, x, model, p.status, slot)
+                            _mark_bad(ax, x, style["color"], p.status, slot)
                             statuses.add(p.status)
                             if r == 0:
                                 marked.append((model, _where(p, others + [param]), p.status, p.error))
@@ -427,8 +427,8 @@ def sweep_chart(results, workload, param):
              fontsize=8, color="#555555")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))
     band = _band_label(all_points)
-    base_note = "ignores workers" if param in R.BASELINE_IGNORES else None
-    _legend(fig, _model_handles(models, base_note) + _status_handles(statuses, band))
+    base_note = "ignores %s" % param if param in results.facts.model_params(workload) else None
+    _legend(fig, _model_handles(results, models, base_note) + _status_handles(statuses, band))
     _footnotes(fig, marked, y=-0.01)
     lower = "; ".join("%s: %s is better" % (f.short, "lower" if f.lower_is_better else "higher")
                       for f in figures)
@@ -442,7 +442,7 @@ def sweep_chart(results, workload, param):
 
 def single_config_chart(results, workload):
     """A workload run at one configuration only: the figures as bars, one per model."""
-    figures = [f for f in R.figures_for(workload)
+    figures = [f for f in results.figures_for(workload)
                if any(f.value(p) is not None for p in results.points_for(workload))]
     models = results.models(workload)
     if not figures or not models:
@@ -465,7 +465,7 @@ def single_config_chart(results, workload):
                 continue
             vals.append(v)
             iv = figure.interval(p)
-            ax.barh(y, v, color=S.model_colour(model), height=0.65,
+            ax.barh(y, v, color=results.colour(model), height=0.65,
                     # A median outside its repetitions' range (an edited report) draws no whisker.
                     xerr=[[max(0, v - iv[0])], [max(0, iv[1] - v)]] if iv else None,
                     error_kw={"elinewidth": 0.9, "capsize": 2})
@@ -493,13 +493,15 @@ def single_config_chart(results, workload):
 
 def speedup_chart(results, workload):
     swept, _ = results.chart_params(workload)
-    if "workers" not in swept or workload in R.SPEEDUP_EXCLUDED:
+    baseline = results.facts.baseline
+    if "workers" not in swept or not results.facts.speedup(workload) or baseline is None:
         return None
     if not any(results.speedup(p) for p in results.points_for(workload)):
         return None
     others = [s for s in swept if s != "workers"]
     facets, total = _facets(results, workload, others)
-    models = [m for m in results.models(workload) if m != R.BASELINE_MODEL]
+    models = [m for m in results.models(workload) if not results.facts.is_baseline(m)]
+    base_style = results.style(baseline)
     cpus = results.num_cpus
     fig = MplFigure(figsize=(3.9 * len(facets) + 0.6, 6.0 + 0.9))
     axes = fig.subplots(2, len(facets), squeeze=False)
@@ -511,8 +513,8 @@ def speedup_chart(results, workload):
         bad_slots = {}
         s_all = []
         for model in models:
-            style = S.model_style(model)
-            pts = sorted((p for p in results.points_for(workload, model) if _matches(p, facet)),
+            style = results.style(model)
+            pts = sorted((p for p in results.points_for(workload, model) if _matches(results, p, facet)),
                          key=lambda p: p.params["workers"])
             xs, s, slo, shi, e, elo, ehi = [], [], [], [], [], [], []
             for p in pts:
@@ -525,8 +527,8 @@ def speedup_chart(results, workload):
                     if p.status != "ok":
                         slot = bad_slots.get(w, 0)
                         bad_slots[w] = slot + 1
-                        _mark_bad(ax_s, w, model, p.status, slot)
-                        _mark_bad(ax_e, w, model, p.status, slot)
+                        _mark_bad(ax_s, w, style["color"], p.status, slot)
+                        _mark_bad(ax_e, w, style["color"], p.status, slot)
                         statuses.add(p.status)
                         marked.append((model, _where(p, swept), p.status, p.error))
                     continue
@@ -541,7 +543,7 @@ def speedup_chart(results, workload):
         wmin, wmax = min(workers_all), max(workers_all)
         ideal_x = [wmin * (wmax / wmin) ** (i / 40.0) for i in range(41)] if wmin > 0 else [wmin, wmax]
         ax_s.plot(ideal_x, ideal_x, color="#999999", linestyle="--", linewidth=1.1, zorder=1)
-        ax_s.axhline(1.0, color=S.model_colour(R.BASELINE_MODEL), linewidth=1.0, linestyle=S.VARIANT_LINESTYLES["baseline"], zorder=1)
+        ax_s.axhline(1.0, color=base_style["color"], linewidth=1.0, linestyle=base_style["linestyle"], zorder=1)
         ax_e.axhline(1.0, color="#999999", linestyle="--", linewidth=1.1, zorder=1)
         if cpus:
             for ax in (ax_s, ax_e):
@@ -567,26 +569,26 @@ def speedup_chart(results, workload):
         if facet:
             ax_s.set_title(_facet_title(facet))
         if c == 0:
-            ax_s.set_ylabel("speedup over serial/baseline (\u00d7)")
+            ax_s.set_ylabel("speedup over %s (\u00d7)" % baseline)
             ax_e.set_ylabel("parallel efficiency (speedup / workers)")
     title = "%s: speedup and parallel efficiency vs workers" % workload
     fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
-    sub = "speedup = serial/baseline's median wall time at the same parameters / the model's" + (
+    sub = "speedup = %s's median wall time at the same parameters / the model's" % baseline + (
         "; showing %d of %d combinations" % (len(facets), total) if total > len(facets) else "")
     fig.text(0.01, 1 - 0.42 / fig.get_figheight(), sub, ha="left", va="top", fontsize=8, color="#555555")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))
-    handles = _model_handles(models)
+    handles = _model_handles(results, models)
     handles.append(Line2D([], [], color="#999999", linestyle="--", label="ideal (speedup = workers; 100%)"))
-    handles.append(Line2D([], [], color=S.model_colour(R.BASELINE_MODEL), linestyle=S.VARIANT_LINESTYLES["baseline"],
-                          label="serial/baseline (1\u00d7)"))
+    handles.append(Line2D([], [], color=base_style["color"], linestyle=base_style["linestyle"],
+                          label="%s (1\u00d7)" % baseline))
     if cpus:
         handles.append(Line2D([], [], color="#bbbbbb", linestyle=":", label="%d CPUs: the hardware limit" % cpus))
     _legend(fig, handles + _status_handles(statuses, _band_label(results.points_for(workload))))
     _footnotes(fig, marked, y=-0.01)
-    caption = ("%s. Speedup = serial/baseline's median wall time at the same parameters (serial "
-               "ignores workers) divided by the model's; efficiency = speedup / workers. Dashed: "
+    caption = ("%s. Speedup = %s's median wall time at the same parameters (it ignores "
+               "workers) divided by the model's; efficiency = speedup / workers. Dashed: "
                "ideal; dotted: the %s CPUs of this machine, beyond which workers are "
-               "oversubscribed." % (title, cpus or "?"))
+               "oversubscribed." % (title, baseline, cpus or "?"))
     return Chart("%s-speedup" % workload, "speedup", title, caption, fig, marked, workload)
 
 
@@ -620,10 +622,10 @@ def latency_chart(results, workload):
         slot = 0
         for model in results.models(workload):
             for p in results.points_for(workload, model):
-                if not _matches(p, facet):
+                if not _matches(results, p, facet):
                     continue
                 if p.status != "ok":
-                    _mark_bad(ax, xpos[pcts[0]] if pcts else 0, model, p.status, slot)
+                    _mark_bad(ax, xpos[pcts[0]] if pcts else 0, results.colour(model), p.status, slot)
                     slot += 1
                     statuses.add(p.status)
                     marked.append((model, _where(p, swept), p.status, p.error))
@@ -632,7 +634,7 @@ def latency_chart(results, workload):
                     continue
                 qs = sorted(p.latency["percentiles_ns"])
                 ax.plot([xpos[q] for q in qs], [p.latency["percentiles_ns"][q] / div for q in qs],
-                        zorder=3, **S.model_style(model))
+                        zorder=3, **results.style(model))
         _set_log_y(ax, "time_ns")
         ax.set_xticks([xpos[q] for q in pcts])
         ax.set_xticklabels(["max" if q >= 100 else ("p%g" % q) for q in pcts])
@@ -655,11 +657,10 @@ def latency_chart(results, workload):
         sub += "; showing %d of %d configurations" % (len(facets), total)
     fig.text(0.01, 1 - 0.42 / fig.get_figheight(), sub, ha="left", va="top", fontsize=8, color="#555555")
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / fig.get_figheight()))
-    _legend(fig, _model_handles(models) + _status_handles(statuses))
+    _legend(fig, _model_handles(results, models) + _status_handles(statuses))
     _footnotes(fig, marked, y=-0.01)
     caption = ("%s, p50 to p99.99 and the maximum, on an HDR-style axis where each step to the "
-               "right adds a nine; lower is better. Server latencies are measured open-loop from "
-               "each request's intended send time." % title)
+               "right adds a nine; lower is better." % title)
     return Chart("%s-latency" % workload, "latency", title, caption, fig, marked, workload)
 
 
@@ -674,28 +675,17 @@ def _reason(point):
     return err
 
 
-def units_of(point):
-    p = point.params
-    if point.workload == "ring" and "units" in p:  # its `units` metric counts hops
-        return p["units"]
-    if point.units:
-        return point.units
-    if point.workload == "spawn" and "leaves" in p and "fanout" in p:
-        from .report_io import tree_units
-        return tree_units(p["leaves"], p["fanout"])
-    for key in ("tasks", "units", "requests", "messages"):
-        if key in p:
-            return p[key]
-    return None
-
-
-def _unit_noun(workload):
-    return {"io": "waiting tasks", "spawn": "tree units", "memory": "idle units",
-            "ring": "units in the ring"}.get(workload, "units")
+def alive_of(point):
+    """The most units the run had alive at once: from its row (units_at_once, whatever the
+    outcome), else, for an older report's ok run, the units counted alive when it was measured."""
+    if point.units_at_once:
+        return point.units_at_once
+    alive = point.metrics.get("units_alive") if point.ok else None
+    return alive or None
 
 
 def memory_chart(results):
-    workloads = [w for w in results.workloads() if w in R.MEMORY_WORKLOADS and
+    workloads = [w for w in results.workloads() if results.facts.memory_per_unit(w) and
                  any(p.metrics.get("bytes_per_unit") is not None or p.status != "ok"
                      for p in results.points_for(w))]
     workloads = [w for w in workloads if any(p.metrics.get("bytes_per_unit") is not None
@@ -711,15 +701,15 @@ def memory_chart(results):
     for r, (workload, models) in enumerate(rows):
         ax_m, ax_n = axes[r]
         n = len(models)
-        noun = _unit_noun(workload)
+        noun = "units alive at once"
         mem_vals, count_vals = [], []
         row_bad = False
         for i, model in enumerate(models):
             y = n - 1 - i
             pts = results.points_for(workload, model)
-            ok = [p for p in pts if p.ok and units_of(p)]
-            colour = S.model_colour(model)
-            best = max(ok, key=units_of) if ok else None
+            ok = [p for p in pts if p.ok and alive_of(p)]
+            colour = results.colour(model)
+            best = max(ok, key=alive_of) if ok else None
             if best is not None and best.metrics.get("bytes_per_unit") is not None:
                 b = best.metrics["bytes_per_unit"]
                 shown = max(b, 1.0)
@@ -727,15 +717,15 @@ def memory_chart(results):
                 ax_m.barh(y, shown, color=colour, height=0.62)
                 alive = best.metrics.get("units_alive")
                 ax_m.text(shown, y, " %s at %s %s%s" % (
-                    S.fmt_bytes(b), S.fmt_count(units_of(best)), noun,
-                    " (%s alive)" % S.fmt_count(alive) if alive and alive != units_of(best) else ""),
+                    S.fmt_bytes(b), S.fmt_count(alive_of(best)), noun,
+                    " (%s counted)" % S.fmt_count(alive) if alive and alive != alive_of(best) else ""),
                           va="center", fontsize=7.3)
             elif best is not None:
                 ax_m.text(0.01, y, " not measured", va="center", fontsize=7.3, color="#777777",
                           transform=transforms.blended_transform_factory(ax_m.transAxes, ax_m.transData))
-            largest = units_of(best) if best else None
-            beyond = sorted((p for p in pts if p.status != "ok" and units_of(p) and
-                             (largest is None or units_of(p) > largest)), key=units_of)
+            largest = alive_of(best) if best else None
+            beyond = sorted((p for p in pts if p.status != "ok" and alive_of(p) and
+                             (largest is None or alive_of(p) > largest)), key=alive_of)
             if largest:
                 count_vals.append(largest)
                 ax_n.barh(y, largest, color=colour, height=0.62)
@@ -744,7 +734,7 @@ def memory_chart(results):
                           color="#222222")
             if beyond:
                 first_bad = beyond[0]
-                bad_x = units_of(first_bad)
+                bad_x = alive_of(first_bad)
                 count_vals.append(bad_x)
                 ax_n.plot([bad_x], [y], linestyle="", marker="X" if first_bad.status == "failed" else "o",
                           markersize=8, markerfacecolor=colour if first_bad.status == "failed" else "white",
@@ -771,7 +761,7 @@ def memory_chart(results):
         if count_vals:
             ax_n.set_xlim(min(count_vals) / 3, max(count_vals) * (400 if row_bad else 30))
         ax_n.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: S.fmt_count(v)))
-        ax_m.set_title("%s: memory per %s alive (all processes)" % (workload, noun.rstrip("s")),
+        ax_m.set_title("%s: memory per unit alive (all processes)" % workload,
                        loc="left")
         ax_n.set_title("%s: largest count that ran ok (%s)" % (workload, noun), loc="left")
         ax_m.set_xlabel("bytes per unit, log (lower is better)")
@@ -791,9 +781,10 @@ def memory_chart(results):
     if handles:
         _legend(fig, handles)
     caption = ("%s. Memory per unit is (the memory of every process of the trial at one sample - "
-               "memory before the run) / the units alive at that sample (memory: every unit at the "
-               "barrier; io: the waits in flight, or the OS threads added where more; otherwise the "
-               "OS threads the run added, so 'not measured' where a model adds none), at the largest "
+               "memory before the run) / the units alive at that sample (every unit, where the workload "
+               "signals they are all alive; the waits in flight, or the OS threads added where more, "
+               "where it counts waits; otherwise the OS threads the run added, so 'not measured' where "
+               "a model adds none), at the largest "
                "count the model ran; the right panels show that count and, where a larger one "
                "failed or was skipped, where and why." % title)
     return Chart("memory", "memory", title, caption, fig, marked)
@@ -810,7 +801,7 @@ def cpu_chart(results, workload, at=None):
     pts = [(m, p) for m, p in pts if p is not None]
     if not any(p.ok and p.resources.get("user_cpu_ns") is not None for _, p in pts):
         return None
-    per_unit = all(units_of(p) for _, p in pts if p.ok)
+    per_unit = all(p.units for _, p in pts if p.ok)
     fig = MplFigure(figsize=(12.5, 0.36 * len(pts) + 1.9))
     ax_c, ax_s = fig.subplots(1, 2)
     n = len(pts)
@@ -818,7 +809,7 @@ def cpu_chart(results, workload, at=None):
     marked = []
     for i, (model, p) in enumerate(pts):
         y = n - 1 - i
-        colour = S.model_colour(model)
+        colour = results.colour(model)
         if not p.ok:
             for ax in (ax_c, ax_s):
                 ax.text(0.01, y, " %s: %s" % (p.status, _short(_reason(p), 60)), va="center",
@@ -827,7 +818,7 @@ def cpu_chart(results, workload, at=None):
             marked.append((model, p.params_label(), p.status, p.error))
             continue
         res = p.resources
-        div = units_of(p) if per_unit else 1
+        div = p.units if per_unit else 1
         user = (res.get("user_cpu_ns") or 0) / div
         system = (res.get("sys_cpu_ns") or 0) / div
         ax_c.barh(y, user, color=colour, height=0.62)
@@ -845,7 +836,7 @@ def cpu_chart(results, workload, at=None):
                   height=0.62, linewidth=0)
         ax_s.text(vol + invol, y, " %s" % ("%.3g" % (vol + invol)), va="center", fontsize=7.3)
         cs_vals.append(vol + invol)
-    unit_word = "unit" if not per_unit else {"spawn": "tree unit"}.get(workload, "task" if workload in ("cpu", "io", "mixed") else "unit")
+    unit_word = results.facts.unit(workload) if per_unit else "run"
     for ax in (ax_c, ax_s):
         ax.set_yticks(range(n))
         ax.set_yticklabels([m for m, _ in reversed(pts)])
@@ -873,8 +864,8 @@ def cpu_chart(results, workload, at=None):
                      label="system / involuntary")]
     _legend(fig, handles)
     caption = ("%s at %s. User and system CPU time of every process of the trial, and voluntary "
-               "(blocking) and involuntary (preempted) context switches, divided by the %ss "
-               "of the run." % (title, label, unit_word))
+               "(blocking) and involuntary (preempted) context switches%s." % (
+                   title, label, ", divided by the %ss of the run" % unit_word if per_unit else ""))
     return Chart("%s-cpu" % workload, "cpu", title, caption, fig, marked, workload)
 
 
@@ -884,9 +875,11 @@ def overview_cells(results, at=None):
     """[(workload, figure, params, {model: (status, value, ratio, point)})] for the heatmap."""
     rows = []
     for workload in results.workloads():
-        figure = next((f for f in R.figures_for(workload)
-                       if any(f.value(p) is not None for p in results.points_for(workload))),
-                      R.figures_for(workload)[0])
+        figures = results.figures_for(workload)
+        if not figures:
+            continue
+        figure = next((f for f in figures if any(f.value(p) is not None for p in results.points_for(workload))),
+                      figures[0])
         params = results.headline_params(workload, at)
         if params is None:
             continue

@@ -47,6 +47,16 @@ def require_matplotlib():
                           % (sys.executable, e.name or "matplotlib"))
 
 
+FACTS_HELP = ("the models' and workloads' facts for reports of format 1 (json_schema_version 1 and no "
+              "cmbench_schema_version), which lack "
+              "them: a file written by `build/release/harness/cmbench list --json > FILE` (a "
+              "newer report's own facts are always used)")
+
+
+def add_facts_argument(parser):
+    parser.add_argument("--facts", metavar="FILE", help=FACTS_HELP)
+
+
 def parse_at(values):
     """`--at workers=2 --at tasks=1000` -> {"workers": 2, "tasks": 1000}."""
     out = {}

@@ -7,7 +7,6 @@ import base64
 import html
 import re
 
-from . import results as R
 from . import style as S
 from .charts import overview_cells
 
@@ -116,7 +115,8 @@ ENV_ORDER = [
     ("build_type", "build type"), ("library_build_type", "benchmark library build"),
     ("library_versions", "library versions"), ("cmbench_version", "cmbench version"),
     ("git_sha", "git SHA"), ("git_dirty", "uncommitted changes"),
-    ("json_schema_version", "JSON schema version"), ("preset", "preset"),
+    ("json_schema_version", "Google Benchmark JSON schema version"),
+    ("cmbench_schema_version", "cmbench report format"), ("preset", "preset"),
     ("repetitions", "repetitions"), ("warmup", "warm-up runs"),
     ("timeout_seconds", "timeout (s)"), ("limits", "system limits"),
     ("floors", "primitive floors (this run)"),
@@ -190,7 +190,8 @@ def environment_table(reports):
     extra = []
     for r in reports:
         for k in r.context:
-            if k not in keys and k not in extra and k != "warnings":
+            # The facts have a section of their own (Models).
+            if k not in keys and k not in extra and k not in ("warnings", "models", "workloads"):
                 extra.append(k)
     labels = dict(ENV_ORDER)
     rows = []
@@ -203,8 +204,9 @@ def environment_table(reports):
             continue
         cells = "".join("<td>%s</td>" % _env_value(k, r.context.get(k)) for r in reports)
         rows.append("<tr><td>%s</td>%s</tr>" % (esc(labels.get(k, k)), cells))
-    files = "".join("<td><code>%s</code>%s</td>" % (esc(r.path), " (upgraded from schema %d)" % r.schema_version
-                                                    if r.schema_version < 1 else "") for r in reports)
+    files = "".join("<td><code>%s</code>%s</td>" % (esc(r.path), " (schema %d, read with the facts given)"
+                                                    % r.schema_version if r.schema_version < 2 else "")
+                    for r in reports)
     rows.insert(0, "<tr><td>report file</td>%s</tr>" % files)
     return '<table class="env">%s<tbody>%s</tbody></table>' % (head, "".join(rows))
 
@@ -261,7 +263,7 @@ def overview_summary(res, at=None):
 def failures_table(res):
     bad = [p for p in res.points if p.status != "ok"]
     if not bad:
-        return "<p>Every run finished ok and matched serial/baseline's checksum.</p>"
+        return "<p>Every run finished ok and matched its workload's reference checksum.</p>"
     rows = []
     for p in bad:
         rows.append('<tr class="%s"><td><code>%s</code></td><td class="status-%s">%s</td><td>%s/%s</td><td>%s</td></tr>' % (
@@ -270,6 +272,28 @@ def failures_table(res):
             p.repetitions if p.repetitions is not None else "?", esc(p.error or "no reason given")))
     return ("<table><thead><tr><th>run</th><th>status</th><th>ok repetitions</th><th>error</th></tr>"
             "</thead><tbody>%s</tbody></table>" % "".join(rows))
+
+
+def models_table(res):
+    """Each model that ran: what it is and its mechanism, field by field (the reports' facts)."""
+    facts = res.facts
+    models = res.models()
+    fields = []
+    for m in models:
+        for k in facts.mechanism(m):
+            if k not in fields:
+                fields.append(k)
+    rows = []
+    for m in models:
+        fact = facts.models.get(m) or {}
+        mech = facts.mechanism(m)
+        note = " <em>(the baseline: the 1\u00d7 of speedups)</em>" if facts.is_baseline(m) else ""
+        cells = ['<td><code>%s</code>%s<br>%s</td>' % (esc(m), note, esc(fact.get("description") or ""))]
+        cells += ["<td>%s</td>" % esc(mech.get(k) or "") for k in fields]
+        rows.append("<tr>%s</tr>" % "".join(cells))
+    head = "".join("<th>%s</th>" % esc(n) for n in ["model"] + fields)
+    return ('<div class="rawwrap"><table class="models"><thead><tr>%s</tr></thead><tbody>%s</tbody>'
+            '</table></div>' % (head, "".join(rows)))
 
 
 def _num_cell(value, text=None):
@@ -366,7 +390,8 @@ def render_page(res, charts, title=None, embed="svg", at=None, generated_by="scr
     nav += ['<a href="#w-%s">%s</a>' % (esc(w), esc(w)) for w in by_workload]
     if memory:
         nav.append('<a href="#memory-section">memory</a>')
-    nav += ['<a href="#environment">environment</a>', '<a href="#rawsection">raw table</a>']
+    nav += ['<a href="#models">models</a>', '<a href="#environment">environment</a>',
+            '<a href="#rawsection">raw table</a>']
 
     parts = ['<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -383,24 +408,19 @@ def render_page(res, charts, title=None, embed="svg", at=None, generated_by="scr
     parts.append('<section id="failures"><h2>Failed and skipped runs</h2>%s</section>' % failures_table(res))
     for workload, items in by_workload.items():
         pts = res.points_for(workload)
-        mech = {}
-        for p in pts:
-            if p.mechanism and p.model not in mech:
-                mech[p.model] = p.mechanism
         parts.append('<section id="w-%s"><h2>%s</h2>' % (esc(workload), esc(workload)))
         parts.append("<p>%d runs; swept: %s.</p>" % (len(pts), esc(", ".join(res.swept_params(workload)) or "nothing")))
         for i, c in items:
             parts.append(chart_html(c, embed, i))
-        if mech:
-            parts.append("<details><summary>How each model ran it</summary><table><tbody>%s</tbody></table></details>"
-                         % "".join("<tr><td>%s</td><td>%s</td></tr>" % (esc(m), esc(t))
-                                   for m, t in sorted(mech.items(), key=lambda kv: R.model_sort_key(kv[0]))))
         parts.append("</section>")
     if memory:
         parts.append('<section id="memory-section"><h2>Memory</h2>')
         for i, c in memory:
             parts.append(chart_html(c, embed, i))
         parts.append("</section>")
+    parts.append('<section id="models"><h2>Models</h2><p>How each model runs a unit, a channel, a lock, '
+                 'a wait (from the reports\' facts; <code>cmbench list</code> prints the same).</p>%s</section>'
+                 % models_table(res))
     parts.append('<section id="environment"><h2>Environment</h2>%s</section>' % environment_table(reports))
     parts.append('<section id="rawsection"><h2>Raw table</h2>%s</section>' % raw_table(reports))
     parts.append("</main><footer>Generated by %s from %s. Self-contained: no network access is "

@@ -1,30 +1,31 @@
 """Loading, validating and normalising cmbench reports; atomic writes.
 
-A report is Google Benchmark's JSON plus cmbench's fields (see DESIGN.md section 3). Loading
+A report is Google Benchmark's JSON plus cmbench's fields (README, "Report format"). Loading
 checks, in order: the file exists and is readable, it is JSON, the top level is an object with a
-`context` object and a `benchmarks` array, `context.json_schema_version` is one this code knows
-(0 or 1; a newer one is refused rather than misread), there is at least one row, and every row
-carries cmbench's `workload` and `model` (a plain Google Benchmark report does not). Then one
-schema walk checks the shape of every field the scripts read (CONTEXT_SCHEMA and ROW_SCHEMA
-below: types, non-negative whole numbers where counts are expected, times and latencies >= 0,
-parameters of at most 18 digits, no number of more than 20 digits (anywhere, named or not),
-nothing nested more than MAX_DEPTH deep); fields they do not name are left alone, so a newer
+`context` object and a `benchmarks` array, the report's format is one this code reads
+(`context.cmbench_schema_version` 2; before it, `context.json_schema_version` said cmbench's
+format: 1 is read with --facts, 0 is refused; a newer one is refused rather than misread; Google
+Benchmark's tools need `json_schema_version` to stay 1, which it does from 2 on), there is at least
+one row, and every row carries cmbench's `workload` and `model` (a plain Google Benchmark report
+does not). Then one schema walk checks the shape of every field the scripts read (CONTEXT_SCHEMA,
+FACTS_SCHEMA and ROW_SCHEMA below: types, non-negative whole numbers where counts are expected,
+times and latencies >= 0, parameters of at most 18 digits, no number of more than 20 digits
+(anywhere, named or not), nothing nested more than MAX_DEPTH deep), and that every row's model
+and workload is one the facts describe; fields they do not name are left alone, so a newer
 harness may add some. Any failure raises ReportError with a one-line message naming the file,
 the JSON path (`benchmarks[3].params.tasks`) and what was expected; nothing past the loader
 checks types again.
 
-Normalising gives every row the same shape whatever version wrote it:
+The facts (context.models, context.workloads) are everything the scripts know about a model or a
+workload: its order, whether it is the baseline, its mechanism, a workload's figures of merit and
+what they mean. The scripts hold no table of names; the facts come from the report:
 
-  schema 1  the current format; optional fields that are absent are filled with None.
-  schema 0  the first format (also assumed when `json_schema_version` is absent). It lacked
-            `variant`, `status`, `error`, `metrics`, `samples`, `ok_repetitions`, `latency`,
-            `resources.peak_processes` and `resources.rss_before_bytes`; failures were only
-            Google Benchmark's `error_occurred`/`error_message`. The upgrade derives `variant`
-            from `model`, `status`/`error` from `error_occurred`/`error_message`, `metrics` from
-            `params` and `resources` where the workload's unit count is known (cpu, io, mixed:
-            `tasks`; spawn: the tree's units; bytes_per_unit stays unknown without
-            rss_before), and leaves the rest None. Aggregates get `samples` from their
-            repetitions later (results.collect_points).
+  schema 2  the current format: the facts are in the context.
+  schema 1  the format before them: it is read only with facts given separately (--facts FILE,
+            the output of `cmbench list --json` of a build, which has the same shape), and says
+            so in a note; without them it is refused with a one-line message saying how to read
+            it or to run it again. Its rows' `mechanism` prose is ignored.
+  schema 0  the first format: refused (run it again).
 
 Every normalised row also gets `real_time_ms` and `cpu_time_ms` (time_unit applied) and
 `source` (the report's path).
@@ -35,7 +36,7 @@ import math
 import os
 import tempfile
 
-from . import SUPPORTED_SCHEMA_VERSION
+from . import OLDEST_SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSION
 
 TIME_UNIT_TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 STATUSES = ("ok", "failed", "skipped")
@@ -57,8 +58,8 @@ class Report:
         self.path = path
         self.context = context
         self.rows = rows
-        self.schema_version = schema_version  # the version the file was written with
-        self.notes = notes                    # e.g. "upgraded from json_schema_version 0: ..."
+        self.schema_version = schema_version  # cmbench's report format the file was written in
+        self.notes = notes                    # e.g. "report format 1: the facts are ..."
 
     @property
     def num_cpus(self):
@@ -102,19 +103,19 @@ def _parse_int(text):
     return _LongNumber(text) if len(text.lstrip("-")) > MAX_DIGITS else int(text)
 
 
-def load_report(path):
-    """Reads, validates and normalises one report. Raises ReportError."""
+def _read_json(path, what="report"):
+    """The parsed JSON of a file. Raises ReportError with one line."""
     if not os.path.exists(path):
         raise ReportError("%s: no such file" % path)
     if os.path.isdir(path):
-        raise ReportError("%s: is a folder, expected a report JSON file" % path)
+        raise ReportError("%s: is a folder, expected a %s JSON file" % (path, what))
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
         raise ReportError("%s: cannot read: %s" % (path, e.strerror or e))
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_int=_parse_int)
+        return json.loads(raw.decode("utf-8"), parse_int=_parse_int)
     except UnicodeDecodeError:
         raise ReportError("%s: not a JSON file (not UTF-8 text)" % path)
     except json.JSONDecodeError as e:
@@ -125,32 +126,50 @@ def load_report(path):
                           "levels of nested arrays and objects" % (path, MAX_DEPTH))
     except ValueError as e:  # anything else the reader refuses: one line, whatever it is
         raise ReportError("%s: not readable as JSON: %s" % (path, _short(e, 120)))
-    return parse_report(doc, path)
 
 
-def parse_report(doc, path="<report>"):
+def load_report(path, facts=None):
+    """Reads, validates and normalises one report. `facts`: load_facts()'s result, used only
+    for a report that predates the facts in its context. Raises ReportError."""
+    return parse_report(_read_json(path), path, facts)
+
+
+def load_facts(path):
+    """Reads and checks a facts file (`cmbench list --json`): {"models": [...], "workloads":
+    [...]}, with the source path kept for notes. Raises ReportError."""
+    doc = _read_json(path, "facts (cmbench list --json)")
+    try:
+        _check(FACTS_SCHEMA, doc, "")
+        _walk_everything(doc)
+        _check_unique_names(doc, "")
+    except _Violation as v:
+        raise ReportError("%s: %s %s, expected %s (a file from `cmbench list --json`)"
+                          % (path, v.where or "top level", v.what, v.expected))
+    return {"models": doc["models"], "workloads": doc["workloads"], "path": path}
+
+
+def parse_report(doc, path="<report>", facts=None):
     """Validates and normalises an already parsed document. Raises ReportError."""
-    version = validate_report(doc, path)
-    context = doc["context"]
+    version = validate_report(doc, path, facts)
+    context = dict(doc["context"])
     notes = []
-    normalised = [_normalise_row(row, version, path) for row in doc["benchmarks"]]
-    context = dict(context)
-    if version < SUPPORTED_SCHEMA_VERSION:
-        notes.append("upgraded from json_schema_version %d: variant, status and metrics derived; "
-                     "peak processes, memory before the run and latency unknown" % version)
-        for key, default in (("warnings", []), ("library_versions", {}), ("limits", {}),
-                             ("affinity", None), ("preset", None)):
-            context.setdefault(key, default)
+    if version < 2:
+        context["models"], context["workloads"] = facts["models"], facts["workloads"]
+        notes.append("report format %d: the models' and workloads' facts are %s's, not the "
+                     "report's own" % (version, facts.get("path", "the given facts")))
+    normalised = [_normalise_row(row, path) for row in doc["benchmarks"]]
     if not isinstance(context.get("warnings"), list):
         context["warnings"] = [] if context.get("warnings") is None else [context["warnings"]]
     return Report(path, context, normalised, version, notes)
 
 
-def load_reports(paths):
-    """Loads every report first, so nothing is written unless all of them are usable."""
+def load_reports(paths, facts_path=None):
+    """Loads every report first, so nothing is written unless all of them are usable. The facts
+    of `facts_path` serve the reports that predate the facts in their context."""
     if not paths:
         raise ReportError("no report given")
-    return [load_report(p) for p in paths]
+    facts = load_facts(facts_path) if facts_path else None
+    return [load_report(p, facts) for p in paths]
 
 
 def _json_type(v):
@@ -233,6 +252,13 @@ def _nonempty_string(v):
 
 def _boolean(v):
     return None if isinstance(v, bool) else "true or false"
+
+
+def _integer(v):
+    """A whole number (an order key: may be negative)."""
+    if _too_long(v):
+        return "a whole number of at most %d digits" % MAX_DIGITS
+    return None if isinstance(v, int) and not isinstance(v, bool) else "a whole number"
 
 
 def _too_long(v):
@@ -320,8 +346,8 @@ _opt = _Nullable
 
 
 class _Array:
-    def __init__(self, item, length=None):
-        self.item, self.length = item, length
+    def __init__(self, item, length=None, nonempty=False):
+        self.item, self.length, self.nonempty = item, length, nonempty
 
     def check(self, v, where):
         if not isinstance(v, list):
@@ -329,20 +355,25 @@ class _Array:
                              else "an array of %d items" % self.length)
         if self.length is not None and len(v) != self.length:
             raise _Violation(where, v, "an array of %d items, not %d" % (self.length, len(v)))
+        if self.nonempty and not v:
+            raise _Violation(where, v, "at least one item")
         for i, x in enumerate(v):
             _check(self.item, x, "%s[%d]" % (where, i))
 
 
 class _Object:
     """Named fields with their specs; `values` checks every other field's value, `keys` every
-    field's name."""
+    field's name; the `required` fields must be present."""
 
-    def __init__(self, fields=None, values=None, keys=None):
-        self.fields, self.values, self.keys = fields or {}, values, keys
+    def __init__(self, fields=None, values=None, keys=None, required=()):
+        self.fields, self.values, self.keys, self.required = fields or {}, values, keys, required
 
     def check(self, v, where):
         if not isinstance(v, dict):
             raise _Violation(where, v, "an object")
+        for key in self.required:
+            if key not in v:
+                raise _Violation(where, v, "an object with `%s`" % key, what="has no `%s`" % key)
         for key, x in v.items():
             inner = _key_path(where, key)
             if self.keys is not None:
@@ -367,8 +398,29 @@ _PROBE = _Object(dict({k: _STR for k in ("name", "what", "per")},
 _FLOORS_BLOCK = {"measured": _STR, "probes": _opt(_Array(_PROBE)),
                  "errors": _opt(_Array(_string))}
 
+# The facts: what a model or a workload is (README, "Report format"). Everything the scripts
+# decide about a model or a workload, they read here.
+FIGURE_KINDS = ("time_ns", "bytes", "rate", "ratio")
+_FIGURE = _Object({"metric": _nonempty_string, "label": _nonempty_string, "heading": _STR,
+                   "kind": _one_of(*FIGURE_KINDS), "better": _one_of("lower", "higher")},
+                  required=("metric", "label", "kind", "better"))
+_MODEL_FACTS = _Object({
+    "name": _nonempty_string, "family": _nonempty_string, "variant": _nonempty_string,
+    "description": _STR, "order": _integer, "baseline": _boolean,
+    "mechanism": _Object(values=_string), "waits": _STR, "round_trip_floor": _STR,
+}, required=("name", "family", "variant", "order", "baseline", "mechanism"))
+_WORKLOAD_FACTS = _Object({
+    "name": _nonempty_string, "description": _STR, "measures": _STR, "order": _integer,
+    "unit": _nonempty_string, "figures": _Array(_FIGURE, nonempty=True), "speedup": _boolean,
+    "memory_per_unit": _boolean, "floor": _STR, "model_params": _Array(_nonempty_string),
+    "params": _opt(_Array(_Object({"name": _nonempty_string, "help": _STR}))),
+}, required=("name", "order", "unit", "figures", "speedup", "memory_per_unit", "model_params"))
+FACTS_SCHEMA = _Object({"models": _Array(_MODEL_FACTS, nonempty=True),
+                        "workloads": _Array(_WORKLOAD_FACTS, nonempty=True)},
+                       required=("models", "workloads"))
+
 CONTEXT_SCHEMA = _Object({
-    "json_schema_version": _count,
+    "json_schema_version": _count, "cmbench_schema_version": _count,
     "num_cpus": _COUNT, "online_cpus": _COUNT, "mhz_per_cpu": _NUM,
     "repetitions": _COUNT, "warmup": _COUNT, "timeout_seconds": _NUM,
     "steal_share_during": _NUM, "cpu_scaling_enabled": _BOOL, "git_dirty": _BOOL,
@@ -398,7 +450,7 @@ RESOURCE_NUMBERS = RESOURCE_KEYS + (
 
 ROW_SCHEMA = _Object({
     "name": _nonempty_string, "workload": _nonempty_string, "model": _nonempty_string,
-    "run_name": _STR, "family": _STR, "variant": _STR, "mechanism": _STR,
+    "run_name": _STR, "family": _STR, "variant": _STR,
     "round_trip_floor": _STR, "aggregate_name": _STR, "aggregate_unit": _STR,
     "run_type": _one_of("iteration", "aggregate"),
     "time_unit": _one_of(*TIME_UNIT_TO_MS),
@@ -409,6 +461,7 @@ ROW_SCHEMA = _Object({
                            "iterations", "family_index", "per_family_instance_index")},
     "real_time": _TIME, "cpu_time": _TIME,
     "params": _Object(values=_param),
+    "units_at_once": _opt(_count),
     "resources": _opt(_Object(dict({k: _NUM for k in RESOURCE_NUMBERS},
                                    **{k: _STR for k in RESOURCE_LABELS}),
                               values=_opt(_either(_number, _string,
@@ -444,9 +497,21 @@ def _walk_everything(doc):
                     stack.append((x, inner, depth + 1))
 
 
-def validate_report(doc, path="<report>"):
-    """Checks the shape of a parsed report; returns its json_schema_version. Raises ReportError
-    with one line: the file, the JSON path, what it is and what was expected."""
+def _check_unique_names(facts, where):
+    for kind in ("models", "workloads"):
+        seen = set()
+        for i, entry in enumerate(facts[kind]):
+            if entry["name"] in seen:
+                raise _Violation("%s%s[%d].name" % (where + "." if where else "", kind, i), entry["name"],
+                                 "each name once")
+            seen.add(entry["name"])
+
+
+def validate_report(doc, path="<report>", facts=None):
+    """Checks the shape of a parsed report; returns its format (cmbench_schema_version, or for
+    an older report the json_schema_version it said its format in). `facts`: for a report of
+    format 1, which has none in its context (load_facts()). Raises ReportError with one line:
+    the file, the JSON path, what it is and what was expected."""
     if not isinstance(doc, dict):
         raise ReportError("%s: top level is a JSON %s, expected an object with `context` and "
                           "`benchmarks` (not a cmbench report)" % (path, _json_type(doc)))
@@ -458,32 +523,58 @@ def validate_report(doc, path="<report>"):
     context = doc.get("context")
     if not isinstance(context, dict):
         raise ReportError("%s: no `context` object (not a cmbench report)" % path)
-    version = context.get("json_schema_version", 0)
+    key = "cmbench_schema_version" if "cmbench_schema_version" in context else "json_schema_version"
+    version = context.get(key, 0)
     if _count(version):
-        raise ReportError("%s: context.json_schema_version is %s, expected a whole number"
-                          % (path, _describe(version)))
+        raise ReportError("%s: context.%s is %s, expected a whole number" % (path, key, _describe(version)))
     if version > SUPPORTED_SCHEMA_VERSION:
-        raise ReportError("%s: json_schema_version %d is newer than these scripts support (%d); "
+        raise ReportError("%s: %s %d is newer than these scripts support (%d); "
                           "update scripts/ to the cmbench version that wrote it"
-                          % (path, version, SUPPORTED_SCHEMA_VERSION))
+                          % (path, key, version, SUPPORTED_SCHEMA_VERSION))
     rows = doc["benchmarks"]
     if not rows:
         raise ReportError("%s: no benchmarks in the report (did every workload get filtered out?)"
                           % path)
+    for index, row in enumerate(rows):  # a plain Google Benchmark report says so, whatever its version
+        _require_cmbench_row(row, index, path)
+    if version < OLDEST_SCHEMA_VERSION:
+        raise ReportError("%s: report format %d (%s %d) is cmbench's first, no longer read: run it "
+                          "again with this cmbench" % (path, version, key, version))
+    if version < 2 and facts is None:
+        raise ReportError("%s: report format %d (%s %d, before cmbench_schema_version 2) has no "
+                          "models' and workloads' facts in its context: read it with --facts FILE, "
+                          "FILE from `build/release/harness/cmbench list --json > FILE`, or run it "
+                          "again with this cmbench" % (path, version, key, version))
     try:
         _check(CONTEXT_SCHEMA, context, "context")
+        if version >= 2:
+            _check(FACTS_SCHEMA, context, "context")
+            _check_unique_names(context, "context")
+            facts = context
         for index, row in enumerate(rows):
             _validate_row(row, index, path)
+        _check_described(rows, facts, "context" if version >= 2 else "the facts")
         _walk_everything(doc)  # after the named fields, whose messages say more
     except _Violation as v:
         raise ReportError("%s: %s %s, expected %s" % (path, v.where, v.what, v.expected))
     return version
 
 
-def _validate_row(row, index, path):
+def _check_described(rows, facts, where):
+    """Every row's model and workload is one the facts describe: nothing is guessed from a name."""
+    for kind, key in (("models", "model"), ("workloads", "workload")):
+        names = {entry["name"] for entry in facts[kind]}
+        for index, row in enumerate(rows):
+            if row[key] not in names:
+                raise _Violation("benchmarks[%d].%s" % (index, key), row[key],
+                                 "one of the %s in %s.%s" % (kind, where, kind))
+
+
+def _require_cmbench_row(row, index, path):
+    """A row that is no cmbench run (no name, workload or model): ReportError with one line."""
     where = "benchmarks[%d]" % index
     if not isinstance(row, dict):
-        raise _Violation(where, row, "an object (one run)")
+        raise ReportError("%s: %s is %s, expected an object (one run)" % (path, where, _describe(row)))
     name = row.get("name")
     if not isinstance(name, str) or not name:
         raise ReportError("%s: %s has no `name`" % (path, where))
@@ -491,6 +582,11 @@ def _validate_row(row, index, path):
         if not isinstance(row.get(key), str) or not row.get(key):
             raise ReportError("%s: %s (%s) has no `%s`: not a cmbench report (a plain Google "
                               "Benchmark report?)" % (path, where, _short(name), key))
+
+
+def _validate_row(row, index, path):
+    where = "benchmarks[%d]" % index
+    _require_cmbench_row(row, index, path)
     _check(ROW_SCHEMA, row, where)
     if "/" not in row["model"]:
         raise _Violation(where + ".model", row["model"], "`family/variant`, such as threads/pool")
@@ -501,7 +597,7 @@ def _validate_row(row, index, path):
 
 # --- normalising (the shape is valid by now) ------------------------------------------------------
 
-def _normalise_row(row, version, path):
+def _normalise_row(row, path):
     out = dict(row)
     name, model = row["name"], row["model"]
     family, variant = model.split("/", 1)
@@ -519,7 +615,7 @@ def _normalise_row(row, version, path):
         value = row.get(key)
         out[key + "_ms"] = value * scale if value is not None else None
 
-    # Status: schema 1 says it; schema 0 only had Google Benchmark's error flag.
+    # Status: cmbench says it; Google Benchmark's error flag where it does not.
     status = row.get("status")
     if status is None:
         status = "failed" if row.get("error_occurred") else "ok"
@@ -538,8 +634,6 @@ def _normalise_row(row, version, path):
     out["resources"] = resources
 
     metrics = row.get("metrics")
-    if metrics is None and version < 1 and status == "ok":
-        metrics = _derive_metrics(row["workload"], out["params"], resources, out["real_time_ms"])
     # As floats (the harness's are doubles): numpy would hold a whole number past 2^63 as an
     # object, which matplotlib cannot draw.
     out["metrics"] = {k: float(v) for k, v in (metrics or {}).items() if v is not None}
@@ -561,40 +655,10 @@ def _normalise_row(row, version, path):
     else:
         out["samples_ms"] = None
     out.setdefault("ok_repetitions", None)
+    out.setdefault("units_at_once", None)  # not in version 1
+    out.pop("mechanism", None)  # version 1's prose: the facts say it now
     return out
 
-
-def tree_units(leaves, fanout):
-    """Units of a skynet tree: every level from the leaves up to the root."""
-    units, level = 0, int(leaves)
-    while level >= 1:
-        units += level
-        if level == 1 or fanout < 2:
-            break
-        level //= fanout
-    return units
-
-
-def _derive_metrics(workload, params, resources, real_time_ms):
-    """Schema 0 had no metrics: derive the generic ones where the unit count is known."""
-    if workload in ("cpu", "io", "mixed") and "tasks" in params:
-        units = params["tasks"]
-    elif workload == "spawn" and "leaves" in params and "fanout" in params:
-        units = tree_units(params["leaves"], params["fanout"])
-    else:
-        return {}
-    wall_ns = resources.get("wall_ns") or (real_time_ms * 1e6 if real_time_ms else None)
-    if not units or not wall_ns:
-        return {}
-    m = {"units": units, "ns_per_unit": wall_ns / units, "units_per_second": units / (wall_ns * 1e-9)}
-    if resources.get("peak_rss_bytes") is not None and resources.get("rss_before_bytes") is not None:
-        m["bytes_per_unit"] = (resources["peak_rss_bytes"] - resources["rss_before_bytes"]) / units
-    if workload == "cpu":
-        m["tasks_per_second"] = m["units_per_second"]
-    if workload == "io" and params.get("wait_ms"):
-        m["ideal_ms"] = float(params["wait_ms"])
-        m["makespan_over_ideal"] = wall_ns * 1e-6 / params["wait_ms"]
-    return m
 
 
 # --- writing ---------------------------------------------------------------------------------

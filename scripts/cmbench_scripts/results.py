@@ -13,27 +13,66 @@ range (min to max) of the repetitions, and the label says so (3 repetitions: a 7
 import math
 import statistics
 
-# Canonical orders: models in the order DESIGN.md lists them, unknown ones after, by name.
-FAMILY_ORDER = ("serial", "threads", "processes", "coroutines")
-VARIANT_ORDER = ("baseline", "spawn", "pool", "tbb", "asio", "asio-mt")
-WORKLOAD_ORDER = ("cpu", "io", "mixed", "spawn", "pingpong", "ring", "pipeline", "contention",
-                  "memory", "scatter", "server", "mapreduce")
-BASELINE_MODEL = "serial/baseline"
-# Parameters the serial baseline ignores (they size the model, not the work: cmbench runs it
-# once for all their values): it is matched on the others.
-BASELINE_IGNORES = ("workers", "concurrency")
+from . import style
 
 
-def model_sort_key(model):
-    family, _, variant = model.partition("/")
-    f = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
-    v = VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER)
-    return (f, v, model)
+# --- facts ---------------------------------------------------------------------------------------
 
+class Facts:
+    """What the reports say every model and workload is (context.models, context.workloads):
+    their order, the baseline, the mechanisms, the workloads' figures. The scripts know no model
+    or workload by name: everything they decide about one, they read here. Several reports'
+    facts are merged by name, a later report's replacing an earlier one's."""
 
-def workload_sort_key(workload):
-    w = WORKLOAD_ORDER.index(workload) if workload in WORKLOAD_ORDER else len(WORKLOAD_ORDER)
-    return (w, workload)
+    def __init__(self, reports):
+        self.models, self.workloads = {}, {}
+        for report in reports:
+            for m in report.context.get("models") or []:
+                self.models[m["name"]] = m
+            for w in report.context.get("workloads") or []:
+                self.workloads[w["name"]] = w
+        self.model_names = sorted(self.models, key=self.model_key)
+        self.styles = style.Styles([self.models[m] for m in self.model_names])
+
+    def model_key(self, model):
+        m = self.models.get(model)
+        return (m["order"] if m else math.inf, model)
+
+    def workload_key(self, workload):
+        w = self.workloads.get(workload)
+        return (w["order"] if w else math.inf, workload)
+
+    def is_baseline(self, model):
+        return bool(self.models.get(model, {}).get("baseline"))
+
+    @property
+    def baseline(self):
+        """The baseline model's name (the 1x of speedups), or None."""
+        return next((m for m in self.model_names if self.is_baseline(m)), None)
+
+    def mechanism(self, model):
+        return (self.models.get(model) or {}).get("mechanism") or {}
+
+    def model_params(self, workload):
+        """The workload's parameters that size the model (the baseline ignores them)."""
+        return tuple((self.workloads.get(workload) or {}).get("model_params") or ())
+
+    def figures(self, workload):
+        """The workload's figures of merit, the headline first."""
+        return [Figure(f) for f in (self.workloads.get(workload) or {}).get("figures") or []]
+
+    def speedup(self, workload):
+        return bool((self.workloads.get(workload) or {}).get("speedup"))
+
+    def memory_per_unit(self, workload):
+        return bool((self.workloads.get(workload) or {}).get("memory_per_unit"))
+
+    def unit(self, workload):
+        """What the workload's `units` count, singular: "task", "hop"."""
+        return (self.workloads.get(workload) or {}).get("unit") or "unit"
+
+    def style(self, model):
+        return self.styles.of(model)
 
 
 # --- statistics ------------------------------------------------------------------------------
@@ -67,36 +106,28 @@ def median_ci(samples, level=0.95):
 # --- figures of merit --------------------------------------------------------------------------
 
 class Figure:
-    """What is measured and how to read it off a point.
+    """A figure of merit as a workload's facts declare it: a metric of the rows, what it is
+    (label), its summary heading, its kind ("time_ns", "bytes", "rate", "ratio": how it is
+    scaled and printed) and whether lower or higher is better."""
 
-    kind is the unit family for display scaling: "time_ns", "bytes", "ratio", "rate".
-    time_scaling says how the figure moves with the run's real time, so the real-time samples
-    give its interval: 1 proportional, -1 inverse, 0 no interval."""
-
-    def __init__(self, key, label, kind, getter, lower_is_better=True, time_scaling=0, short=None):
-        self.key = key
-        self.label = label
-        self.kind = kind
-        self.getter = getter
-        self.lower_is_better = lower_is_better
-        self.time_scaling = time_scaling
-        self.short = short or label
+    def __init__(self, fact):
+        self.key = fact["metric"]
+        self.label = fact["label"]
+        self.short = fact.get("heading") or fact["label"]
+        self.kind = fact["kind"]
+        self.lower_is_better = fact["better"] == "lower"
 
     def value(self, point):
         if point.status != "ok":
             return None
-        v = self.getter(point)
+        v = point.metrics.get(self.key)
         return v if v is not None and math.isfinite(v) else None
 
     def interval(self, point):
-        """(lo, hi) or None."""
-        v = self.value(point)
-        if v is None or not self.time_scaling or point.real_ci is None or not point.real_ms:
+        """(lo, hi) of the median over the repetitions' own values of the metric, or None."""
+        if self.value(point) is None:
             return None
-        lo, hi = point.real_ci[0] / point.real_ms, point.real_ci[1] / point.real_ms
-        if self.time_scaling > 0:
-            return (v * lo, v * hi)
-        return (v / hi, v / lo) if lo > 0 else None
+        return point.metric_ci(self.key)
 
     def better(self, a, b):
         return a < b if self.lower_is_better else a > b
@@ -106,68 +137,6 @@ class Figure:
         if self.lower_is_better:
             return value / best if best > 0 else math.inf
         return best / value if value > 0 else math.inf
-
-
-def _metric(name):
-    return lambda p: p.metrics.get(name)
-
-
-def _latency(percentile):
-    def get(p):
-        if not p.latency:
-            return None
-        return p.latency["percentiles_ns"].get(float(percentile))
-    return get
-
-
-REAL_TIME = Figure("real_time", "makespan (wall time)", "time_ns",
-                   lambda p: p.real_ms * 1e6 if p.real_ms is not None else None,
-                   time_scaling=1, short="wall time")
-MAKESPAN_OVER_IDEAL = Figure("makespan_over_ideal", "makespan / ideal wait", "ratio",
-                             _metric("makespan_over_ideal"), time_scaling=1,
-                             short="makespan / ideal")
-NS_PER_UNIT = Figure("ns_per_unit", "time per unit created and joined", "time_ns",
-                     _metric("ns_per_unit"), time_scaling=1, short="time per unit")
-BYTES_PER_UNIT = Figure("bytes_per_unit", "memory per unit alive", "bytes",
-                        _metric("bytes_per_unit"), short="memory per unit")
-THROUGHPUT = Figure("units_per_second", "achieved throughput", "rate", _metric("units_per_second"),
-                    lower_is_better=False, time_scaling=-1, short="throughput")
-LATENCY_P99 = Figure("latency_p99", "p99 latency", "time_ns", _latency(99), short="p99 latency")
-
-
-def _relabel(figure, label, short=None):
-    return Figure(figure.key, label, figure.kind, figure.getter, figure.lower_is_better,
-                  figure.time_scaling, short or label)
-
-
-# The figures charted per workload; the first is the headline (overview heatmap, advice).
-WORKLOAD_FIGURES = {
-    "io": [REAL_TIME, MAKESPAN_OVER_IDEAL],
-    "spawn": [NS_PER_UNIT],
-    "memory": [BYTES_PER_UNIT],
-    "mixed": [REAL_TIME, MAKESPAN_OVER_IDEAL],
-    # The message phase only (creating and joining the units is in create_ns / join_ns).
-    "pingpong": [Figure("round_trip_ns_mean", "time per round trip (message phase)", "time_ns",
-                        _metric("round_trip_ns_mean"), time_scaling=1, short="time per round trip"),
-                 LATENCY_P99],
-    "ring": [Figure("ns_per_hop", "time per hand-off (message phase)", "time_ns", _metric("ns_per_hop"),
-                    time_scaling=1, short="time per hand-off")],
-    "server": [LATENCY_P99, THROUGHPUT],
-    "pipeline": [_relabel(THROUGHPUT, "items per second", "items/s")],
-    "contention": [_relabel(NS_PER_UNIT, "time per locked update", "time per update")],
-}
-
-
-def figures_for(workload):
-    return WORKLOAD_FIGURES.get(workload, [REAL_TIME])
-
-
-# Workloads where speedup over serial and parallel efficiency say nothing: the work is waiting
-# (io, server), or serial's "unit" is a function call while the models create real ones (spawn:
-# its figure is the cost per unit, charted against workers in the sweep).
-SPEEDUP_EXCLUDED = ("io", "spawn", "memory", "pingpong", "ring", "server", "scatter")
-# Workloads whose units are alive at once, so memory per unit and the largest count matter.
-MEMORY_WORKLOADS = ("io", "spawn", "memory", "ring")
 
 
 # --- points --------------------------------------------------------------------------------------
@@ -194,7 +163,8 @@ class Point:
         self.resources = kw["resources"]
         self.metrics = kw["metrics"]
         self.latency = kw["latency"]
-        self.mechanism = kw.get("mechanism")
+        self.metric_samples = kw.get("metric_samples") or {}  # metric -> each ok repetition's value
+        self.units_at_once = kw.get("units_at_once")  # the most units alive at once (None: unknown)
         self.source = kw["source"]
         ci = median_ci(self.samples_ms or [])
         self.real_ci = ci[:2] if ci and self.real_ms is not None else None
@@ -208,6 +178,11 @@ class Point:
     def units(self):
         u = self.metrics.get("units")
         return u if u else None
+
+    def metric_ci(self, name):
+        """(lo, hi) of the median of a metric over the ok repetitions' own values, or None."""
+        ci = median_ci(self.metric_samples.get(name) or [])
+        return ci[:2] if ci and len(self.metric_samples[name]) > 1 else None
 
     def params_label(self, names=None):
         names = self.params.keys() if names is None else names
@@ -306,15 +281,20 @@ def point_from_rows(rows, source):
         latency = _median_latency([r["latency"] for r in ok_iters])
         verified = bool(ok_iters) and all(r["verified"] is not False for r in ok_iters) and not bad
     if status == "ok" and verified is False:
-        status, error = "failed", error or "checksum differs from serial/baseline's (verified: false)"
+        status, error = "failed", error or "checksum differs from the workload's reference (verified: false)"
     samples = [s for s in (samples or []) if s is not None]
+    metric_samples = {}
+    for r in ok_iters:
+        for k, v in r["metrics"].items():
+            metric_samples.setdefault(k, []).append(v)
     return Point(workload=first["workload"], model=first["model"], family=first["family"],
                  variant=first["variant"], params=dict(first["params"]), status=status,
                  error=error, verified=verified, name=name,
                  row_names=[r["name"] for r in rows], real_ms=real_ms, cpu_ms=cpu_ms,
                  samples_ms=samples, repetitions=reps, ok_repetitions=ok_reps,
                  resources=resources or {}, metrics=metrics or {}, latency=latency,
-                 mechanism=first.get("mechanism"), source=source)
+                 metric_samples=metric_samples, units_at_once=first.get("units_at_once"),
+                 source=source)
 
 
 class Results:
@@ -322,6 +302,7 @@ class Results:
 
     def __init__(self, reports):
         self.reports = reports
+        self.facts = Facts(reports)
         self.notes = []
         by_key = {}
         replaced = {}
@@ -342,8 +323,8 @@ class Results:
         for (old, new), count in replaced.items():
             self.notes.append("%d run%s of %s replaced by the same run%s in %s" % (
                 count, "" if count == 1 else "s", old, "" if count == 1 else "s", new))
-        self.points = sorted(by_key.values(), key=lambda p: (workload_sort_key(p.workload),
-                                                             model_sort_key(p.model),
+        self.points = sorted(by_key.values(), key=lambda p: (self.facts.workload_key(p.workload),
+                                                             self.facts.model_key(p.model),
                                                              _frozen(p.params)))
         self._index = by_key
         cpus = [r.num_cpus for r in reports if r.num_cpus]
@@ -401,11 +382,21 @@ class Results:
         return None
 
     def workloads(self):
-        return sorted({p.workload for p in self.points}, key=workload_sort_key)
+        return sorted({p.workload for p in self.points}, key=self.facts.workload_key)
 
     def models(self, workload=None):
         return sorted({p.model for p in self.points if workload is None or p.workload == workload},
-                      key=model_sort_key)
+                      key=self.facts.model_key)
+
+    def style(self, model):
+        """matplotlib keyword arguments for the model's lines: colour, line style, marker."""
+        return self.facts.style(model)
+
+    def colour(self, model):
+        return self.facts.style(model)["color"]
+
+    def figures_for(self, workload):
+        return self.facts.figures(workload)
 
     def points_for(self, workload, model=None):
         return [p for p in self.points if p.workload == workload and (model is None or p.model == model)]
@@ -467,27 +458,36 @@ class Results:
         return sorted({p.params[name] for p in self.points_for(workload) if name in p.params})
 
     def find(self, workload, model, params):
-        """The point at exactly these params; for the baseline, matched ignoring workers."""
+        """The point at exactly these params; for the baseline, matched ignoring the parameters
+        that size a model."""
         p = self._index.get((workload, model, _frozen(params)))
-        if p is not None or model != BASELINE_MODEL:
+        if p is not None or not self.facts.is_baseline(model):
             return p
         return self.baseline_for(workload, params)
 
+    def ignored_by_baseline(self, workload, model, name):
+        """Whether `model` is the baseline and ignores parameter `name` of the workload."""
+        return self.facts.is_baseline(model) and name in self.facts.model_params(workload)
+
     def baseline_for(self, workload, params):
-        """serial/baseline at the same params except the ones it ignores (workers)."""
-        exact = self._index.get((workload, BASELINE_MODEL, _frozen(params)))
+        """The baseline model's point at the same params but those it ignores (workers)."""
+        baseline = self.facts.baseline
+        if baseline is None:
+            return None
+        exact = self._index.get((workload, baseline, _frozen(params)))
         if exact is not None:
             return exact
-        want = {k: v for k, v in params.items() if k not in BASELINE_IGNORES}
-        candidates = [p for p in self.points_for(workload, BASELINE_MODEL)
-                      if {k: v for k, v in p.params.items() if k not in BASELINE_IGNORES} == want]
+        ignores = self.facts.model_params(workload)
+        want = {k: v for k, v in params.items() if k not in ignores}
+        candidates = [p for p in self.points_for(workload, baseline)
+                      if {k: v for k, v in p.params.items() if k not in ignores} == want]
         if not candidates:
             return None
         candidates.sort(key=lambda p: (not p.ok, p.params.get("workers", 0)))
         return candidates[0]
 
     def speedup(self, point):
-        """(speedup, lo, hi, baseline point) against serial/baseline, or None."""
+        """(speedup, lo, hi, baseline point) against the baseline model, or None."""
         if not point.ok or not point.real_ms:
             return None
         base = self.baseline_for(point.workload, point.params)

@@ -1,46 +1,98 @@
-"""How models look and how numbers read: one hue family per model family, a line style and a
-marker per variant, and unit-aware number formatting shared by charts, the page and advice."""
+"""How models look and how numbers read: every model's colour, line style and marker derived
+from the reports' facts (no table of model names), and unit-aware number formatting shared by
+charts, the page and advice."""
 
 import math
 
-# One hue family per model family; within a family, darker for the variants further down the
-# list, so a family reads as one colour and its variants stay apart.
-FAMILY_COLOURS = {
-    "serial": ["#404040"],
-    "threads": ["#6baed6", "#2171b5", "#08306b"],          # blues
-    "processes": ["#fd8d3c", "#d94801", "#7f2704"],        # oranges
-    "coroutines": ["#41ab5d", "#006d2c", "#00441b"],       # greens
-}
-OTHER_COLOURS = ["#9e9ac8", "#6a51a3", "#3f007d", "#e7298a", "#980043"]
-VARIANT_COLOUR_INDEX = {"baseline": 0, "spawn": 0, "pool": 1, "tbb": 2, "asio": 0, "asio-mt": 1}
-# Line style per variant: spawn-per-task variants dotted, pools solid, work stealing dash-dot,
-# one event loop solid, several loops dashed.
-VARIANT_LINESTYLES = {"baseline": (0, (6, 2, 1, 2)), "spawn": ":", "pool": "-", "tbb": "-.",
-                      "asio": "-", "asio-mt": "--"}
-VARIANT_MARKERS = {"baseline": "*", "spawn": "^", "pool": "o", "tbb": "s", "asio": "D",
-                   "asio-mt": "v"}
+# A hue family per model family, in the order the families first appear among the models; each
+# a ramp from light to dark, so a family reads as one colour and its variants stay apart.
+FAMILY_RAMPS = [
+    ["#6baed6", "#3182bd", "#08519c", "#08306b"],  # blues
+    ["#fd8d3c", "#e6550d", "#a63603", "#7f2704"],  # oranges
+    ["#74c476", "#31a354", "#006d2c", "#00441b"],  # greens
+    ["#9e9ac8", "#756bb1", "#54278f", "#3f007d"],  # purples
+    ["#f768a1", "#dd3497", "#ae017e", "#7a0177"],  # pinks
+    ["#dfc27d", "#bf812d", "#8c510a", "#543005"],  # browns
+    ["#66c2a4", "#41ae76", "#238b45", "#005824"],  # teals
+]
+# Line styles by a model's place within its family, markers by its place among all models:
+# together with the colour, no two of the models of a report set look alike.
+LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3))]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "h", "<", ">", "p", "d", "H", "8"]
+# The baseline model (its fact says which): grey, a star, dash-dot-dot; drawn as a reference.
+BASELINE_STYLE = {"color": "#404040", "linestyle": (0, (6, 2, 1, 2)), "marker": "*"}
+BASELINE_SHADES = ["#404040", "#7f7f7f", "#a6a6a6"]
 FAILED_COLOUR = "#c0392b"
 SKIPPED_COLOUR = "#7f8c8d"
 
 
-def model_style(model):
-    """matplotlib keyword arguments for a model's line."""
-    family, _, variant = model.partition("/")
-    shades = FAMILY_COLOURS.get(family)
-    if shades is None:
-        colour = OTHER_COLOURS[sum(map(ord, family)) % len(OTHER_COLOURS)]
-    else:
-        index = VARIANT_COLOUR_INDEX.get(variant, sum(map(ord, variant)))
-        colour = shades[index % len(shades)]
-    return {
-        "color": colour,
-        "linestyle": VARIANT_LINESTYLES.get(variant, "-"),
-        "marker": VARIANT_MARKERS.get(variant, "o"),
-    }
+def _shade(ramp, index, count):
+    """The index-th of `count` shades spread over a ramp (darker further down the family)."""
+    if count <= 1:
+        return ramp[len(ramp) // 2]
+    return ramp[round(index * (len(ramp) - 1) / (count - 1)) % len(ramp)]
 
 
-def model_colour(model):
-    return model_style(model)["color"]
+class Styles:
+    """matplotlib keyword arguments (color, linestyle, marker) for every model of a list of
+    model facts in their order. Deterministic: the same facts give the same styles in every
+    chart. Distinct: no two models share all three (guaranteed for any number of models: a
+    clash of the derived style moves the later model to the next unused marker and style)."""
+
+    def __init__(self, models):
+        self._styles = {}
+        families = []
+        members = {}
+        for m in models:
+            if m.get("baseline"):
+                continue
+            if m["family"] not in families:
+                families.append(m["family"])
+            members.setdefault(m["family"], []).append(m["name"])
+        used = set()
+        others = 0
+        baselines = 0
+        for m in models:
+            if m.get("baseline"):
+                style = dict(BASELINE_STYLE, color=BASELINE_SHADES[baselines % len(BASELINE_SHADES)])
+                baselines += 1
+            else:
+                f = families.index(m["family"])
+                siblings = members[m["family"]]
+                v = siblings.index(m["name"])
+                ramp = FAMILY_RAMPS[f % len(FAMILY_RAMPS)]
+                style = {"color": _shade(ramp, v, len(siblings)),
+                         "linestyle": LINESTYLES[v % len(LINESTYLES)],
+                         "marker": MARKERS[others % len(MARKERS)]}
+                others += 1
+            step = 0
+            while _key(style) in used:  # only past len(MARKERS) models of like colour
+                step += 1
+                style = dict(style, marker=MARKERS[(MARKERS.index(style["marker"]) + 1) % len(MARKERS)])
+                if step % len(MARKERS) == 0:
+                    style["linestyle"] = LINESTYLES[(step // len(MARKERS)) % len(LINESTYLES)]
+                if step > len(MARKERS) * len(LINESTYLES):
+                    style["color"] = _darker(style["color"], step)
+            used.add(_key(style))
+            self._styles[m["name"]] = style
+
+    def of(self, model):
+        """The model's style; one the facts do not describe (never in a valid report) is grey."""
+        return dict(self._styles.get(model) or {"color": "#999999", "linestyle": "-", "marker": "."})
+
+    def __len__(self):
+        return len(self._styles)
+
+
+def _key(style):
+    return (style["color"], str(style["linestyle"]), style["marker"])
+
+
+def _darker(colour, step):
+    """`colour` a little darker for each step (only when every marker and line style is taken)."""
+    f = 0.85 ** (step // (len(MARKERS) * len(LINESTYLES)))
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#%02x%02x%02x" % tuple(int(c * f) for c in rgb)
 
 
 # --- numbers -------------------------------------------------------------------------------------

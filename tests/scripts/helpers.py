@@ -26,8 +26,20 @@ MALFORMED = {
     "malformed_no_benchmarks.json": "no `benchmarks` array",
     "empty_benchmarks.json": "no benchmarks in the report",
     "not_cmbench.json": "not a cmbench report",
-    "future_version.json": "json_schema_version 2 is newer",
+    "future_version.json": "cmbench_schema_version 3 is newer",
 }
+
+
+def cmbench_facts(folder):
+    """The facts of the build under test (`cmbench list --json`) in a file of `folder`, or None
+    when the tests run without it (ctest sets CMBENCH_EXE)."""
+    exe = os.environ.get("CMBENCH_EXE")
+    if not exe or not os.path.exists(exe):
+        return None
+    path = os.path.join(folder, "cmbench-facts.json")
+    with open(path, "w", encoding="utf-8") as f:
+        subprocess.run([exe, "list", "--json"], stdout=f, check=True, timeout=60)
+    return path
 
 
 def fixture(name):

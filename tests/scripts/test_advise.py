@@ -30,11 +30,27 @@ def row_names(*fixtures):
 
 class ShippedProfiles(unittest.TestCase):
     def test_profiles_are_valid(self):
-        names = sorted(os.listdir(PROFILES))
+        names = sorted(n for n in os.listdir(PROFILES) if n != "evidence.json")
         self.assertEqual(names, ["cpu-batch.json", "latency-server.json", "slow-calls.json"])
         for name in names:
             with self.subTest(name=name):
                 advice.make_profile(advice.load_profile(os.path.join(PROFILES, name)), name)
+
+    def test_which_workload_stands_for_what_is_an_input(self):
+        # scripts/profiles/evidence.json names the workloads, not the scripts; a profile's own
+        # "evidence" overrides it, and a bad one is refused in one line.
+        evidence = advice.load_evidence()
+        self.assertEqual(sorted(evidence), sorted(advice.EVIDENCE_ROLES))
+        profile = advice.make_profile({"compute_us": 10, "evidence": {"compute": "mixed"}})
+        self.assertEqual(profile["evidence"], dict(evidence, compute="mixed"))
+        for bad, fragment in (({"gpu": "x"}, "has unknown gpu"), ({"wait": 3}, "evidence.wait is 3")):
+            with self.subTest(fragment=fragment):
+                with self.assertRaisesRegex(ReportError, fragment):
+                    advice.make_profile({"compute_us": 10, "evidence": bad})
+        # A compute workload the report lacks: the advice asks for its runs by that name.
+        res = R.Results(report_io.load_reports([fixture("full.json")]))
+        result = advice.advise(res, advice.make_profile({"compute_us": 10, "evidence": {"compute": "mixed"}}))
+        self.assertTrue(any("--workloads mixed" in c["command"] for c in result["commands"]))
 
     def test_cpu_batch_prefers_a_parallel_cpu_model(self):
         proc, out = advise_json(fixture("full.json"), "--profile", "cpu-batch")
@@ -167,7 +183,8 @@ class ProfilesFromFlags(unittest.TestCase):
         tmp = TempDir()
         try:
             out = tmp.join("advice.txt")
-            proc = run_script("advise", fixture("v0.json"), "--profile", "cpu-batch", "--out", out)
+            proc = run_script("advise", fixture("v1.json"), "--facts", fixture("facts.json"), "--profile",
+                              "cpu-batch", "--out", out)
             self.assertEqual(proc.returncode, 0, proc.stderr)
             with open(out) as f:
                 self.assertEqual(f.read(), proc.stdout)

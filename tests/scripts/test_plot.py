@@ -35,7 +35,7 @@ class PlotFullReport(unittest.TestCase):
                     "io-vs-tasks", "io-vs-workers", "io-cpu", "spawn-vs-leaves",
                     "spawn-vs-workers", "spawn-cpu", "memory"}
         self.assertEqual(slugs, expected)
-        self.assertNotIn("io-speedup", slugs)  # speedup over serial says nothing about waiting
+        self.assertNotIn("io-speedup", slugs)  # io's facts: a speedup says nothing about waiting
 
     def test_files_are_valid_png_and_svg(self):
         names = sorted(os.listdir(self.out))
@@ -58,8 +58,9 @@ class PlotFullReport(unittest.TestCase):
     def test_titles_and_captions_say_what_is_measured(self):
         charts = {c["slug"]: c for c in manifest(self.out)["charts"]}
         self.assertIn("cpu", charts["cpu-vs-workers"]["title"])
-        self.assertIn("wall time", charts["cpu-vs-workers"]["title"])
-        self.assertIn("makespan / ideal", charts["io-vs-tasks"]["title"])
+        # The workloads' figures, as their facts label them.
+        self.assertIn("speedup over the baseline model", charts["cpu-vs-workers"]["title"])
+        self.assertIn("makespan over the ideal wait", charts["io-vs-tasks"]["title"])
         self.assertIn("speedup", charts["cpu-speedup"]["caption"])
         self.assertIn("min-max of 3 repetitions", charts["cpu-vs-tasks"]["caption"])
         self.assertEqual(charts["cpu-vs-tasks"]["marked"], [])
@@ -102,16 +103,21 @@ class PlotOtherReports(unittest.TestCase):
         self.assertNotIn("server-vs-requests", slugs)  # requests moves with rate
         self.assertIn("pingpong-by-model", slugs)      # a single configuration: bars
 
-    def test_v0_report_and_merging_two_reports(self):
+    def test_v1_report_with_facts_and_merging_two_reports(self):
         out = self.tmp.join("merged")
-        proc = run_script("plot", fixture("v0.json"), fixture("latency.json"), "--out", out,
-                          "--format", "png", "--dpi", "60")
+        proc = run_script("plot", fixture("v1.json"), fixture("latency.json"), "--out", out)
+        self.assertEqual(proc.returncode, 2)
+        self.assertRegex(proc.stderr, r"^plot: error: \S*v1.json: report format 1 .* has no models' and "
+                                      r"workloads' facts in its context: read it with --facts FILE.*\n$")
+        self.assertFalse(os.path.exists(out))
+        proc = run_script("plot", fixture("v1.json"), fixture("latency.json"), "--facts", fixture("facts.json"),
+                          "--out", out, "--format", "png", "--dpi", "60")
         self.assertEqual(proc.returncode, 0, proc.stderr)
         m = manifest(out)
         slugs = {c["slug"] for c in m["charts"]}
         self.assertTrue({"cpu-vs-workers", "cpu-speedup", "server-latency"} <= slugs)
         self.assertEqual(len(m["reports"]), 2)
-        self.assertTrue(any("upgraded" in w for w in m["warnings"]))
+        self.assertTrue(any("facts.json" in w for w in m["warnings"]))
 
     def test_workloads_filter_and_at(self):
         out = self.tmp.join("cpu-only")
@@ -163,7 +169,7 @@ class PlotBadInput(unittest.TestCase):
         path = self.tmp.join("a-file")
         with open(path, "w") as f:
             f.write("keep me")
-        proc = run_script("plot", fixture("v0.json"), "--out", path)
+        proc = run_script("plot", fixture("full.json"), "--out", path)
         self.assertEqual(proc.returncode, 2)
         self.assertIn("not a folder", proc.stderr)
         with open(path) as f:

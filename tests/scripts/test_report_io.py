@@ -1,4 +1,4 @@
-"""Loading, validating, normalising and upgrading reports; atomic writes."""
+"""Loading, validating and normalising reports, older ones with their facts given; atomic writes."""
 
 import copy
 import os
@@ -16,8 +16,10 @@ class LoadGoodReports(unittest.TestCase):
         report = report_io.load_report(fixture("full.json"))
         raw = load_json(fixture("full.json"))
         self.assertEqual(len(report.rows), len(raw["benchmarks"]))
-        self.assertEqual(report.schema_version, 1)
+        self.assertEqual(report.schema_version, 2)
         self.assertEqual(report.notes, [])
+        self.assertEqual([m["name"] for m in report.context["models"]],
+                         [m["name"] for m in raw["context"]["models"]])
         self.assertEqual(report.num_cpus, 2)
         row = report.rows[0]
         self.assertEqual(row["real_time_ms"], raw["benchmarks"][0]["real_time"])
@@ -51,56 +53,71 @@ class LoadGoodReports(unittest.TestCase):
         self.assertTrue(any(r["resources"]["wall_ns"] is None for r in skipped))
 
 
-class SchemaZeroUpgrade(unittest.TestCase):
-    """v0 lacked variant, status, metrics, samples, ok_repetitions, latency,
-    resources.peak_processes and resources.rss_before_bytes."""
+class OlderReports(unittest.TestCase):
+    """Version 1 predates the facts in the context: read only with the facts given (`cmbench
+    list --json`), never by guessing from names; version 0 is refused."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.raw = load_json(fixture("v0.json"))
-        cls.report = report_io.load_report(fixture("v0.json"))
+    def test_version_1_without_facts_is_refused_in_one_line_saying_how_to_read_it(self):
+        with self.assertRaises(ReportError) as cm:
+            report_io.load_report(fixture("v1.json"))
+        message = str(cm.exception)
+        self.assertIn("v1.json: report format 1 (json_schema_version 1, before cmbench_schema_version 2) "
+                      "has no models' and workloads' facts", message)
+        self.assertIn("--facts FILE", message)
+        self.assertIn("cmbench list --json", message)
+        self.assertNotIn("\n", message)
 
-    def test_fixture_really_is_v0(self):
-        self.assertEqual(self.raw["context"]["json_schema_version"], 0)
-        for row in self.raw["benchmarks"]:
-            for missing in ("variant", "status", "metrics", "samples", "ok_repetitions"):
-                self.assertNotIn(missing, row)
-            if row["resources"]:
-                self.assertNotIn("peak_processes", row["resources"])
+    def test_version_1_reads_with_the_facts_given_and_says_so(self):
+        report = report_io.load_reports([fixture("v1.json")], fixture("facts.json"))[0]
+        facts = load_json(fixture("facts.json"))
+        self.assertEqual(report.schema_version, 1)
+        self.assertEqual(report.context["models"], facts["models"])
+        self.assertEqual(report.context["workloads"], facts["workloads"])
+        self.assertTrue(any("facts.json" in n for n in report.notes))
+        row = report.rows[0]
+        self.assertNotIn("mechanism", row)  # version 1's prose: the facts say it now
+        self.assertIsNone(row["units_at_once"])
 
-    def test_upgrade_fills_the_new_fields(self):
-        self.assertEqual(self.report.schema_version, 0)
-        self.assertTrue(any("upgraded from json_schema_version 0" in n for n in self.report.notes))
-        for row in self.report.rows:
-            self.assertEqual(row["variant"], row["model"].split("/")[1])
-            self.assertIn(row["status"], ("ok", "failed"))
-            self.assertIsNone(row["resources"]["peak_processes"])
-            self.assertIsNone(row["latency"])
+    def test_a_newer_report_keeps_its_own_facts(self):
+        facts = load_json(fixture("facts.json"))
+        facts["models"][0]["description"] = "not the report's"
+        tmp = TempDir()
+        try:
+            path = tmp.join("facts.json")
+            with open(path, "w", encoding="utf-8") as f:
+                import json
+                json.dump(facts, f)
+            report = report_io.load_reports([fixture("full.json")], path)[0]
+        finally:
+            tmp.cleanup()
+        self.assertNotEqual(report.context["models"][0]["description"], "not the report's")
+        self.assertEqual(report.notes, [])
 
-    def test_status_comes_from_error_occurred(self):
-        failed = [r for r in self.report.rows if r["status"] == "failed"]
-        self.assertTrue(failed)
-        for r in failed:
-            self.assertTrue(r.get("error_occurred"))
-            self.assertIn("shm_open", r["error"])
+    def test_facts_file_is_checked(self):
+        tmp = TempDir()
+        try:
+            for doc, fragment in (({"models": []}, "has no `workloads`"),
+                                  ({"models": [], "workloads": []}, "models is an empty array, expected at least one item"),
+                                  ([1], "expected an object")):
+                with self.subTest(fragment=fragment):
+                    path = tmp.join("facts.json")
+                    with open(path, "w", encoding="utf-8") as f:
+                        import json
+                        json.dump(doc, f)
+                    with self.assertRaises(ReportError) as cm:
+                        report_io.load_reports([fixture("v1.json")], path)
+                    self.assertIn(fragment, str(cm.exception))
+                    self.assertIn("cmbench list --json", str(cm.exception))
+        finally:
+            tmp.cleanup()
 
-    def test_metrics_are_derived_where_the_unit_count_is_known(self):
-        ok = [r for r in self.report.rows if r["status"] == "ok" and r["run_type"] == "iteration"]
-        for r in ok:
-            m = r["metrics"]
-            self.assertEqual(m["units"], r["params"]["tasks"])
-            self.assertAlmostEqual(m["ns_per_unit"], r["resources"]["wall_ns"] / r["params"]["tasks"])
-            self.assertIn("tasks_per_second", m)
-            self.assertNotIn("bytes_per_unit", m)  # no rss_before in v0: unknown, not invented
-
-    def test_context_gets_defaults(self):
-        self.assertEqual(self.report.context["warnings"], [])
-        self.assertEqual(self.report.context["library_versions"], {})
-
-    def test_missing_version_counts_as_zero(self):
-        doc = copy.deepcopy(self.raw)
-        del doc["context"]["json_schema_version"]
-        self.assertEqual(report_io.parse_report(doc).schema_version, 0)
+    def test_version_0_is_refused(self):
+        with self.assertRaisesRegex(ReportError, "v0.json: report format 0 \\(json_schema_version 0\\) is cmbench's first"):
+            report_io.load_reports([fixture("v0.json")], fixture("facts.json"))
+        doc = load_json(fixture("v0.json"))
+        del doc["context"]["json_schema_version"]  # absent counts as 0
+        with self.assertRaisesRegex(ReportError, "report format 0"):
+            report_io.parse_report(doc)
 
 
 class RejectBadReports(unittest.TestCase):
@@ -157,11 +174,50 @@ class RejectBadReports(unittest.TestCase):
                 self.assertIn(fragment, str(cm.exception))
                 self.assertIn("benchmarks[0]", str(cm.exception))
 
+    def test_rows_must_be_of_models_and_workloads_the_facts_describe(self):
+        for key, value, fragment in (("model", "gpus/cuda", "benchmarks[0].model is the string \"gpus/cuda\", "
+                                      "expected one of the models in context.models"),
+                                     ("workload", "nbody", "benchmarks[0].workload is the string \"nbody\", "
+                                      "expected one of the workloads in context.workloads")):
+            with self.subTest(key=key):
+                doc = self._one_row()
+                doc["benchmarks"][0][key] = value
+                with self.assertRaises(ReportError) as cm:
+                    report_io.parse_report(doc, "x.json")
+                self.assertIn(fragment, str(cm.exception))
+
+    def test_bad_facts(self):
+        cases = [
+            (lambda c: c.pop("models"), "context has no `models`"),
+            (lambda c: c["models"][1].pop("baseline"), "context.models[1] has no `baseline`"),
+            (lambda c: c["models"][1].update(order="first"), "context.models[1].order is the string"),
+            (lambda c: c["models"][1]["mechanism"].update(unit=3), "context.models[1].mechanism.unit is 3"),
+            (lambda c: c["models"].append(dict(c["models"][0])), "context.models[8].name is the string"),
+            (lambda c: c["workloads"][0].update(figures=[]), "context.workloads[0].figures is an empty array"),
+            (lambda c: c["workloads"][0]["figures"][0].update(better="bigger"),
+             "context.workloads[0].figures[0].better is the string \"bigger\", expected one of lower, higher"),
+            (lambda c: c["workloads"][0]["figures"][0].update(kind="furlongs"),
+             "context.workloads[0].figures[0].kind"),
+            (lambda c: c["workloads"][0].update(model_params="workers"), "context.workloads[0].model_params"),
+        ]
+        for mutate, fragment in cases:
+            with self.subTest(fragment=fragment):
+                doc = self._one_row()
+                mutate(doc["context"])
+                with self.assertRaises(ReportError) as cm:
+                    report_io.parse_report(doc, "x.json")
+                self.assertIn(fragment, str(cm.exception))
+
     def test_bad_schema_version_value(self):
         doc = self._one_row()
-        doc["context"]["json_schema_version"] = "1"
-        with self.assertRaisesRegex(ReportError, "json_schema_version"):
+        doc["context"]["cmbench_schema_version"] = "2"
+        with self.assertRaisesRegex(ReportError, "context.cmbench_schema_version is the string"):
             report_io.parse_report(doc)
+
+    def test_google_benchmark_schema_stays_1(self):
+        # compare.py refuses any json_schema_version but 1: cmbench's own format has its own key.
+        raw = load_json(fixture("full.json"))["context"]
+        self.assertEqual((raw["json_schema_version"], raw["cmbench_schema_version"]), (1, 2))
 
     def test_load_reports_needs_all_to_be_valid(self):
         with self.assertRaises(ReportError):

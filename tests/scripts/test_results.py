@@ -75,16 +75,29 @@ class PointsFromTheFullReport(unittest.TestCase):
         self.assertEqual(self.res.headline_params("cpu", {"workers": 4})["workers"], 4)
         self.assertEqual(self.res.headline_params("io")["tasks"], 5000)
 
-    def test_figures(self):
+    def test_figures_come_from_the_workloads_facts(self):
         p = self.res.find("io", "coroutines/asio", {"tasks": 1000, "wait_ms": 20, "workers": 32, "concurrency": 0})
-        self.assertAlmostEqual(R.REAL_TIME.value(p), p.real_ms * 1e6)
-        ratio = R.MAKESPAN_OVER_IDEAL.value(p)
-        lo, hi = R.MAKESPAN_OVER_IDEAL.interval(p)
+        makespan = self.res.figures_for("io")[0]
+        self.assertEqual((makespan.key, makespan.kind, makespan.lower_is_better), ("makespan_over_ideal", "ratio", True))
+        ratio = makespan.value(p)
+        self.assertEqual(ratio, p.metrics["makespan_over_ideal"])
+        # The interval is the median's over the repetitions' own values of the metric.
+        lo, hi = makespan.interval(p)
+        self.assertEqual((lo, hi), (min(p.metric_samples["makespan_over_ideal"]),
+                                    max(p.metric_samples["makespan_over_ideal"])))
         self.assertLessEqual(lo, ratio)
         self.assertGreaterEqual(hi, ratio)
-        self.assertEqual(R.figures_for("spawn")[0].key, "ns_per_unit")
-        self.assertFalse(R.THROUGHPUT.lower_is_better)
-        self.assertEqual(R.THROUGHPUT.relative_to_best(50.0, 100.0), 2.0)
+        self.assertEqual(self.res.figures_for("spawn")[0].key, "ns_per_unit")
+        speedup = self.res.figures_for("cpu")[0]
+        self.assertEqual(speedup.key, "speedup")
+        self.assertFalse(speedup.lower_is_better)
+        self.assertEqual(speedup.relative_to_best(50.0, 100.0), 2.0)
+        self.assertEqual(self.res.figures_for("nothing-of-the-sort"), [])
+
+    def test_the_harness_speedup_metric_matches_the_scripts_own(self):
+        p = self.res.find("cpu", "threads/tbb", {"tasks": 1000, "task_us": 200, "workers": 2})
+        base = self.res.baseline_for("cpu", p.params)
+        self.assertAlmostEqual(p.metrics["speedup"], base.real_ms / p.real_ms, places=4)
 
 
 class SeveralReports(unittest.TestCase):
@@ -146,14 +159,14 @@ class FailedAndSkipped(unittest.TestCase):
 
     def test_values_only_for_ok_points(self):
         p = self.io("threads/pool", 100000)
-        self.assertIsNone(R.REAL_TIME.value(p))
+        self.assertIsNone(self.res.figures_for("io")[0].value(p))
 
     def test_one_bad_repetition_fails_the_run(self):
         p = self.io("coroutines/asio-mt", 10000)
         self.assertEqual(p.status, "failed")
         self.assertEqual((p.ok_repetitions, p.repetitions), (2, 3))
         self.assertIn("checksum", p.error)
-        self.assertIsNone(R.REAL_TIME.value(p))
+        self.assertIsNone(self.res.figures_for("io")[0].value(p))
 
     def test_warnings_count_failures(self):
         text = " ".join(self.res.warnings())
@@ -166,16 +179,14 @@ class FailedAndSkipped(unittest.TestCase):
 
 
 class OlderAndPartialReports(unittest.TestCase):
-    def test_v0_serial_only_at_one_worker_still_gives_speedups(self):
-        res = results_of("v0.json")
-        p = res.find("cpu", "threads/pool", {"tasks": 100, "task_us": 200, "workers": 2})
+    def test_v1_with_the_facts_given_still_gives_speedups(self):
+        res = R.Results(report_io.load_reports([fixture("v1.json")], fixture("facts.json")))
+        p = res.find("cpu", "threads/pool", {"tasks": 1000, "task_us": 200, "workers": 2})
+        self.assertNotIn("speedup", p.metrics)  # version 1 had no such metric
         s, _, _, base = res.speedup(p)
-        self.assertEqual(base.params["workers"], 1)
+        self.assertEqual(base.model, res.facts.baseline)
         self.assertGreater(s, 1.5)
-        failed = res.find("cpu", "processes/pool", {"tasks": 100, "task_us": 200, "workers": 2})
-        self.assertEqual(failed.status, "failed")
-        self.assertIn("upgraded", " ".join(res.warnings()))
-        self.assertIn("debug build", " ".join(res.warnings()))
+        self.assertIn("facts.json", " ".join(res.warnings()))
 
     def test_iteration_rows_alone_make_points(self):
         doc = load_json(fixture("full.json"))
@@ -205,6 +216,86 @@ class OlderAndPartialReports(unittest.TestCase):
         independent, dependent = res.chart_params("server")
         self.assertEqual(independent, ["rate"])
         self.assertEqual(dependent, {"requests": "rate"})
+
+
+def with_new_models(doc, names, like="threads/pool", order=40, family=None):
+    """`doc` with models the scripts have never heard of: their facts in the context and, for
+    each, every run of `like` again under its name, a little slower each."""
+    template = next(m for m in doc["context"]["models"] if m["name"] == like)
+    rows = [r for r in doc["benchmarks"] if r["model"] == like]
+    for i, name in enumerate(names):
+        fam, variant = name.split("/")
+        doc["context"]["models"].append(dict(template, name=name, family=fam, variant=variant,
+                                             order=order + i, description="a model new to the scripts",
+                                             mechanism={"summary": "%s's own way" % name}))
+        for r in rows:
+            r = copy.deepcopy(r)
+            r.update(model=name, family=fam, variant=variant,
+                     name=r["name"].replace(like, name), run_name=r["run_name"].replace(like, name))
+            r["real_time"] = r["real_time"] * (1.1 + 0.1 * i)
+            if r.get("samples"):
+                r["samples"]["real_time"] = [v * (1.1 + 0.1 * i) for v in r["samples"]["real_time"]]
+            doc["benchmarks"].append(r)
+    return doc
+
+
+class ModelsTheScriptsHaveNeverHeardOf(unittest.TestCase):
+    """A ninth and a tenth model, known only from the report's facts: ordered by their keys,
+    styled apart from every other model, drawn in the charts and ranked by the advice."""
+
+    NEW = ("fibers/green", "fibers/stackful")
+
+    @classmethod
+    def setUpClass(cls):
+        doc = with_new_models(load_json(fixture("full.json")), cls.NEW)
+        cls.res = R.Results([report_io.parse_report(doc, "new-models.json")])
+
+    def test_they_sort_by_their_order_keys(self):
+        models = self.res.models()
+        self.assertEqual(len(models), 10)
+        self.assertEqual(models.index("fibers/green"), 8)  # order 40: after the eight (0..31)
+        self.assertEqual(models[-1], "fibers/stackful")
+
+    def test_every_model_gets_a_distinct_style(self):
+        styles = {m: self.res.style(m) for m in self.res.models()}
+        looks = {(s["color"], str(s["linestyle"]), s["marker"]) for s in styles.values()}
+        self.assertEqual(len(looks), 10)
+        # A new family gets a hue of its own; the baseline, the grey star its fact asks for.
+        self.assertNotIn(styles["fibers/green"]["color"],
+                         {s["color"] for m, s in styles.items() if not m.startswith("fibers/")})
+        self.assertEqual(styles[self.res.facts.baseline]["marker"], "*")
+        # Stable: the same facts give the same styles.
+        again = R.Results(self.res.reports)
+        self.assertEqual({m: again.style(m) for m in again.models()}, styles)
+
+    def test_styles_stay_distinct_for_many_models(self):
+        from cmbench_scripts import style
+        for families in (1, 3, 9):
+            models = [{"name": "serial/baseline", "family": "serial", "baseline": True}] + [
+                {"name": "f%d/v%d" % (i % families, i), "family": "f%d" % (i % families)} for i in range(30)]
+            styles = style.Styles(models)
+            looks = {style._key(styles.of(m["name"])) for m in models}
+            self.assertEqual(len(looks), len(models), "%d families" % families)
+
+    def test_they_appear_in_the_charts_and_the_advice(self):
+        from cmbench_scripts import advice, charts
+        import matplotlib.pyplot as plt
+        try:
+            built = charts.build_charts(self.res)
+            legends = set()
+            for chart in built:
+                for legend in chart.figure.legends:
+                    legends.update(t.get_text() for t in legend.get_texts())
+                for ax in chart.figure.axes:
+                    legends.update(t.get_text() for t in ax.get_yticklabels() + ax.get_xticklabels())
+            for name in self.NEW:
+                self.assertTrue(any(name in text or name.replace("/", "\n") in text for text in legends), name)
+        finally:
+            plt.close("all")
+        profile = advice.make_profile({"compute_us": 200, "wait_ms": 20, "concurrent_requests": 1000})
+        ranked = [a.model for a in advice.advise(self.res, profile)["ranking"]]
+        for name in self.NEW:
+            self.assertIn(name, ranked)
 
 
 if __name__ == "__main__":

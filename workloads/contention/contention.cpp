@@ -102,8 +102,11 @@ workload_entry make_contention() {
         const double updates = static_cast<double>(p.at("units") * p.at("updates"));
         return std::map<std::string, double>{{"updates_per_second", updates / f.wall_seconds}};
       },
-      .summary_metric = "ns_per_unit",
-      .summary_label = "ns/update",
+      .order = 80,
+      .figures = {{"ns_per_unit", "time per locked update", "ns/update", figure_kind::time_ns, better::lower}},
+      .speedup = true,
+      .unit = "update",
+      .alive = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("units")); },
   };
 }
 

@@ -44,13 +44,13 @@ workload_entry make_cpu() {
   return workload_entry{
       .name = "cpu",
       .description = "N independent CPU-bound tasks (Collatz stopping times over disjoint ranges)",
-      .measures = "makespan; speedup and efficiency against serial/baseline as workers grow",
+      .measures = "makespan; speedup and efficiency against the baseline model as workers grow",
       .params = {{"tasks", "number of independent tasks", 1, 100'000'000, 64, 1000, 20000},
                  {"task_us", "nominal CPU work per task, microseconds on the reference machine", 1,
                   1'000'000, 100, 200, 500},
                  {"workers", "threads / processes / event loops (0: every CPU this run may use); "
                              "spawn models keep at most this many units alive",
-                  0, 100'000, 0, 0, 0, true}},
+                  0, 100'000, 0, 0, 0, true, true}},
       .validate = nullptr,
       .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> {
         return std::make_unique<cpu_run>(p);
@@ -73,8 +73,13 @@ workload_entry make_cpu() {
         return std::map<std::string, double>{{"tasks_per_second", tasks / f.wall_seconds},
                                              {"nominal_work_seconds", work_s}};
       },
-      .summary_metric = "speedup",
-      .summary_label = "speedup",
+      .order = 10,
+      .figures = {{"speedup", "speedup over the baseline model", "speedup", figure_kind::ratio, better::higher},
+                  {"tasks_per_second", "tasks per second", "tasks/s", figure_kind::rate, better::higher}},
+      .speedup = true,
+      .unit = "task",
+      // Spawn models keep at most `workers` alive, but `workers` may be 0 (every CPU) here.
+      .alive = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("tasks")); },
   };
 }
 

@@ -47,7 +47,7 @@ workload_entry make_io() {
                  {"wait_ms", "the wait of every task, milliseconds", 0, 60'000, 10, 20, 100},
                  workers_param(32, 32, 32),
                  {"concurrency", "spawn models: most units alive at once (0: every task at once)",
-                  0, 10'000'000, 0, 0, 0}},
+                  0, 10'000'000, 0, 0, 0, false, true}},
       .validate = nullptr,
       .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> {
         return std::make_unique<io_run>(p);
@@ -69,8 +69,12 @@ workload_entry make_io() {
         if (ideal_s > 0) m["makespan_over_ideal"] = f.wall_seconds / ideal_s;
         return m;
       },
-      .summary_metric = "makespan_over_ideal",
-      .summary_label = "x ideal",
+      .order = 20,
+      .figures = {{"makespan_over_ideal", "makespan over the ideal wait", "x ideal", figure_kind::ratio,
+                   better::lower}},
+      .memory_per_unit = true,
+      .unit = "task",
+      .alive = [](const param_values& p) { return waits::tasks_in_flight(p); },
   };
 }
 

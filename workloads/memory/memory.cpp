@@ -84,8 +84,10 @@ workload_entry make_memory() {
         return cost_estimate{static_cast<double>(p.at("hold_ms")) * 1e-3 + units * 50e-9, units * 2e-9};
       },
       .metrics = nullptr,
-      .summary_metric = "bytes_per_unit",
-      .summary_label = "B/unit",
+      .order = 90,
+      .figures = {{"bytes_per_unit", "memory per unit alive", "B/unit", figure_kind::bytes, better::lower}},
+      .memory_per_unit = true,
+      .alive = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("units")); },
   };
 }
 

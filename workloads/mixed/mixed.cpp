@@ -63,7 +63,7 @@ workload_entry make_mixed() {
                  {"compute_pct", "compute fraction of a round, percent (the rest is a wait)", 0, 100, 50, 50, 50},
                  workers_param(),
                  {"concurrency", "spawn models: most units alive at once (0: every task at once)", 0,
-                  10'000'000, 0, 0, 0}},
+                  10'000'000, 0, 0, 0, false, true}},
       .validate = nullptr,
       .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> {
         return std::make_unique<mixed_run>(p);
@@ -100,8 +100,11 @@ workload_entry make_mixed() {
             {"ideal_ms", ideal_s * 1e3},
             {"makespan_over_ideal", ideal_s > 0 ? f.wall_seconds / ideal_s : 0.0}};
       },
-      .summary_metric = "makespan_over_ideal",
-      .summary_label = "x ideal",
+      .order = 30,
+      .figures = {{"makespan_over_ideal", "makespan over the ideal", "x ideal", figure_kind::ratio, better::lower}},
+      .speedup = true,
+      .unit = "round",
+      .alive = [](const param_values& p) { return waits::tasks_in_flight(p); },
   };
 }
 

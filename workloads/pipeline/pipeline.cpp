@@ -113,8 +113,12 @@ workload_entry make_pipeline() {
         }
         return m;
       },
-      .summary_metric = "items_per_second",
-      .summary_label = "items/s",
+      .order = 70,
+      .figures = {{"items_per_second", "items per second", "items/s", figure_kind::rate, better::higher}},
+      .speedup = true,
+      .unit = "item",
+      // The producer, the stages and the consumer.
+      .alive = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("stages") + 2); },
   };
 }
 

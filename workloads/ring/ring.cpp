@@ -104,8 +104,11 @@ workload_entry make_ring() {
         if (phase != f.observed.end()) m["ns_per_hop"] = phase->second / (static_cast<double>(p.at("hops")) + stop_hops);
         return m;
       },
-      .summary_metric = "ns_per_hop",
-      .summary_label = "ns/hop",
+      .order = 60,
+      .figures = {{"ns_per_hop", "time per hand-off (message phase)", "ns/hop", figure_kind::time_ns, better::lower}},
+      .memory_per_unit = true,
+      .unit = "hop",
+      .alive = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("units")); },
   };
 }
 

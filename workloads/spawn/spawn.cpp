@@ -71,8 +71,11 @@ workload_entry make_spawn() {
                              static_cast<double>(p.at("leaves")) * 2e-9};
       },
       .metrics = nullptr,
-      .summary_metric = "ns_per_unit",
-      .summary_label = "ns/unit",
+      .order = 40,
+      .figures = {{"ns_per_unit", "time per unit created and joined", "ns/unit", figure_kind::time_ns, better::lower}},
+      .memory_per_unit = true,
+      .unit = "tree unit",
+      .alive = [](const param_values& p) { return tree_units(job_of(p)); },  // a parent waits for its children
   };
 }
 
