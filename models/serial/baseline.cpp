@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "models/bulk_task.hpp"
 #include "models/memory_limits.hpp"
 #include "models/model.hpp"
 
@@ -172,15 +173,7 @@ class serial_baseline {
 
   std::uint64_t run_bulk(const bulk_job& job) {
     std::uint64_t sum = 0;
-    for (std::uint64_t task = 0; task < job.tasks; ++task) {
-      for (std::uint32_t round = 0; round < job.rounds; ++round) {
-        if (job.wait.count() > 0) {
-          job.begin_wait(task, round);
-          std::this_thread::sleep_for(job.wait);
-        }
-        sum += job.run_round(task, round);
-      }
-    }
+    for (std::uint64_t task = 0; task < job.tasks; ++task) sum += run_blocking_task(job, task);
     return sum;
   }
 

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "models/bulk_task.hpp"
 #include "models/model.hpp"
 #include "models/thread_limits.hpp"
 #include "models/threads/parked_graph.hpp"
@@ -175,16 +176,7 @@ struct bulk_run {
 
 void run_bulk_task(void* context, std::uint64_t task) {
   auto& run = *static_cast<bulk_run*>(context);
-  const bulk_job& job = *run.job;
-  std::uint64_t sum = 0;
-  for (std::uint32_t round = 0; round < job.rounds; ++round) {
-    if (job.wait.count() > 0) {
-      job.begin_wait(task, round);
-      std::this_thread::sleep_for(job.wait);
-    }
-    sum += job.run_round(task, round);
-  }
-  run.sum.fetch_add(sum, std::memory_order_relaxed);
+  run.sum.fetch_add(run_blocking_task(*run.job, task), std::memory_order_relaxed);
   if (run.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) run.done.signal();
 }
 

@@ -43,6 +43,7 @@
 #include <thread>
 #include <vector>
 
+#include "models/bulk_task.hpp"
 #include "models/memory_limits.hpp"
 #include "models/model.hpp"
 #include "models/thread_limits.hpp"
@@ -329,15 +330,7 @@ class threads_tbb {
       return tbb::parallel_reduce(
           tbb::blocked_range<std::uint64_t>(0, job.tasks), std::uint64_t{0},
           [&](const tbb::blocked_range<std::uint64_t>& tasks, std::uint64_t sum) {
-            for (std::uint64_t task = tasks.begin(); task != tasks.end(); ++task) {
-              for (std::uint32_t round = 0; round < job.rounds; ++round) {
-                if (job.wait.count() > 0) {
-                  job.begin_wait(task, round);
-                  std::this_thread::sleep_for(job.wait);
-                }
-                sum += job.run_round(task, round);
-              }
-            }
+            for (std::uint64_t task = tasks.begin(); task != tasks.end(); ++task) sum += run_blocking_task(job, task);
             return sum;
           },
           std::plus<>());
