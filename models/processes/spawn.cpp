@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "models/bulk_task.hpp"
+#include "models/graph_validation.hpp"
 #include "models/model.hpp"
 #include "models/processes/futex_sync.hpp"
 #include "models/processes/shared_memory.hpp"
@@ -461,6 +462,7 @@ class processes_spawn {
   // max_alive does not apply), forked by a supervisor process and started together behind a gate.
   graph_result run_graph(const graph_job& job) {
     if (job.units == 0) return {};
+    validate_graph_job(job, "processes/spawn");
     run_region run(job.units, true);
     run.header().budget = detail::read_memory_budget();
     const graph_region graph(job);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "models/bulk_task.hpp"
+#include "models/graph_validation.hpp"
 #include "models/model.hpp"
 #include "models/system_limits.hpp"
 #include "models/thread_limits.hpp"
@@ -274,6 +275,7 @@ class threads_spawn {
   // max_alive does not apply). They start together behind a gate: if the kernel refuses a thread,
   // the ones already made are called off before any took a step, joined, and the run throws.
   graph_result run_graph(const graph_job& job) {
+    validate_graph_job(job, "threads/spawn");
     detail::thread_graph graph(job);  // first: outlives every thread
     std::vector<std::thread> threads;
     threads.reserve(job.units);
