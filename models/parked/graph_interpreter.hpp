@@ -172,7 +172,8 @@ class graph_interpreter {
           c.lock.lock();
           if (c.size == job.capacity) {
             if (!retry) ++c.blocked_sends;  // once per send, however often it parks
-            assert(c.parked_sender == 0 && "a channel has one sender (models/model.hpp)");
+            // A channel has one sender (models/model.hpp), parked here at most once.
+            assert(c.parked_sender == 0 || c.parked_sender == u + 1);
             c.parked_sender = u + 1;
             park(r, action);
             c.lock.unlock();
@@ -190,7 +191,7 @@ class graph_interpreter {
           auto& c = storage_.channel(action.target);
           c.lock.lock();
           if (c.size == 0) {
-            assert(c.parked_receiver == 0 && "a channel has one receiver (models/model.hpp)");
+            assert(c.parked_receiver == 0 || c.parked_receiver == u + 1);  // one receiver, likewise
             c.parked_receiver = u + 1;
             park(r, action);
             c.lock.unlock();
