@@ -151,9 +151,13 @@ class graph_interpreter {
   void run(std::uint32_t u) {
     static_assert(parked_runtime<Runtime>, "the runtime lacks schedule, resume_all_but, all_finished or mutex_type");
     static_assert(parked_storage<Storage, typename Runtime::mutex_type>, "the storage lacks a part");
-    const graph_job& job = storage_.job();
-    parked_unit& r = storage_.unit(u);
-    std::byte* const message = storage_.message(u);
+    // Locals, not members: they stay in registers across the workload's steps (calls the
+    // compiler cannot see into), instead of being reloaded through `this` after each one.
+    Storage& storage = storage_;
+    Runtime& runtime = runtime_;
+    const graph_job& job = storage.job();
+    parked_unit& r = storage.unit(u);
+    std::byte* const message = storage.message(u);
     // A unit run again was parked: its pending operation is retried, and is not counted again.
     bool retry = r.started != 0;
     unit_action action;
@@ -168,7 +172,7 @@ class graph_interpreter {
       std::uint32_t woken = 0;  // unit + 1 this operation made runnable
       switch (action.op) {
         case unit_op::send: {
-          auto& c = storage_.channel(action.target);
+          auto& c = storage.channel(action.target);
           c.lock.lock();
           if (c.size == job.capacity) {
             if (!retry) ++c.blocked_sends;  // once per send, however often it parks
@@ -181,14 +185,14 @@ class graph_interpreter {
           }
           std::uint32_t tail = c.head + c.size;
           if (tail >= job.capacity) tail -= job.capacity;
-          std::memcpy(storage_.slot(action.target, tail), message, job.message_bytes);
+          std::memcpy(storage.slot(action.target, tail), message, job.message_bytes);
           ++c.size;
           woken = std::exchange(c.parked_receiver, 0);
           c.lock.unlock();
           break;
         }
         case unit_op::receive: {
-          auto& c = storage_.channel(action.target);
+          auto& c = storage.channel(action.target);
           c.lock.lock();
           if (c.size == 0) {
             assert(c.parked_receiver == 0 || c.parked_receiver == u + 1);  // one receiver, likewise
@@ -197,7 +201,7 @@ class graph_interpreter {
             c.lock.unlock();
             return;
           }
-          std::memcpy(message, storage_.slot(action.target, c.head), job.message_bytes);
+          std::memcpy(message, storage.slot(action.target, c.head), job.message_bytes);
           if (++c.head == job.capacity) c.head = 0;
           --c.size;
           woken = std::exchange(c.parked_sender, 0);
@@ -205,36 +209,36 @@ class graph_interpreter {
           break;
         }
         case unit_op::lock:
-          storage_.mutex(action.target).lock();
+          storage.mutex(action.target).lock();
           break;
         case unit_op::unlock:
-          storage_.mutex(action.target).unlock();
+          storage.mutex(action.target).unlock();
           break;
         case unit_op::arrive:
           if (!retry) {
             // Read before counting in: after it the last arriver may resume u, and the job may end.
             const std::uint32_t units = job.units;
-            parked_counters& counters = storage_.counters();
+            parked_counters& counters = storage.counters();
             park(r, action);  // before counting in: then the last arriver may resume u at once
             if (counters.arrived.fetch_add(1, std::memory_order_acq_rel) + 1 < units) return;
             // Last to arrive: every other unit is parked here, and none can arrive again before
             // it is resumed below, so the counter can be reset for the next use.
             counters.arrived.store(0, std::memory_order_relaxed);
             if (job.hold.count() > 0) std::this_thread::sleep_for(job.hold);
-            if (units > 1) runtime_.resume_all_but(u);
+            if (units > 1) runtime.resume_all_but(u);
           }
           break;
         case unit_op::finish: {
           // Not the last: once counted, the job may end and its storage go, so read first.
           const std::uint32_t units = job.units;
-          parked_counters& counters = storage_.counters();
+          parked_counters& counters = storage.counters();
           counters.checksum.fetch_add(r.state.result, std::memory_order_relaxed);
-          if (counters.finished.fetch_add(1, std::memory_order_acq_rel) + 1 == units) runtime_.all_finished();
+          if (counters.finished.fetch_add(1, std::memory_order_acq_rel) + 1 == units) runtime.all_finished();
           return;
         }
       }
       // The operation went through and u goes on; a unit it readied goes to the runtime now.
-      if (woken != 0) runtime_.schedule(woken - 1);
+      if (woken != 0) runtime.schedule(woken - 1);
       retry = false;
       action = job.next(r.state, message);
     }
