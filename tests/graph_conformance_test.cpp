@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -247,6 +248,26 @@ TEST_P(graph_conformance, model_is_reusable_across_graph_jobs) {
     graph_job job{3, 2, 2, 16, 0, {}, &chain_step, c};
     EXPECT_EQ(model->run_graph(job).checksum, chain_expected(*c));
   }
+}
+
+// Every model makes the one check of models/graph_validation.hpp, and stays usable after it.
+TEST_P(graph_conformance, a_job_outside_the_contract_is_refused) {
+  auto model = make(2);
+  auto* c = place(chain_context{1, 50, 16});
+  const graph_job valid{3, 2, 2, 16, 0, {}, &chain_step, c};
+  graph_job no_room = valid;
+  no_room.capacity = 0;
+  graph_job short_message = valid;
+  short_message.message_bytes = 8;
+  graph_job ragged_message = valid;
+  ragged_message.message_bytes = 20;
+  graph_job no_step = valid;
+  no_step.step = nullptr;
+  for (const graph_job& job : {no_room, short_message, ragged_message, no_step}) {
+    EXPECT_THROW(model->run_graph(job), std::invalid_argument)
+        << "capacity=" << job.capacity << " message_bytes=" << job.message_bytes;
+  }
+  EXPECT_EQ(model->run_graph(valid).checksum, chain_expected(*c));
 }
 
 INSTANTIATE_TEST_SUITE_P(all, graph_conformance, ::testing::ValuesIn(test_support::model_names()),

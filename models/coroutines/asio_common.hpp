@@ -187,7 +187,8 @@ inline loop_task<std::uint64_t> bulk_compute_task(const bulk_job& job, std::uint
   co_return sum;
 }
 
-// One bulk task with waits: each round suspends on its own timer, then computes on the loop.
+// One bulk task with waits: each round suspends on its own timer, then computes on the loop (the
+// order models/bulk_task.hpp keeps for the blocking models: begin_wait, the wait, the compute).
 // A separate coroutine so that zero-wait tasks carry no timer in their frame.
 inline loop_task<std::uint64_t> bulk_waiting_task(const bulk_job& job, std::uint64_t task) {
   loop_timer timer(co_await asio::this_coro::executor);

@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/graph_validation.hpp"
 #include "models/memory_limits.hpp"
 #include "models/model.hpp"
 
@@ -193,10 +194,6 @@ class graph_state {
       : job_(fits_in_memory(job)),
         messages_(std::size_t{job.units} * job.message_bytes / 8),
         slots_(std::size_t{job.channels} * (job.capacity + 2) * job.message_bytes / 8) {
-    if (job.capacity == 0 || job.message_bytes < 16 || job.message_bytes % 8 != 0) {
-      throw std::invalid_argument(
-          "graph job: capacity must be >= 1, message_bytes >= 16 and a multiple of 8");
-    }
     loops_.reserve(loop_count);
     for (unsigned l = 0; l < loop_count; ++l) loops_.emplace_back(loops[l]);
     channels_.reserve(job.channels);
@@ -215,9 +212,10 @@ class graph_state {
   static constexpr std::string_view model_name = Shared ? "coroutines/asio-mt" : "coroutines/asio";
 
   // The job's buffers and channels, allocated here and touched as the units run: refused up
-  // front when past the memory budget. The units' frames are only known once made: see
-  // check_memory().
+  // front when past the memory budget (or outside the contract). The units' frames are only
+  // known once made: see check_memory().
   static const graph_job& fits_in_memory(const graph_job& job) {
+    validate_graph_job(job, model_name);
     const std::uint64_t bytes =
         std::uint64_t{job.units} * job.message_bytes +
         std::uint64_t{job.channels} *

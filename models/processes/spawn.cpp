@@ -19,6 +19,8 @@
 #include <string>
 #include <thread>
 
+#include "models/bulk_task.hpp"
+#include "models/graph_validation.hpp"
 #include "models/model.hpp"
 #include "models/processes/futex_sync.hpp"
 #include "models/processes/shared_memory.hpp"
@@ -168,15 +170,7 @@ bool reap_one(const run_region& run, int options) noexcept {
 // ---- bulk: a supervisor process forks one child per task ----
 
 [[noreturn]] void run_task(const bulk_job& job, std::uint64_t task, std::uint64_t* results) noexcept {
-  std::uint64_t sum = 0;
-  for (std::uint32_t round = 0; round < job.rounds; ++round) {
-    if (job.wait.count() > 0) {
-      job.begin_wait(task, round);
-      std::this_thread::sleep_for(job.wait);
-    }
-    sum += job.run_round(task, round);
-  }
-  results[task] = sum;  // the parent's waitpid() orders this write before its read
+  results[task] = run_blocking_task(job, task);  // the parent's waitpid() orders this write before its read
   ::_exit(0);           // no atexit handlers, no stdio flush, never back into the caller's stack
 }
 
@@ -475,6 +469,7 @@ class processes_spawn {
   // max_alive does not apply), forked by a supervisor process and started together behind a gate.
   graph_result run_graph(const graph_job& job) {
     if (job.units == 0) return {};
+    validate_graph_job(job, "processes/spawn");
     run_region run(job.units, true);
     run.header().budget = detail::read_memory_budget();
     const graph_region graph(job);

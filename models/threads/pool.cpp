@@ -5,7 +5,7 @@
 // at a time through a condition variable. Bulk tasks are one item each; a tree unit is one item
 // that submits its children and returns, and the last child to finish completes its parent
 // (continuation passing), so no worker ever blocks on another task and one worker suffices.
-// Graph units are parked actors (parked_graph.hpp), each runnable one a queue item.
+// Graph units are parked actors (parked/graph_interpreter.hpp), each runnable one a queue item.
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -19,9 +19,11 @@
 #include <thread>
 #include <vector>
 
+#include "models/bulk_task.hpp"
 #include "models/model.hpp"
+#include "models/parked/graph_interpreter.hpp"
+#include "models/parked/heap_graph.hpp"
 #include "models/thread_limits.hpp"
-#include "models/threads/parked_graph.hpp"
 
 namespace cmbench {
 namespace detail {
@@ -175,16 +177,7 @@ struct bulk_run {
 
 void run_bulk_task(void* context, std::uint64_t task) {
   auto& run = *static_cast<bulk_run*>(context);
-  const bulk_job& job = *run.job;
-  std::uint64_t sum = 0;
-  for (std::uint32_t round = 0; round < job.rounds; ++round) {
-    if (job.wait.count() > 0) {
-      job.begin_wait(task, round);
-      std::this_thread::sleep_for(job.wait);
-    }
-    sum += job.run_round(task, round);
-  }
-  run.sum.fetch_add(sum, std::memory_order_relaxed);
+  run.sum.fetch_add(run_blocking_task(*run.job, task), std::memory_order_relaxed);
   if (run.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) run.done.signal();
 }
 
@@ -247,26 +240,28 @@ void run_tree_unit(void* context, std::uint64_t node) {
 }
 
 // A graph job on the pool: each runnable unit is one work item that runs it until it parks
-// (parked_graph). Starting every unit, and resuming every unit when the barrier opens, goes
+// (graph_interpreter). Starting every unit, and resuming every unit when the barrier opens, goes
 // through one launcher item that claims the next unit and requeues itself before running it: the
 // queue holds O(1) items for it instead of one per unit (a million units stay a million records,
 // not also a million queued items), and idle workers still pick the launcher up in parallel.
 class pool_graph {
  public:
-  pool_graph(thread_pool& pool, const graph_job& job) : pool_(pool), graph_(job, *this, "threads/pool") {}
+  pool_graph(thread_pool& pool, const graph_job& job)
+      : pool_(pool), storage_(job, "threads/pool"), graph_(storage_, *this) {}
 
   graph_result run() {
-    launch(graph_.units(), no_unit);
+    launch(storage_.job().units, no_unit);
     done_.wait();
     return graph_.result();
   }
 
-  // parked_graph's runtime.
+  // The interpreter's runtime: the graph's mutexes block the worker (graph_interpreter.hpp).
+  using mutex_type = std::mutex;
   void schedule(std::uint32_t unit) {
     const work_item item{&run_unit, this, unit};
     pool_.submit(std::span(&item, 1));
   }
-  void resume_all_but(std::uint32_t unit) { launch(graph_.units() - 1, unit); }
+  void resume_all_but(std::uint32_t unit) { launch(storage_.job().units - 1, unit); }
   void all_finished() { done_.signal(); }
 
  private:
@@ -296,7 +291,8 @@ class pool_graph {
   }
 
   thread_pool& pool_;
-  parked_graph<pool_graph, std::mutex> graph_;
+  heap_graph<std::mutex> storage_;
+  graph_interpreter<pool_graph, heap_graph<std::mutex>> graph_;
   std::atomic<std::uint32_t> launch_next_{0};
   std::uint32_t launch_count_ = 0;
   std::uint32_t launch_skip_ = no_unit;

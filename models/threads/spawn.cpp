@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "models/bulk_task.hpp"
+#include "models/graph_validation.hpp"
 #include "models/model.hpp"
 #include "models/system_limits.hpp"
 #include "models/thread_limits.hpp"
@@ -28,18 +30,6 @@
 namespace cmbench {
 namespace detail {
 namespace {
-
-std::uint64_t run_task(const bulk_job& job, std::uint64_t task) {
-  std::uint64_t sum = 0;
-  for (std::uint32_t round = 0; round < job.rounds; ++round) {
-    if (job.wait.count() > 0) {
-      job.begin_wait(task, round);
-      std::this_thread::sleep_for(job.wait);
-    }
-    sum += job.run_round(task, round);
-  }
-  return sum;
-}
 
 // Threads of a bulk run report here when their task is done, so the launcher joins them at
 // once: a joined thread's stack goes back to glibc's stack cache for the next thread, and an
@@ -278,7 +268,7 @@ class threads_spawn {
         }
         const std::size_t slot = free_slots.back();
         threads[slot] = std::jthread([&job, &finished, slot, task] {
-          finished.finish(slot, detail::run_task(job, task));
+          finished.finish(slot, run_blocking_task(job, task));
         });
         free_slots.pop_back();
       } catch (const std::exception& e) {
@@ -296,6 +286,7 @@ class threads_spawn {
   // max_alive does not apply). They start together behind a gate: if the kernel refuses a thread,
   // the ones already made are called off before any took a step, joined, and the run throws.
   graph_result run_graph(const graph_job& job) {
+    validate_graph_job(job, "threads/spawn");
     detail::thread_graph graph(job);  // first: outlives every thread
     std::vector<std::thread> threads;
     threads.reserve(job.units);

@@ -3,7 +3,7 @@
 // Bulk jobs are one parallel_reduce over the task indices (TBB's partitioner decides how
 // iterations are grouped and stolen); tree units are task_group tasks, each running its
 // children with run() and joining them with wait(), which executes queued tasks meanwhile.
-// Graph units are parked actors (parked_graph.hpp), each runnable one a task_group task.
+// Graph units are parked actors (parked/graph_interpreter.hpp), each runnable one a task_group task.
 //
 // oneTBB creates its worker threads lazily, inside the library, and when pthread_create fails
 // there it throws from a worker thread, so the process dies in std::terminate ("terminate called
@@ -44,9 +44,11 @@
 #include <vector>
 
 #include "models/memory_limits.hpp"
+#include "models/bulk_task.hpp"
 #include "models/model.hpp"
+#include "models/parked/graph_interpreter.hpp"
+#include "models/parked/heap_graph.hpp"
 #include "models/thread_limits.hpp"
-#include "models/threads/parked_graph.hpp"
 
 namespace cmbench {
 namespace detail {
@@ -76,7 +78,7 @@ std::uint64_t tbb_tree_unit(const tree_job& job, std::uint64_t first, std::uint6
 }
 
 // A graph job as task_group tasks: each runnable unit is one task that runs it until it parks
-// (parked_graph). Starting every unit, and resuming them all when the barrier opens, is a
+// (graph_interpreter). Starting every unit, and resuming them all when the barrier opens, is a
 // recursive split over the unit range (each task hands the upper half to run() and keeps the
 // lower, as parallel_for with a simple_partitioner does), so a million units never have a
 // million tasks alive at once and no task ever blocks waiting for others. The group's wait()
@@ -86,22 +88,23 @@ std::uint64_t tbb_tree_unit(const tree_job& job, std::uint64_t first, std::uint6
 // is preempted, which on 2 shared cores happens.
 class tbb_graph {
  public:
-  explicit tbb_graph(const graph_job& job) : graph_(job, *this, "threads/tbb") {}
+  explicit tbb_graph(const graph_job& job) : storage_(job, "threads/tbb"), graph_(storage_, *this) {}
 
   // Call inside the arena.
   graph_result run() {
-    group_.run([this] { spread(0, graph_.units(), no_unit); });
+    group_.run([this] { spread(0, storage_.job().units, no_unit); });
     group_.wait();
     if (!graph_.all_finished()) throw std::logic_error("graph job deadlocked: a unit waits forever");
     return graph_.result();
   }
 
-  // parked_graph's runtime.
+  // The interpreter's runtime.
+  using mutex_type = tbb::mutex;
   void schedule(std::uint32_t unit) {
     group_.run([this, unit] { graph_.run(unit); });
   }
   void resume_all_but(std::uint32_t unit) {
-    group_.run([this, unit] { spread(0, graph_.units() - 1, unit); });
+    group_.run([this, unit] { spread(0, storage_.job().units - 1, unit); });
   }
   void all_finished() {}
 
@@ -117,7 +120,8 @@ class tbb_graph {
   }
 
   tbb::task_group group_;
-  parked_graph<tbb_graph, tbb::mutex> graph_;
+  heap_graph<tbb::mutex> storage_;
+  graph_interpreter<tbb_graph, heap_graph<tbb::mutex>> graph_;
 };
 
 // Besides its workers, oneTBB maps about 4 MiB for the arena and a little per worker (measured
@@ -338,15 +342,7 @@ class threads_tbb {
       return tbb::parallel_reduce(
           tbb::blocked_range<std::uint64_t>(0, job.tasks), std::uint64_t{0},
           [&](const tbb::blocked_range<std::uint64_t>& tasks, std::uint64_t sum) {
-            for (std::uint64_t task = tasks.begin(); task != tasks.end(); ++task) {
-              for (std::uint32_t round = 0; round < job.rounds; ++round) {
-                if (job.wait.count() > 0) {
-                  job.begin_wait(task, round);
-                  std::this_thread::sleep_for(job.wait);
-                }
-                sum += job.run_round(task, round);
-              }
-            }
+            for (std::uint64_t task = tasks.begin(); task != tasks.end(); ++task) sum += run_blocking_task(job, task);
             return sum;
           },
           std::plus<>());
