@@ -1020,4 +1020,27 @@ TEST(cli, temporary_directories_honour_tmpdir_and_none_is_left_behind) {
   EXPECT_TRUE(trial_dirs_in(tmp).empty()) << trial_dirs_in(tmp).front();
 }
 
+// Only a trial directory whose harness is gone is stale: one of a live process is kept whatever
+// that process is (a test binary runs trials in-process; another cmbench may be built elsewhere).
+TEST(cli, a_live_process_keeps_its_trial_directories) {
+  temp_dir dir;
+  const std::string tmp = dir.file("tmp");
+  fs::create_directory(tmp);
+  const std::string live = tmp + "/cmbench-trial-" + std::to_string(getpid()) + "-abcdef";
+  fs::create_directory(live);
+  const pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  waitpid(gone, nullptr, 0);
+  const std::string stale = tmp + "/cmbench-trial-" + std::to_string(gone) + "-abcdef";
+  fs::create_directory(stale);
+  const pid_t cmbench = start_cmbench({"run", "--preset", "quick", "--workloads", "cpu", "--models", "serial",
+                                       "--repetitions", "1", "--floors", "off", "--out", dir.file("r.json")},
+                                      dir.file("r.log"), tmp);
+  int status = 0;
+  ASSERT_EQ(waitpid(cmbench, &status, 0), cmbench);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << file_text(dir.file("r.log"));
+  EXPECT_TRUE(fs::exists(live)) << "the directory of a live process was removed";
+  EXPECT_FALSE(fs::exists(stale)) << "the directory of a finished process was kept";
+}
+
 }  // namespace
