@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -19,15 +20,19 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace cmbench::testing {
 
 namespace fs = std::filesystem;
 
+// A directory under /tmp, removed with everything in it; `anyone_may_write` for runs as another user.
 class temp_dir {
  public:
-  temp_dir() {
+  explicit temp_dir(bool anyone_may_write = false) {
     char name[] = "/tmp/cmbench-test-XXXXXX";
     path_ = mkdtemp(name);
+    if (anyone_may_write) fs::permissions(path_, fs::perms::all);
   }
   temp_dir(const temp_dir&) = delete;
   temp_dir& operator=(const temp_dir&) = delete;
@@ -38,6 +43,28 @@ class temp_dir {
   fs::path path_;
 };
 
+struct command_result {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs a shell command line and collects what it prints.
+inline command_result run_command(const std::string& command) {
+  command_result r;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) r.output += buffer;
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+inline nlohmann::json load_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
 inline std::string file_text(const std::string& path) {
   std::ifstream in(path);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -46,6 +73,21 @@ inline std::string file_text(const std::string& path) {
 inline std::size_t lines_of(const std::string& path) {
   const std::string text = file_text(path);
   return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+inline std::size_t count_of(const std::string& text, const std::string& word) {
+  std::size_t n = 0;
+  for (auto at = text.find(word); at != std::string::npos; at = text.find(word, at + word.size())) ++n;
+  return n;
+}
+
+// The state letter of a process ('Z' a zombie), or '\0' when it is gone.
+inline char process_state(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(in, text)) return '\0';
+  const auto paren = text.rfind(')');
+  return paren == std::string::npos || paren + 2 >= text.size() ? '\0' : text[paren + 2];
 }
 
 // Every entry of `dir` (names only), sorted; empty when it does not exist.

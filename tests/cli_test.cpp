@@ -22,52 +22,22 @@
 #include <vector>
 
 #include "models/floors/probes.hpp"
+#include "tests/cli_support.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
-
-struct command_result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using namespace cmbench::testing;
 
 // `run` commands skip the floors (seconds each) unless the test asks for them (or resumes a run,
 // whose options are its journal's).
 command_result run(const std::string& args) {
-  command_result r;
   const bool skip_floors = args.rfind("run ", 0) == 0 && args.find("--floors") == std::string::npos &&
                            args.find("--resume") == std::string::npos;
-  const std::string command = std::string(CMBENCH_EXE) + " " + args + (skip_floors ? " --floors off" : "") + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) r.output += buffer;
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return run_command(std::string(CMBENCH_EXE) + " " + args + (skip_floors ? " --floors off" : ""));
 }
 
-class temp_dir {
- public:
-  temp_dir() {
-    char name[] = "/tmp/cmbench-test-XXXXXX";
-    path_ = mkdtemp(name);
-  }
-  ~temp_dir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
+nlohmann::json load(const std::string& path) { return load_json(path); }
 
- private:
-  fs::path path_;
-};
-
-nlohmann::json load(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
-
-// What the tool says it has (`cmbench list --json`): the tests iterate it, so a model or a
-// workload added later is covered without a line here.
 const nlohmann::json& listed() {
   static const nlohmann::json facts = [] {
     const auto r = run("list --json");
@@ -601,38 +571,6 @@ TEST(cli, readme_says_where_the_expected_checksum_comes_from) {
   }
 }
 
-// The state letter of a process ('Z' a zombie), or '\0' when it is gone.
-char process_state(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text;
-  if (!std::getline(in, text)) return '\0';
-  const auto paren = text.rfind(')');
-  return paren == std::string::npos || paren + 2 >= text.size() ? '\0' : text[paren + 2];
-}
-
-// The children of `parent` whose command line contains `word`.
-std::vector<pid_t> children_running(pid_t parent, const std::string& word) {
-  std::vector<pid_t> found;
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string text;
-    if (!std::getline(stat, text)) continue;
-    const auto paren = text.rfind(')');
-    if (paren == std::string::npos) continue;
-    std::istringstream rest(text.substr(paren + 2));
-    char state = 0;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid != parent) continue;
-    std::ifstream cmdline(entry.path() / "cmdline");
-    std::string args((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
-    if (args.find(word) != std::string::npos) found.push_back(std::stoi(name));
-  }
-  return found;
-}
-
 // Ctrl-C (or a kill) stops the trial too, though it runs in its own process group; before any
 // trial finished there is nothing to keep, so it writes no report and no journal.
 TEST(cli, interrupting_a_run_stops_its_trial_and_writes_nothing) {
@@ -743,47 +681,6 @@ TEST(cli, timeout_kills_the_trial_and_skips_its_repetitions) {
 }
 
 // --- Finished work is never lost; output and arguments follow one rule each (issue 11, 7 and 8) ---
-
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::size_t lines_of(const std::string& path) {
-  const std::string text = file_text(path);
-  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
-}
-
-std::size_t count_of(const std::string& text, const std::string& word) {
-  std::size_t n = 0;
-  for (auto at = text.find(word); at != std::string::npos; at = text.find(word, at + word.size())) ++n;
-  return n;
-}
-
-// Starts cmbench in the background with its output to `log` and, when given, TMPDIR set.
-pid_t start_cmbench(const std::vector<std::string>& args, const std::string& log, const std::string& tmpdir = "") {
-  const pid_t pid = fork();
-  if (pid != 0) return pid;
-  const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  dup2(fd, STDOUT_FILENO);
-  dup2(fd, STDERR_FILENO);
-  signal(SIGINT, SIG_DFL);  // a test started in the background may have inherited it ignored
-  if (!tmpdir.empty()) setenv("TMPDIR", tmpdir.c_str(), 1);
-  std::vector<char*> argv{const_cast<char*>(CMBENCH_EXE)};
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  execv(CMBENCH_EXE, argv.data());
-  _exit(127);
-}
-
-// Waits up to `seconds` for `ready`; false if it never was.
-bool wait_until(const std::function<bool()>& ready, double seconds) {
-  for (int i = 0; i < static_cast<int>(seconds * 20); ++i) {
-    if (ready()) return true;
-    usleep(50'000);
-  }
-  return ready();
-}
 
 std::vector<std::string> trial_dirs_in(const std::string& dir) {
   std::vector<std::string> found;

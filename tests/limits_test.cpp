@@ -28,27 +28,15 @@
 
 #include "harness/system.hpp"
 #include "models/model.hpp"
+#include "tests/cli_support.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
+using namespace cmbench::testing;
 
-struct command_result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-// Runs a shell command line, `prefix` (setpriv, prlimit) before cmbench.
+// Runs cmbench after `prefix` (setpriv, prlimit).
 command_result run(const std::string& prefix, const std::string& args) {
-  command_result r;
-  const std::string command = prefix + " " + std::string(CMBENCH_EXE) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  while (std::fgets(buffer, sizeof(buffer), pipe) != nullptr) r.output += buffer;
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return run_command(prefix + " " + std::string(CMBENCH_EXE) + " " + args);
 }
 
 // AddressSanitizer reserves terabytes of address space for its shadow memory: a process built
@@ -71,24 +59,11 @@ constexpr bool address_sanitizer = false;
 bool shell_ok(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()) == 0; }
 
 // A directory anyone may write (the runs below may be another user's).
-class temp_dir {
- public:
-  temp_dir() {
-    char name[] = "/tmp/cmbench-limits-test-XXXXXX";
-    path_ = mkdtemp(name);
-    ::chmod(path_.c_str(), 0777);
-  }
-  ~temp_dir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+struct shared_temp_dir : temp_dir {
+  shared_temp_dir() : temp_dir(true) {}
 };
 
-nlohmann::json load(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
+nlohmann::json load(const std::string& path) { return load_json(path); }
 
 // A row's error, "" when it has none (null in the report).
 std::string error_of(const nlohmann::json& row) {
@@ -154,7 +129,7 @@ std::string as_limited_user() {
 TEST(limits, every_model_names_rlimit_nproc_with_the_count_reached) {
   const std::string user = as_limited_user();
   if (user.empty()) GTEST_SKIP() << "cannot run cmbench as nobody";
-  temp_dir dir;
+  shared_temp_dir dir;
   const std::string out = dir.file("report.json");
   const auto r = run(user + " prlimit --nproc=40 --",
                      "run --workloads cpu --preset quick --param workers=64 --repetitions 2 --floors off --out " + out);
@@ -185,7 +160,7 @@ TEST(limits, every_model_names_rlimit_nproc_with_the_count_reached) {
 // names RLIMIT_AS (a thread refused for its stack counts it among the limits it reports).
 TEST(limits, every_model_runs_or_names_rlimit_as) {
   SKIP_UNDER_ADDRESS_SANITIZER();
-  temp_dir dir;
+  shared_temp_dir dir;
   const std::string out = dir.file("report.json");
   // Every model on the small workloads; the memory workload big enough for the coroutine models
   // to meet the limit (not processes/spawn: it would fork 400k processes, which RLIMIT_AS does
@@ -212,7 +187,7 @@ TEST(limits, every_model_runs_or_names_rlimit_as) {
 // starts, naming RLIMIT_AS and the figures, and not repeated.
 TEST(limits, processes_pool_names_rlimit_as_for_a_graph_too_big) {
   SKIP_UNDER_ADDRESS_SANITIZER();
-  temp_dir dir;
+  shared_temp_dir dir;
   const std::string out = dir.file("report.json");
   const auto r = run("prlimit --as=300000000 --", "run --workloads memory --param units=4M --models processes/pool "
                                                   "--repetitions 2 --floors off --out " + out);
@@ -274,7 +249,7 @@ TEST(limits, processes_pool_worker_that_cannot_map_the_job_area_is_a_named_limit
 // from reaching the OOM killer: it then names RLIMIT_AS instead.)
 TEST(limits, a_run_past_the_memory_budget_is_refused_before_the_oom_killer) {
   SKIP_UNDER_ADDRESS_SANITIZER();
-  temp_dir dir;
+  shared_temp_dir dir;
   const std::string out = dir.file("report.json");
   const auto start = std::chrono::steady_clock::now();
   const auto r = run("prlimit --as=8000000000 --", "run --workloads memory --param units=100M --models coroutines "
@@ -366,7 +341,7 @@ TEST(limits, a_trial_killed_by_the_oom_killer_is_named_and_not_repeated) {
   ASSERT_TRUE(write_file(cg.dir + "/" + cg.limit_file, std::to_string(200 << 20)));
   if (fs::exists(cg.dir + "/" + cg.swap_file)) write_file(cg.dir + "/" + cg.swap_file, cg.swap_file == "memory.swap.max" ? "0" : std::to_string(200 << 20));
 
-  temp_dir dir;
+  shared_temp_dir dir;
   const std::string out = dir.file("report.json");
   const std::string log = dir.file("output.txt");
   // 1M coroutine units take ~900 MB: within the machine's budget, far past the group's.
@@ -405,7 +380,7 @@ TEST(limits, every_model_runs_or_names_rlimit_nofile) {
   // The sanitizers' runtime needs descriptors of its own (UBSan checks that a vtable is readable
   // through a pipe): with none left it reports a false "invalid vptr" and exits.
   if (address_sanitizer) GTEST_SKIP() << "a sanitizer build cannot run out of file descriptors cleanly";
-  temp_dir dir;
+  shared_temp_dir dir;
   const std::string out = dir.file("report.json");
   const auto r = run("prlimit --nofile=40 --", "run --workloads io,ring --preset quick --param workers=32 "
                                                "--repetitions 2 --floors off --out " + out);
@@ -422,7 +397,7 @@ TEST(limits, every_model_runs_or_names_rlimit_nofile) {
 
 // Below what cmbench itself needs, every trial would fail alike: refused before anything runs.
 TEST(limits, a_descriptor_limit_too_low_for_cmbench_itself_is_refused) {
-  temp_dir dir;
+  shared_temp_dir dir;
   const std::string out = dir.file("report.json");
   const auto r = run("prlimit --nofile=8 --", "run --workloads cpu --preset quick --floors off --out " + out);
   EXPECT_EQ(r.exit_code, 2) << r.output;
