@@ -13,16 +13,27 @@ function(_cmbench_add_part kind name)
   set_property(GLOBAL APPEND PROPERTY CMBENCH_PARTS ${target})
 endfunction()
 
+# A model may register its own floor probe (CMBENCH_REGISTER_PROBE, models/floors/probes.hpp), so
+# its part links the probes' registry.
 function(cmbench_add_model name)
   _cmbench_add_part(model ${name} ${ARGN})
+  target_link_libraries(cmbench_model_${name} PUBLIC cmbench_floor_probes)
 endfunction()
 
 function(cmbench_add_workload name)
   _cmbench_add_part(workload ${name} ${ARGN})
 endfunction()
 
-# Links every registered model and workload into <target>.
+# Links every registered model and workload into <target>: at the end of the top-level
+# CMakeLists.txt, once every part has been added, so a target may be declared before the last
+# part (models/CMakeLists.txt's cmbench_floors, which needs the probes models register).
 function(cmbench_link_parts target)
+  # EVAL: a deferred call's arguments are expanded when it runs, where `target` is not set.
+  cmake_language(EVAL CODE
+    "cmake_language(DEFER DIRECTORY [[${PROJECT_SOURCE_DIR}]] CALL _cmbench_link_parts_now [[${target}]])")
+endfunction()
+
+function(_cmbench_link_parts_now target)
   get_property(parts GLOBAL PROPERTY CMBENCH_PARTS)
   target_link_libraries(${target} PRIVATE ${parts})
 endfunction()

@@ -1,4 +1,5 @@
 #include "models/floors/probes.hpp"
+#include "models/floors/probe_support.hpp"
 
 #include "models/median.hpp"
 #include "models/shared_region.hpp"
@@ -30,6 +31,7 @@
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <iterator>
 #include <latch>
 #include <mutex>
 #include <new>
@@ -43,25 +45,7 @@
 namespace cmbench::floors {
 namespace {
 
-using clock = std::chrono::steady_clock;
 using detail::cpu_relax;
-
-std::int64_t since(clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start).count();
-}
-
-// Appends the time since `last` to `each` and returns now: one clock read per operation, which
-// only the microsecond probes afford.
-clock::time_point record(std::vector<std::uint32_t>* each, clock::time_point last) {
-  const auto now = clock::now();
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count();
-  each->push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(ns, UINT32_MAX)));
-  return now;
-}
-
-[[noreturn]] void fail(const char* what) {
-  throw std::runtime_error(std::string(what) + ": " + std::strerror(errno));
-}
 
 std::int64_t thread_create_join(std::uint64_t n, std::vector<std::uint32_t>*) {
   std::atomic<std::uint64_t> ran{0};
@@ -84,53 +68,6 @@ std::int64_t fork_exit_wait(std::uint64_t n, std::vector<std::uint32_t>*) {
   }
   return since(start);
 }
-
-// Where the two ends of a round trip run: wherever the scheduler puts them, both on one CPU, or
-// on two different CPUs. On a virtual machine a wake-up across CPUs can cost several times one on
-// the same CPU (an idle vCPU must be woken by the host), and an unpinned round trip lands on
-// either: the pinned variants show both.
-enum class placement { any, same_cpu, cross_cpu };
-
-// The CPUs the caller's end (first) and the partner's end (second) run on, chosen from this
-// thread's affinity before either end is pinned; -1: unpinned.
-std::pair<int, int> cpus_for(placement where) {
-  if (where == placement::any) return {-1, -1};
-  cpu_set_t mask;
-  CPU_ZERO(&mask);
-  if (::sched_getaffinity(0, sizeof(mask), &mask) != 0) fail("sched_getaffinity");
-  int cpus[2] = {-1, -1};
-  for (int cpu = 0, found = 0; cpu < CPU_SETSIZE && found < 2; ++cpu) {
-    if (CPU_ISSET(cpu, &mask)) cpus[found++] = cpu;
-  }
-  if (where == placement::same_cpu) return {cpus[0], cpus[0]};
-  if (cpus[1] < 0) throw not_applicable("needs two CPUs to run its ends on different CPUs");
-  return {cpus[0], cpus[1]};
-}
-
-// Pins the calling thread to `cpu` (-1: leaves it) for the lifetime of this object, then
-// restores its mask.
-class pinned {
- public:
-  explicit pinned(int cpu) {
-    if (cpu < 0) return;
-    CPU_ZERO(&saved_);
-    if (::sched_getaffinity(0, sizeof(saved_), &saved_) != 0) fail("sched_getaffinity");
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (::sched_setaffinity(0, sizeof(one), &one) != 0) fail("sched_setaffinity");
-    restore_ = true;
-  }
-  ~pinned() {
-    if (restore_) ::sched_setaffinity(0, sizeof(saved_), &saved_);
-  }
-  pinned(const pinned&) = delete;
-  pinned& operator=(const pinned&) = delete;
-
- private:
-  cpu_set_t saved_{};
-  bool restore_ = false;
-};
 
 // A hand-off between two threads through a mutex and condition variable, there and back.
 std::int64_t condvar_round_trip_on(placement where, std::uint64_t n, std::vector<std::uint32_t>* each) {
@@ -181,57 +118,6 @@ std::int64_t condvar_round_trip_on(placement where, std::uint64_t n, std::vector
   if (partner_failure) std::rethrow_exception(partner_failure);
   return ns;
 }
-
-// The clock of a volley whose turns run wherever the mechanism puts them (a pool's workers, an
-// arena's threads, two event loops): ping i reads the clock once as it starts, closing round trip
-// i - 1. Turns run one at a time and each hand-off orders its writes before the next turn, so
-// there is one writer at a time and no lock.
-class round_trip_clock {
- public:
-  round_trip_clock(std::uint64_t rounds, std::vector<std::uint32_t>* each) : rounds_(rounds), each_(each) {}
-
-  // Ping i starting; true when it ends the volley (ping `rounds`, after the last round trip).
-  bool ping(std::uint64_t i) {
-    if (i == 0) {
-      first_ = last_ = clock::now();
-    } else if (each_ != nullptr) {
-      last_ = record(each_, last_);
-    } else {
-      last_ = clock::now();
-    }
-    return i == rounds_;
-  }
-
-  // The round trips' nanoseconds: from ping 0 starting to ping `rounds` starting.
-  std::int64_t total() const {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(last_ - first_).count();
-  }
-
- private:
-  std::uint64_t rounds_;
-  std::vector<std::uint32_t>* each_;
-  clock::time_point first_, last_;
-};
-
-// Set once by whichever thread ends a volley; the caller sleeps on it. Signalled under the lock,
-// so the caller cannot return (and destroy it) before the signalling thread is done with it.
-class completion {
- public:
-  void signal() {
-    std::lock_guard lock(mutex_);
-    done_ = true;
-    cv_.notify_one();
-  }
-  void wait() {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return done_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-};
 
 // threads/pool's executor cut to its mechanism: workers popping one FIFO under one mutex, idle
 // ones sleeping on one condition variable, a submit waking at most one sleeper and a woken worker
@@ -993,14 +879,10 @@ std::int64_t tbb_handoff_round_trip(std::uint64_t n, std::vector<std::uint32_t>*
   });
 }
 
-// A round trip at one placement, as a probe's plain function pointer.
-template <std::int64_t (*RoundTrip)(placement, std::uint64_t, std::vector<std::uint32_t>*), placement Where>
-std::int64_t placed(std::uint64_t n, std::vector<std::uint32_t>* each) {
-  return RoundTrip(Where, n, each);
-}
-
-// Processes first: fork before this process has any helper threads (TBB's stay alive).
-constexpr probe probes[] = {
+// Processes first: fork before this process has any helper threads (TBB's stay alive). The
+// probes models register (CMBENCH_REGISTER_PROBE) come after these, so they must leave no thread
+// behind either.
+constexpr probe builtin_probes[] = {
     {"fork_exit_wait", "fork() a child that _exit()s at once, waitpid() it", "process", fork_exit_wait},
     {"pipe_round_trip", "a byte written to another process through a pipe and written back", "round trip",
      placed<pipe_round_trip_on, placement::any>, true},
@@ -1053,15 +935,33 @@ constexpr probe probes[] = {
      "round trip", tbb_handoff_round_trip, true},
 };
 
+// Every probe: the built-in ones, then those registered from the models' own sources, in the
+// order their registrations ran. They register during static initialisation, before anything
+// reads the list (and so before any thread exists), so the list takes no lock.
+std::vector<probe>& registry() {
+  static std::vector<probe> all(std::begin(builtin_probes), std::end(builtin_probes));
+  return all;
+}
+
 }  // namespace
 
-std::span<const probe> all_probes() { return probes; }
+std::span<const probe> all_probes() { return registry(); }
 
 const probe* find_probe(std::string_view name) {
-  for (const auto& p : probes) {
+  for (const auto& p : registry()) {
     if (p.name == name) return &p;
   }
   return nullptr;
+}
+
+bool register_probe(const probe& p) {
+  if (p.name.empty() || p.what.empty() || p.per.empty() || p.run == nullptr) {
+    throw std::logic_error("floor probe registered without a name, a description, a unit or a function: " +
+                           std::string(p.name));
+  }
+  if (find_probe(p.name) != nullptr) throw std::logic_error("floor probe registered twice: " + std::string(p.name));
+  registry().push_back(p);
+  return true;
 }
 
 measurement measure(const probe& p, std::chrono::nanoseconds min_time, int samples) {

@@ -4,6 +4,16 @@
 // created and joined, ...). `cmbench run` measures them in the same run as the workloads, so a
 // backend's hand-off can be read against the floor of the same mechanism; the Google Benchmark
 // binary cmbench_floors runs the same probes.
+//
+// A model whose mechanism has no probe here yet registers one from its own source, beside its
+// CMBENCH_REGISTER_MODEL line, so adding a model touches only its own folder and its CMake line:
+//
+//   CMBENCH_REGISTER_PROBE(my_handoff_round_trip, "a turn handed to ... and handed back", "round trip",
+//                          my_handoff_round_trip, /*timed_each=*/true);
+//
+// (models/floors/probe_support.hpp has the pinning, clocks and completion the built-in probes use.)
+// Every program that links the models' parts (cmbench_link_parts: cmbench, cmbench_floors, the
+// tests) sees every registered probe.
 #pragma once
 
 #include <chrono>
@@ -35,9 +45,15 @@ struct probe {
   bool timed_each = false;
 };
 
+// The built-in probes, then the registered ones in the order they registered.
 std::span<const probe> all_probes();
 // nullptr when there is no probe of that name.
 const probe* find_probe(std::string_view name);
+
+// Adds a probe to all_probes(), during static initialisation only (use CMBENCH_REGISTER_PROBE).
+// Its run must leave no thread or process behind: later probes fork. Throws std::logic_error
+// for a name already taken or a probe missing a field.
+bool register_probe(const probe& p);
 
 struct measurement {
   double ns_per_op = 0;            // the median of the samples' means
@@ -51,3 +67,10 @@ struct measurement {
 measurement measure(const probe& p, std::chrono::nanoseconds min_time, int samples);
 
 }  // namespace cmbench::floors
+
+// One registration line per probe, in the model's own .cpp file: the probe's name (an identifier,
+// as every probe name is), the one line saying what one operation is, what it is counted per, then
+// the function and, optionally, timed_each.
+#define CMBENCH_REGISTER_PROBE(name, what, per, ...)                \
+  [[maybe_unused]] static const bool cmbench_probe_registered_##name = \
+      ::cmbench::floors::register_probe(::cmbench::floors::probe{#name, what, per, __VA_ARGS__})
