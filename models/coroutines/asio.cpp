@@ -14,6 +14,7 @@ namespace {
 // Every tree unit on the one loop; children complete on the loop that waits for them.
 struct one_loop {
   static constexpr bool multi_loop = false;
+  static constexpr bool shared_loop = false;
   loop_executor loop;
   loop_executor executor(unsigned /*loop*/) const { return loop; }
   bool spreads(std::uint64_t /*child_leaves*/) const { return false; }

@@ -1,6 +1,7 @@
-// What coroutines/asio and coroutines/asio-mt share: coroutines typed on the io_context executor,
-// the wait group a parent suspends on until its co_spawned children complete, and the per-task
-// and per-unit coroutines. The two models differ only in how many loops run them.
+// What coroutines/asio, coroutines/asio-mt and coroutines/asio-pool share: coroutines typed on the
+// io_context executor, the wait group a parent suspends on until its co_spawned children complete,
+// and the per-task and per-unit coroutines. The models differ only in how many loops run them and
+// how many threads run each loop.
 #pragma once
 
 // A standard header before any Asio header: Asio picks its frame allocator (aligned_alloc or
@@ -55,8 +56,9 @@ using loop_timer = asio::basic_waitable_timer<std::chrono::steady_clock,
 // experimental::make_parallel_group only takes a compile-time number of operations (the ranged
 // overload came in 1.24). Here a child costs one decrement, and the parent one suspension.
 //
-// Shared: children may complete on other threads (asio-mt), so the count, the sum and the error
-// are atomics; otherwise plain integers (one loop thread touches them).
+// Shared: children may complete on other threads (asio-mt's other loops, asio-pool's other
+// threads), so the count, the sum and the error are atomics; otherwise plain integers (one loop
+// thread touches them).
 template <bool Shared>
 class wait_group {
  public:
@@ -187,6 +189,16 @@ inline loop_task<std::uint64_t> bulk_compute_task(const bulk_job& job, std::uint
   co_return sum;
 }
 
+// A bulk task without waits on a loop several threads run (asio-pool): it first re-posts itself,
+// so that whichever thread is free runs it. co_spawn from a thread of the loop starts a task
+// inline, so otherwise every task would run on the spawning thread, one after another.
+inline loop_task<std::uint64_t> bulk_posted_compute_task(const bulk_job& job, std::uint64_t task) {
+  co_await asio::post(use_loop_task);
+  std::uint64_t sum = 0;
+  for (std::uint32_t round = 0; round < job.rounds; ++round) sum += job.run_round(task, round);
+  co_return sum;
+}
+
 // One bulk task with waits: each round suspends on its own timer, then computes on the loop (the
 // order models/bulk_task.hpp keeps for the blocking models: begin_wait, the wait, the compute).
 // A separate coroutine so that zero-wait tasks carry no timer in their frame.
@@ -205,24 +217,32 @@ inline loop_task<std::uint64_t> bulk_waiting_task(const bulk_job& job, std::uint
 // Spawns tasks first, first + stride, ... of the job on its own loop, all in flight at once, and
 // returns the sum of their results. Spawning from inside the loop starts each task inline up to
 // its first wait, so a task costs one post (its completion), not two as when the caller
-// co_spawns every task from outside the loop before run().
-inline loop_task<std::uint64_t> bulk_driver(const bulk_job& job, std::uint64_t first,
-                                            std::uint64_t stride) {
+// co_spawns every task from outside the loop before run(). SharedLoop: several threads run the
+// loop (asio-pool); tasks complete on any of them, and a task without waits is posted instead, so
+// that every thread takes tasks from the loop's queue.
+template <bool SharedLoop = false>
+loop_task<std::uint64_t> bulk_driver(const bulk_job& job, std::uint64_t first, std::uint64_t stride) {
   const loop_executor executor = co_await asio::this_coro::executor;
   const bool waits = job.wait.count() > 0;
-  wait_group<false> group;  // the tasks run and complete on this loop
+  wait_group<SharedLoop> group;  // the tasks run and complete on this loop (on any of its threads)
   loop_task<void> all_done = group.wait();
   std::exception_ptr spawn_error;
   unsigned spawned_since_yield = 0;
   for (std::uint64_t task = first; task < job.tasks; task += stride) {
     const bool spawned = spawn_into(
         group, executor,
-        [&] { return waits ? bulk_waiting_task(job, task) : bulk_compute_task(job, task); },
+        [&] {
+          return waits        ? bulk_waiting_task(job, task)
+                 : SharedLoop ? bulk_posted_compute_task(job, task)
+                              : bulk_compute_task(job, task);
+        },
         spawn_error);
     if (!spawned) break;
     // A task that does not wait finishes inside co_spawn and posts its completion; yielding
     // now and then runs those completions (and recycles their memory) instead of queueing up
     // one per task. Tasks that wait stay in flight: this only lets finished ones report.
+    // SharedLoop: the yield queues behind the tasks just posted, so this thread takes its share
+    // of them before it spawns more (at most about 1024 tasks wait in the queue).
     if (++spawned_since_yield == 1024) {
       spawned_since_yield = 0;
       std::optional<loop_task<void>> yield;
@@ -241,36 +261,48 @@ inline loop_task<std::uint64_t> bulk_driver(const bulk_job& job, std::uint64_t f
 
 // Placement of tree units on loops, provided by each model:
 //   static constexpr bool multi_loop;                       false: everything on one loop
+//   static constexpr bool shared_loop;                      several threads run each loop (asio-pool)
 //   loop_executor executor(unsigned loop) const;
 //   bool spreads(std::uint64_t child_leaves) const;         children of this size go to other loops
 //   unsigned child_loop(unsigned parent_loop, std::uint32_t child) const;
-template <class Placement, bool Spread>
+// On a shared loop, `loop` only labels a share of the tree: a child with another label than its
+// parent's is posted (Hop) so that whichever thread is free runs it, since co_spawn from a thread
+// of the loop would start it inline; and any child may complete on another thread.
+template <class Placement, bool Spread, bool Hop = false>
 loop_task<std::uint64_t> tree_unit(const Placement& placement, unsigned loop, std::uint64_t first,
                                    std::uint64_t leaves, const tree_job& job);
 
 // The unit covering `leaves`, typed on whether its children run on other loops: a unit whose
-// children all stay on its own loop joins them with plain integers, not atomics.
+// children all stay on its own loop joins them with plain integers, not atomics. `hop`: a spread
+// child on a shared loop, posted before it starts.
 template <class Placement>
 loop_task<std::uint64_t> make_tree_unit(const Placement& placement, unsigned loop,
                                         std::uint64_t first, std::uint64_t leaves,
-                                        const tree_job& job) {
+                                        const tree_job& job, bool hop = false) {
   if constexpr (Placement::multi_loop) {
     if (leaves > 1 && placement.spreads(leaves / job.fanout)) {
+      if constexpr (Placement::shared_loop) {
+        if (hop) return tree_unit<Placement, true, true>(placement, loop, first, leaves, job);
+      }
       return tree_unit<Placement, true>(placement, loop, first, leaves, job);
     }
+  }
+  if constexpr (Placement::shared_loop) {
+    if (hop) return tree_unit<Placement, false, true>(placement, loop, first, leaves, job);
   }
   return tree_unit<Placement, false>(placement, loop, first, leaves, job);
 }
 
 // One tree unit: a leaf returns the job's leaf value of its index; an inner unit co_spawns its `fanout` children as
 // tasks, suspends until all of them complete and returns their sum.
-template <class Placement, bool Spread>
+template <class Placement, bool Spread, bool Hop>
 loop_task<std::uint64_t> tree_unit(const Placement& placement, unsigned loop, std::uint64_t first,
                                    std::uint64_t leaves, const tree_job& job) {
+  if constexpr (Hop) co_await asio::post(use_loop_task);
   if (leaves == 1) co_return job.leaf_value(first);
   const std::uint32_t fanout = job.fanout;
   const std::uint64_t child_leaves = leaves / fanout;
-  wait_group<Spread> group;
+  wait_group<Spread || Placement::shared_loop> group;
   loop_task<void> all_done = group.wait();
   std::exception_ptr spawn_error;
   // A child spawned on this loop starts inline and spawns its whole subtree before co_spawn
@@ -283,8 +315,13 @@ loop_task<std::uint64_t> tree_unit(const Placement& placement, unsigned loop, st
       const bool spawned = spawn_into(
           group, placement.executor(child_loop),
           [&] {
-            return make_tree_unit(placement, child_loop, first + child * child_leaves,
-                                  child_leaves, job);
+            if constexpr (Placement::shared_loop) {
+              return make_tree_unit(placement, child_loop, first + child * child_leaves,
+                                    child_leaves, job, child_loop != loop);
+            } else {
+              return make_tree_unit(placement, child_loop, first + child * child_leaves,
+                                    child_leaves, job);
+            }
           },
           spawn_error);
       if (!spawned) break;

@@ -148,6 +148,7 @@ class loop_set {
 // spawn and completion are private-queue posts and its join needs no atomics.
 struct spread_loops {
   static constexpr bool multi_loop = true;
+  static constexpr bool shared_loop = false;  // one thread per loop
   const loop_executor* loops;
   unsigned count;
   std::uint64_t grain;
