@@ -195,7 +195,8 @@ class asio_mt {
           .wait = "a steady_timer async_wait; every wait parks the coroutine and an idle loop sleeps in the kernel "
                   "(no spin); the caller blocks on an atomic wait",
           .handoff = "the waker posts the parked coroutine to its own loop, often another thread's",
-          .results = "atomic sums across the loops",
+          .results = "each loop's driver sums its share in plain integers and the caller adds the W drivers' "
+                     "results; only a tree parent with children on other loops sums atomically",
       },
       .round_trip_floor = "asio_cross_loop_round_trip_cross_cpu",
       .waits = wait_capacity::every_task,

@@ -134,13 +134,16 @@ class processes_pool {
           .channel = "a bounded ring in shared memory under a per-channel futex lock, with one parked-sender and one "
                      "parked-receiver slot",
           .mutex = "a futex mutex in shared memory that blocks the worker (a unit never parks holding one)",
-          .barrier = "an arrival count in shared memory; the last arriver sleeps the hold, then requeues every unit",
+          .barrier = "an arrival count in shared memory; the last arriver sleeps the hold, then pushes every other "
+                     "unit's descriptor on the shared ring (a wake-up every 64) and goes on itself",
           .wait = "a blocking sleep in the worker, so at most W waits at once; idle workers and the waiting caller "
                   "sleep on process-shared futexes (an idle worker polls the ring ~50 us first, only when every "
                   "worker has a CPU)",
           .handoff = "the unit that changes a channel pushes its parked peer's descriptor on the shared ring at once; "
                      "any worker may pop it (no run-next slot)",
-          .results = "bulk sums per worker; tree and graph sums in the shared job area",
+          .results = "bulk sums per worker; tree sums in the job area's nodes; the graph checksum in the shared "
+                     "control block, blocked sends counted per channel and summed by the worker that finishes the "
+                     "last unit",
       },
       .round_trip_floor = "process_pool_handoff_round_trip",
       .waits = wait_capacity::workers,

@@ -74,7 +74,8 @@ class serial_baseline {
           .tree = "a function call per unit, children called in turn (recursion)",
           .channel = "a ring buffer; a unit that finds it full or empty parks on it until another unit changes it",
           .mutex = "nothing to do: one thread, and no unit waits while holding one",
-          .barrier = "an arrival count; the last arriver sleeps the hold, then requeues every unit",
+          .barrier = "an arrival count; the last arriver sleeps the hold, then requeues every other unit (in index "
+                     "order) and goes straight on itself",
           .wait = "a blocking sleep on the calling thread, one at a time; nothing spins",
           .handoff = "the woken unit goes to the back of the run queue",
           .results = "summed on the calling thread as each unit returns",

@@ -223,7 +223,8 @@ class threads_spawn {
       .description = "one OS thread per task, tree unit or graph unit (the seeds' threading.Thread)",
       .order = 10,
       .mechanism = {
-          .summary = "a std::jthread created for every unit and joined when it is done",
+          .summary = "a thread created for every unit (a std::jthread per task and tree unit, a std::thread per "
+                     "graph unit) and joined when it is done",
           .unit = "a task: a std::jthread, at most max_alive alive; a graph unit: a std::thread, all alive at once, "
                   "started together behind a gate",
           .tree = "a unit starts its children's threads and joins each as it finishes (no cap on threads alive)",

@@ -313,7 +313,8 @@ class threads_tbb {
           .handoff = "the unit that changes a channel task_group::run()s its parked peer: oneTBB spawns it into the "
                      "waking thread's own deque, popped LIFO once the current task returns unless an idle thread "
                      "steals it first",
-          .results = "parallel_reduce's sum; tree and graph sums in the tasks' own records",
+          .results = "parallel_reduce's sum; a tree's children write into their parent task's results array; a "
+                     "graph's checksum in one shared atomic, blocked sends counted per channel and summed at the end",
       },
       .round_trip_floor = "tbb_handoff_round_trip",
       .waits = wait_capacity::workers,
