@@ -392,16 +392,12 @@ nlohmann::ordered_json build_rows(const std::vector<run_record>& runs) {
   return rows;
 }
 
-nlohmann::ordered_json build_context(const report_settings& settings, const std::vector<run_record>& runs,
-                                     const nlohmann::ordered_json& floors) {
-  const std::vector<int> cpus = system::affinity();
-  const auto usable = static_cast<unsigned>(std::max<std::size_t>(1, cpus.size()));
-  const std::string source_dir = CMBENCH_SOURCE_DIR;
-  std::string sha = command_output("git -C '" + source_dir + "' rev-parse HEAD 2>/dev/null");
-  const bool dirty = !sha.empty() &&
-      !command_output("git -C '" + source_dir + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
-  if (sha.empty()) sha = "unknown";
+namespace {
 
+// What a reader of the report must know before trusting its figures: the build, the machine's
+// other work, failures, a partial run.
+nlohmann::ordered_json context_warnings(const report_settings& settings, const std::vector<run_record>& runs,
+                                        const nlohmann::ordered_json& floors, unsigned usable) {
   nlohmann::ordered_json warnings = nlohmann::ordered_json::array();
   const std::string build_type = CMBENCH_BUILD_TYPE;
   if (build_type != "Release" && build_type != "RelWithDebInfo") {
@@ -453,6 +449,24 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
                        (settings.journal.empty() ? std::string()
                                                  : "; `cmbench run --resume " + settings.journal + "` runs the rest"));
   }
+  return warnings;
+}
+
+}  // namespace
+
+nlohmann::ordered_json build_context(const report_settings& settings, const std::vector<run_record>& runs,
+                                     const nlohmann::ordered_json& floors) {
+  const std::vector<int> cpus = system::affinity();
+  const auto usable = static_cast<unsigned>(std::max<std::size_t>(1, cpus.size()));
+  const std::string source_dir = CMBENCH_SOURCE_DIR;
+  std::string sha = command_output("git -C '" + source_dir + "' rev-parse HEAD 2>/dev/null");
+  const bool dirty = !sha.empty() &&
+      !command_output("git -C '" + source_dir + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
+  if (sha.empty()) sha = "unknown";
+
+  const std::string build_type = CMBENCH_BUILD_TYPE;
+  const nlohmann::ordered_json warnings = context_warnings(settings, runs, floors, usable);
+  const auto& load = settings.load_before;
   const nlohmann::ordered_json facts = all_facts();
   auto text_or_null = [](const std::string& text) {
     return text.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(text);
