@@ -47,7 +47,8 @@ struct run_arguments {
   std::string models = "all", workloads = "all", preset_text = "default", out, floors_text = "on", resume;
   std::vector<std::string> params;
   int repetitions = 3, warmup = 0;
-  double timeout_s = 120, floor_time_s = 0.05;
+  double timeout_s = 120;
+  double floor_time_s = -1;  // not given: 0.05, or 0.01 under --preset quick
   bool force = false;
   bool accept_long_runs = false;
   CLI::Option* out_option = nullptr;
@@ -89,8 +90,9 @@ void add_run_options(CLI::App* run, run_arguments& a) {
       ->capture_default_str()
       ->check(CLI::IsMember({"on", "off"}))
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--floor-time", a.floor_time_s, "seconds per floor sample (3 samples per floor, twice)")
-      ->capture_default_str()
+  run->add_option("--floor-time", a.floor_time_s,
+                  "seconds per floor sample (3 samples per floor, twice); default 0.05, or 0.01 under --preset "
+                  "quick, whose floors are a smoke test's")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   run->add_flag("--accept-long-runs", a.accept_long_runs,
                 "run even what the workloads' cost models say cannot fit: a trial past --timeout, or more than an "
@@ -115,10 +117,12 @@ suite_options suite_options_of(const run_arguments& a) {
   }
   options.timeout = std::chrono::milliseconds{static_cast<long long>(a.timeout_s * 1000)};
   options.floors = a.floors_text == "on";
-  if (!(a.floor_time_s > 0) || a.floor_time_s > 10) {
+  const bool floor_time_given = a.floor_time_s != -1;
+  if (floor_time_given && (!(a.floor_time_s > 0) || a.floor_time_s > 10)) {
     throw std::invalid_argument("--floor-time must be in (0, 10] seconds");
   }
-  options.floor_time = std::chrono::nanoseconds{static_cast<long long>(a.floor_time_s * 1e9)};
+  const double floor_time_s = floor_time_given ? a.floor_time_s : options.chosen_preset == preset::quick ? 0.01 : 0.05;
+  options.floor_time = std::chrono::nanoseconds{static_cast<long long>(floor_time_s * 1e9)};
   if (a.out_option->count() > 0 && a.out.empty()) {
     throw std::invalid_argument("--out needs a file name (got an empty one); leave --out out for "
                                 "results/cmbench-DATE.json");
