@@ -48,10 +48,11 @@ struct run_arguments {
   std::vector<std::string> params;
   int repetitions = 3, warmup = 0;
   double timeout_s = 120;
-  double floor_time_s = -1;  // not given: 0.05, or 0.01 under --preset quick
+  double floor_time_s = 0.05;  // not given: 0.05, or 0.01 under --preset quick
   bool force = false;
   bool accept_long_runs = false;
   CLI::Option* out_option = nullptr;
+  CLI::Option* floor_time_option = nullptr;
 };
 
 constexpr double max_timeout_s = 86400;
@@ -90,7 +91,7 @@ void add_run_options(CLI::App* run, run_arguments& a) {
       ->capture_default_str()
       ->check(CLI::IsMember({"on", "off"}))
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  run->add_option("--floor-time", a.floor_time_s,
+  a.floor_time_option = run->add_option("--floor-time", a.floor_time_s,
                   "seconds per floor sample (3 samples per floor, twice); default 0.05, or 0.01 under --preset "
                   "quick, whose floors are a smoke test's")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -117,7 +118,7 @@ suite_options suite_options_of(const run_arguments& a) {
   }
   options.timeout = std::chrono::milliseconds{static_cast<long long>(a.timeout_s * 1000)};
   options.floors = a.floors_text == "on";
-  const bool floor_time_given = a.floor_time_s != -1;
+  const bool floor_time_given = a.floor_time_option->count() > 0;
   if (floor_time_given && (!(a.floor_time_s > 0) || a.floor_time_s > 10)) {
     throw std::invalid_argument("--floor-time must be in (0, 10] seconds");
   }
