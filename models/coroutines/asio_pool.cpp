@@ -246,7 +246,7 @@ class asio_pool {
     auto graph = std::make_unique<detail::pool_graph>(job, loop_.ready()->executor());
     try {
       result.checksum =
-          run_root([&graph] { return detail::pool_graph_driver(*graph); }, [&graph] { graph.reset(); });
+          run_root([&graph] { return detail::graph_driver(*graph, 0); }, [&graph] { graph.reset(); });
     } catch (...) {
       // Report what made the job abort, not the cancellations it caused in the other units.
       if (!graph || !graph->abort_cause()) throw;
