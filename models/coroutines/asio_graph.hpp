@@ -1,6 +1,7 @@
 // Graph jobs on Asio coroutines, shared by coroutines/asio (Shared = false: one loop, one thread)
-// and coroutines/asio-mt (Shared = true: one loop per thread). Every unit is one co_spawned
-// asio::awaitable that loops over job.next() and co_awaits the operation it returns.
+// and coroutines/asio-mt (Shared = true: one loop per thread); coroutines/asio-pool (one loop run
+// by several threads) adds its own state and barrier in asio_pool_graph.hpp. Every unit is one
+// co_spawned asio::awaitable that loops over job.next() and co_awaits the operation it returns.
 //
 // Channels are Asio's experimental channels with the job's capacity. A channel carries the index
 // of a slot in a per-channel ring of message slots: the sender copies its message into the next
@@ -185,59 +186,19 @@ struct graph_loop {
   std::uint64_t blocked_sends = 0;
 };
 
-// The shared state of one graph job.
+// What the state of every graph job holds, whether its units run on loops of one thread each
+// (graph_state) or on one loop that several threads run (pool_graph, asio_pool_graph.hpp): the
+// job's message buffers, channels and mutexes, its memory checks, and whether it aborted and why.
+// Shared: the units run on several threads (concurrent channels, real mutexes).
 template <bool Shared>
-class graph_state {
+class graph_base {
  public:
-  // Loop l runs units l, l + loops, ...; channel c uses loop c % loops as its I/O executor.
-  graph_state(const graph_job& job, const loop_executor* loops, unsigned loop_count)
-      : job_(fits_in_memory(job)),
-        messages_(std::size_t{job.units} * job.message_bytes / 8),
-        slots_(std::size_t{job.channels} * (job.capacity + 2) * job.message_bytes / 8) {
-    loops_.reserve(loop_count);
-    for (unsigned l = 0; l < loop_count; ++l) loops_.emplace_back(loops[l]);
-    channels_.reserve(job.channels);
-    auto* slots = reinterpret_cast<std::byte*>(slots_.data());
-    const std::size_t ring_bytes = std::size_t{job.capacity + 2} * job.message_bytes;
-    for (std::uint32_t c = 0; c < job.channels; ++c) {
-      channels_.emplace_back(loops[c % loop_count], job, slots + c * ring_bytes);
-    }
-    if constexpr (Shared) {
-      mutexes_ = std::vector<graph_mutex>(job.mutexes);
-    }
-    // From here on, what grows is the units' frames.
-    watch_.emplace(model_name, "units", job.units);
-  }
+  static constexpr bool concurrent = Shared;
 
-  static constexpr std::string_view model_name = Shared ? "coroutines/asio-mt" : "coroutines/asio";
-
-  // The job's buffers and channels, allocated here and touched as the units run: refused up
-  // front when past the memory budget (or outside the contract). The units' frames are only
-  // known once made: see check_memory().
-  static const graph_job& fits_in_memory(const graph_job& job) {
-    validate_graph_job(job, model_name);
-    const std::uint64_t bytes =
-        std::uint64_t{job.units} * job.message_bytes +
-        std::uint64_t{job.channels} *
-            (sizeof(graph_channel<Shared>) + (std::uint64_t{job.capacity} + 2) * job.message_bytes) +
-        std::uint64_t{job.mutexes} * sizeof(graph_mutex);
-    check_memory_need(model_name,
-                      "a graph of " + with_thousands(job.units) + " units and " + with_thousands(job.channels) +
-                          " channels (messages, channel rings)",
-                      bytes);
-    return job;
-  }
-
-  // A driver that has made `made_here` units on its loop (every loop makes about as many):
-  // throws limit_error when the frames of the units still to come would not fit in memory.
-  void check_memory(std::uint64_t made_here) const { watch_->check(made_here * loops_.size()); }
-
-  graph_state(const graph_state&) = delete;
-  graph_state& operator=(const graph_state&) = delete;
+  graph_base(const graph_base&) = delete;
+  graph_base& operator=(const graph_base&) = delete;
 
   const graph_job& job() const { return job_; }
-  unsigned loop_count() const { return static_cast<unsigned>(loops_.size()); }
-  graph_loop& loop(unsigned l) { return loops_[l]; }
   graph_channel<Shared>& channel(std::uint32_t c) { return channels_[c]; }
   graph_mutex& mutex(std::uint32_t m) { return mutexes_[m]; }
   std::byte* message(std::uint32_t unit) {
@@ -245,6 +206,108 @@ class graph_state {
     return reinterpret_cast<std::byte*>(messages_.data() + words);
   }
 
+  // The drivers have made `made` units in all: throws limit_error when the frames of the units
+  // still to come would not fit in memory.
+  void check_memory(std::uint64_t made) const { watch_->check(made); }
+
+  // After the job: what made it abort, if it did (read once every loop is done with the job).
+  const std::exception_ptr& abort_cause() const noexcept { return cause_; }
+
+  void throw_if_aborted() const {
+    if (aborted_.load(std::memory_order_acquire)) throw std::runtime_error("graph job aborted");
+  }
+
+ protected:
+  // Channel c uses channel_executor(c) as its I/O executor. The derived state calls
+  // watch_units() at the end of its construction.
+  template <class ChannelExecutor>
+  graph_base(const graph_job& job, std::string_view model, ChannelExecutor channel_executor)
+      : job_(fits_in_memory(job, model)),
+        messages_(std::size_t{job.units} * job.message_bytes / 8),
+        slots_(std::size_t{job.channels} * (job.capacity + 2) * job.message_bytes / 8) {
+    channels_.reserve(job.channels);
+    auto* slots = reinterpret_cast<std::byte*>(slots_.data());
+    const std::size_t ring_bytes = std::size_t{job.capacity + 2} * job.message_bytes;
+    for (std::uint32_t c = 0; c < job.channels; ++c) {
+      channels_.emplace_back(channel_executor(c), job, slots + c * ring_bytes);
+    }
+    if constexpr (Shared) {
+      mutexes_ = std::vector<graph_mutex>(job.mutexes);
+    }
+  }
+
+  ~graph_base() = default;
+
+  // From here on, what grows is the units' frames.
+  void watch_units(std::string_view model) { watch_.emplace(model, "units", job_.units); }
+
+  // A unit failed (an allocation, most likely) or a spawn did: every parked unit must end too, or
+  // the job would never complete. True for the first call, which keeps `cause` (the job reports it
+  // rather than the cancellations it led to); the caller then cancels every parked operation.
+  bool claim_abort(std::exception_ptr cause) noexcept {
+    if (aborted_.exchange(true, std::memory_order_acq_rel)) return false;
+    cause_ = std::move(cause);
+    return true;
+  }
+
+  // Every parked and later channel operation fails: cancel() fails the parked operations, senders
+  // included (close() in Asio 1.22 only fails parked receivers); close() then fails every later
+  // operation. On one thread the caller is on the loop that owns every channel; concurrent
+  // channels take their own lock.
+  void close_channels() {
+    for (auto& c : channels_) {
+      c.signal.cancel();
+      c.signal.close();
+    }
+  }
+
+ private:
+  // The job's buffers and channels, allocated here and touched as the units run: refused up
+  // front when past the memory budget (or outside the contract). The units' frames are only
+  // known once made: see check_memory().
+  static const graph_job& fits_in_memory(const graph_job& job, std::string_view model) {
+    validate_graph_job(job, model);
+    const std::uint64_t bytes =
+        std::uint64_t{job.units} * job.message_bytes +
+        std::uint64_t{job.channels} *
+            (sizeof(graph_channel<Shared>) + (std::uint64_t{job.capacity} + 2) * job.message_bytes) +
+        std::uint64_t{job.mutexes} * sizeof(graph_mutex);
+    check_memory_need(model,
+                      "a graph of " + with_thousands(job.units) + " units and " + with_thousands(job.channels) +
+                          " channels (messages, channel rings)",
+                      bytes);
+    return job;
+  }
+
+  const graph_job& job_;
+  std::vector<std::uint64_t> messages_;  // one message buffer per unit, 8-byte aligned, zeroed
+  std::vector<std::uint64_t> slots_;     // every channel's ring of capacity + 2 slots
+  std::vector<graph_channel<Shared>> channels_;
+  std::vector<graph_mutex> mutexes_;  // Shared only: on one thread a lock costs nothing
+  std::atomic<bool> aborted_{false};
+  std::exception_ptr cause_;  // written once, by the unit or driver that set aborted_
+  std::optional<unit_memory_watch> watch_;  // set at the end of the derived construction
+};
+
+// The shared state of one graph job on loops of one thread each.
+template <bool Shared>
+class graph_state : public graph_base<Shared> {
+ public:
+  static constexpr bool shared_loop = false;  // a unit runs on its driver's loop, on one thread
+  static constexpr std::string_view model_name = Shared ? "coroutines/asio-mt" : "coroutines/asio";
+
+  // Loop l runs units l, l + loops, ...; channel c uses loop c % loops as its I/O executor.
+  graph_state(const graph_job& job, const loop_executor* loops, unsigned loop_count)
+      : graph_base<Shared>(job, model_name, [&](std::uint32_t c) { return loops[c % loop_count]; }) {
+    loops_.reserve(loop_count);
+    for (unsigned l = 0; l < loop_count; ++l) loops_.emplace_back(loops[l]);
+    this->watch_units(model_name);
+  }
+
+  unsigned loop_count() const { return static_cast<unsigned>(loops_.size()); }
+  graph_loop& loop(unsigned l) { return loops_[l]; }
+
+  void count_blocked_send(unsigned loop) noexcept { ++loops_[loop].blocked_sends; }
   std::uint64_t blocked_sends() const {
     std::uint64_t sum = 0;
     for (const auto& l : loops_) sum += l.blocked_sends;
@@ -254,11 +317,11 @@ class graph_state {
   // True for the unit whose arrival completes the barrier; it resets the count for the next use.
   bool arrive() noexcept {
     if constexpr (Shared) {
-      if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 < job_.units) return false;
+      if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 < this->job().units) return false;
       arrived_.store(0, std::memory_order_relaxed);  // every other unit is parked: no race
       return true;
     } else {
-      if (++arrived_ < job_.units) return false;
+      if (++arrived_ < this->job().units) return false;
       arrived_ = 0;
       return true;
     }
@@ -284,58 +347,38 @@ class graph_state {
     return posted_releases_.load(std::memory_order_relaxed);
   }
 
-  // A unit failed (an allocation, most likely) or a spawn did: every parked unit must end too,
-  // or the job would never complete. Every parked and later channel operation fails;
-  // barrier waiters check the flag when the timer cancel wakes them.
-  // `cause` is kept: the job reports it rather than the cancellations it led to.
+  // Fails every parked and later channel operation (see graph_base::claim_abort); barrier
+  // waiters check the flag when the timer cancel wakes them.
   void abort(unsigned here, std::exception_ptr cause) noexcept {
-    if (aborted_.exchange(true, std::memory_order_acq_rel)) return;
-    cause_ = std::move(cause);
+    if (!this->claim_abort(std::move(cause))) return;
     try {
-      // cancel() fails the parked operations, senders included (close() in Asio 1.22 only fails
-      // parked receivers); close() then fails every later operation. On one thread the caller
-      // is on the loop that owns every channel; concurrent channels take their own lock.
-      for (auto& c : channels_) {
-        c.signal.cancel();
-        c.signal.close();
-      }
+      this->close_channels();
       release_barrier(here);
     } catch (...) {
       // no memory to post a cancel: that loop's barrier waiters stay parked; nothing better to do
     }
   }
-  // After the job: what made it abort, if it did (read once every loop is done with the job).
-  const std::exception_ptr& abort_cause() const noexcept { return cause_; }
-
-  void throw_if_aborted() const {
-    if (aborted_.load(std::memory_order_acquire)) throw std::runtime_error("graph job aborted");
-  }
-
-  void unlock(std::uint32_t m) { mutexes_[m].unlock(); }
 
  private:
   static void cancel_release(graph_loop& loop) {
     if (loop.release_timer) loop.release_timer->cancel();  // no timer: nobody waits on this loop
   }
 
-  const graph_job& job_;
-  std::vector<std::uint64_t> messages_;  // one message buffer per unit, 8-byte aligned, zeroed
-  std::vector<std::uint64_t> slots_;     // every channel's ring of capacity + 2 slots
   std::vector<graph_loop> loops_;
-  std::vector<graph_channel<Shared>> channels_;
-  std::vector<graph_mutex> mutexes_;  // Shared only: on one thread a lock costs nothing
   std::conditional_t<Shared, std::atomic<std::uint32_t>, std::uint32_t> arrived_{0};
-  std::atomic<bool> aborted_{false};
   std::atomic<bool> posted_releases_{false};
-  std::exception_ptr cause_;  // written once, by the unit or driver that set aborted_
-  std::optional<unit_memory_watch> watch_;  // set at the end of construction
 };
 
-// One graph unit. Its frame holds the unit's state and a few pointers (the fast paths are plain
-// functions so that their locals stay off it); parked, the unit also owns the operation it waits
-// on (a channel op or a timer wait) and that operation's awaitable frame.
-template <bool Shared>
-loop_task<std::uint64_t> graph_unit(graph_state<Shared>& g, std::uint32_t unit, unsigned loop) {
+// One graph unit of a graph_state or a pool_graph (asio_pool_graph.hpp), on `loop`. Its frame
+// holds the unit's state and a few pointers (the fast paths are plain functions so that their
+// locals stay off it); parked, the unit also owns the operation it waits on (a channel op or a
+// timer wait) and that operation's awaitable frame.
+// On a shared loop the unit first posts itself, so whichever thread is free starts it (co_spawn
+// from a thread of the loop would run it inline on the driver's thread, and units that never
+// park, as contention's, would all run there one after another).
+template <class Graph>
+loop_task<std::uint64_t> graph_unit(Graph& g, std::uint32_t unit, unsigned loop) {
+  if constexpr (Graph::shared_loop) co_await asio::post(use_loop_task);
   const graph_job& job = g.job();
   std::byte* const message = g.message(unit);
   unit_state state;
@@ -345,8 +388,8 @@ loop_task<std::uint64_t> graph_unit(graph_state<Shared>& g, std::uint32_t unit, 
     switch (action.op) {
       case unit_op::send:
         if (!g.channel(action.target).try_send(message)) {
-          ++g.loop(loop).blocked_sends;  // full: counted once, however long it waits
-          graph_channel<Shared>& c = g.channel(action.target);
+          g.count_blocked_send(loop);  // full: counted once, however long it waits
+          auto& c = g.channel(action.target);
           co_await c.signal.async_send(asio::error_code{}, c.parked_slot(), use_loop_task);
         }
         break;
@@ -358,17 +401,26 @@ loop_task<std::uint64_t> graph_unit(graph_state<Shared>& g, std::uint32_t unit, 
         }
         break;
       case unit_op::lock:
-        // One thread: nothing else runs between a unit's lock and unlock, since a unit never
-        // co_awaits while it holds a mutex; the lock has nothing to do.
-        if constexpr (Shared) g.mutex(action.target).lock();
+        // Held by the thread running the unit, which never co_awaits before its unlock: a
+        // contending thread waits only for the critical section, as a pool worker does. One
+        // thread: nothing else runs between a unit's lock and unlock; the lock has nothing to do.
+        if constexpr (Graph::concurrent) g.mutex(action.target).lock();
         break;
       case unit_op::unlock:
-        if constexpr (Shared) g.unlock(action.target);
+        if constexpr (Graph::concurrent) g.mutex(action.target).unlock();
         break;
       case unit_op::arrive:
-        if (!g.arrive()) {
-          // The cancel that releases the barrier completes the wait with operation_aborted:
-          // as_tuple takes it as a value instead of an exception per unit.
+        // The release completes the others' waits with operation_aborted: as_tuple takes it as
+        // a value instead of an exception per unit.
+        if constexpr (Graph::shared_loop) {
+          g.throw_if_aborted();
+          const auto [woken] = co_await g.barrier().arrive(asio::experimental::as_tuple(use_loop_task));
+          g.throw_if_aborted();
+          if (!woken) {  // no error: this unit arrived last
+            if (job.hold.count() > 0) co_await g.barrier().hold_for(job.hold).async_wait(use_loop_task);
+            g.barrier().release();
+          }
+        } else if (!g.arrive()) {
           g.throw_if_aborted();
           co_await g.loop(loop).release().async_wait(asio::experimental::as_tuple(use_loop_task));
           g.throw_if_aborted();
@@ -385,33 +437,43 @@ loop_task<std::uint64_t> graph_unit(graph_state<Shared>& g, std::uint32_t unit, 
   }
 }
 
-// A unit's completion: a failed unit aborts the job (the others would wait for it forever),
-// then it counts out of its loop's wait group.
-template <bool Shared>
+// The loop of a unit on a shared loop: there is only one, loop 0, so it takes no room in a unit's
+// completion handler (kept in the co_spawn frame of every unit).
+struct only_loop {
+  only_loop(unsigned /*loop*/) noexcept {}
+  operator unsigned() const noexcept { return 0; }
+};
+
+// A unit's completion (on a shared loop, on whichever thread finished it): a failed unit aborts
+// the job (the others would wait for it forever), then it counts out of its driver's wait group.
+template <class Graph>
 struct unit_done {
-  graph_state<Shared>* graph;
-  wait_group<false>* group;
-  unsigned loop;
+  Graph* graph;
+  wait_group<Graph::shared_loop>* group;
+  [[no_unique_address]] std::conditional_t<Graph::shared_loop, only_loop, unsigned> loop;
   void operator()(std::exception_ptr error, std::uint64_t value) const {
     if (error) graph->abort(loop, error);
     group->arrive(std::move(error), value);
   }
 };
 
-// Spawns units loop, loop + loops, ... on this loop (each starts inline and runs until it first
-// parks) and returns the sum of their results once all have finished.
-template <bool Shared>
-loop_task<std::uint64_t> graph_driver(graph_state<Shared>& g, unsigned loop) {
+// Spawns units loop, loop + loops, ... on this loop and returns the sum of their results once all
+// have finished. On loops of one thread each, each unit starts inline and runs until it first
+// parks, and completes on this loop; on a shared loop (one driver) each posts itself before its
+// first step and completes on whichever thread.
+template <class Graph>
+loop_task<std::uint64_t> graph_driver(Graph& g, unsigned loop) {
   const loop_executor executor = co_await asio::this_coro::executor;
-  wait_group<false> group;  // this loop's units complete on this loop
+  wait_group<Graph::shared_loop> group;
   loop_task<void> all_done = group.wait();
   std::exception_ptr spawn_error;
   std::uint64_t made = 0;
   for (std::uint32_t unit = loop; unit < g.job().units; unit += g.loop_count()) {
     group.add();
     try {
-      if (unit_memory_watch::due(++made)) g.check_memory(made);
-      asio::co_spawn(executor, graph_unit(g, unit, loop), unit_done<Shared>{&g, &group, loop});
+      // Every loop's driver makes about as many.
+      if (unit_memory_watch::due(++made)) g.check_memory(made * g.loop_count());
+      asio::co_spawn(executor, graph_unit(g, unit, loop), unit_done<Graph>{&g, &group, loop});
     } catch (...) {
       group.undo_add();
       spawn_error = std::current_exception();

@@ -1,6 +1,7 @@
 // coroutines/asio-mt: W event loops on W threads, one io_context per thread.
 #include "models/coroutines/asio_common.hpp"  // first: it fixes Asio's configuration
 #include "models/coroutines/asio_graph.hpp"
+#include "models/coroutines/asio_jobs.hpp"
 
 #include <asio/executor_work_guard.hpp>
 
@@ -26,7 +27,7 @@ namespace {
 // from that thread go to its private queue), each kept alive between jobs by a work guard.
 // Everything a job touches lives here, so that if Asio ever throws out of a loop's run() the
 // whole set can be stopped and destroyed (with the frames suspended in it) and built afresh.
-class loop_set {
+class loop_set : public job_tracker {
  public:
   // If a thread (or the memory for a loop) cannot be had, the threads already started are
   // stopped and joined before the limit_error leaves: a joinable std::thread destroyed with the
@@ -88,24 +89,6 @@ class loop_set {
   unsigned size() const { return static_cast<unsigned>(executors_.size()); }
   const loop_executor* executors() const { return executors_.data(); }
   const loop_executor& executor(unsigned i) const { return executors_[i]; }
-  bool failed() const { return state_.load(std::memory_order_acquire) & failed_bit; }
-
-  // A job's last completion handler calls this, from any loop.
-  void job_done() {
-    state_.fetch_add(1, std::memory_order_release);
-    state_.notify_one();
-  }
-
-  // Blocks the caller until job_done() brings the finished count to `jobs`. Rethrows what escaped
-  // a loop's run() if that happened instead (the set is then unusable).
-  void wait_jobs(std::uint64_t jobs) {
-    for (;;) {
-      const std::uint64_t state = state_.load(std::memory_order_acquire);
-      if (state & failed_bit) std::rethrow_exception(failure_);
-      if (state >= jobs) return;
-      state_.wait(state, std::memory_order_acquire);
-    }
-  }
 
  private:
   struct loop {
@@ -117,30 +100,12 @@ class loop_set {
     std::thread thread;
   };
 
-  static constexpr std::uint64_t failed_bit = std::uint64_t{1} << 63;
-
-  void run(loop& l) {
-    try {
-      l.io.run();
-    } catch (...) {
-      // Only Asio's own allocations can throw out of a handler here (the coroutines catch
-      // everything), and a completion is then lost: fail the job instead of letting it hang.
-      // This loop runs nothing more, so no frame it holds is destroyed while another loop may
-      // still touch it; the caller stops the other loops before destroying any io_context.
-      bool expected = false;
-      if (failure_claimed_.compare_exchange_strong(expected, true)) {
-        failure_ = std::current_exception();
-        state_.fetch_or(failed_bit, std::memory_order_release);
-        state_.notify_all();
-      }
-    }
-  }
+  // A loop that fails runs nothing more, so no frame it holds is destroyed while another loop may
+  // still touch it; the caller stops the other loops before destroying any io_context.
+  void run(loop& l) { run_loop(l.io); }
 
   std::vector<std::unique_ptr<loop>> loops_;
   std::vector<loop_executor> executors_;
-  std::atomic<std::uint64_t> state_{0};  // jobs finished, plus failed_bit
-  std::atomic<bool> failure_claimed_{false};
-  std::exception_ptr failure_;
 };
 
 // Tree placement: children of big subtrees go round-robin across the loops, starting at the
@@ -202,12 +167,7 @@ class asio_mt {
       .waits = wait_capacity::every_task,
   };
 
-  explicit asio_mt(const model_config& config) : workers_(config.workers) {
-    if (workers_ == 0) {
-      throw std::invalid_argument("coroutines/asio-mt: workers must be at least 1");
-    }
-    loops_ = std::make_unique<detail::loop_set>(workers_);
-  }
+  explicit asio_mt(const model_config& config) : loops_(config.workers, model_name, "in an event loop") {}
 
   std::uint64_t run_bulk(const bulk_job& job) {
     return run_drivers([&job](unsigned loop, unsigned count) {
@@ -216,10 +176,10 @@ class asio_mt {
   }
 
   graph_result run_graph(const graph_job& job) {
-    detail::loop_set* loops = begin_job_set();
+    detail::loop_set* loops = loops_.ready();
     graph_result result;
     // Bound to the loops: if a loop fails, it is destroyed after the threads stop and before the
-    // io_contexts go (see wait_job).
+    // io_contexts go (see job_loops::wait_job).
     auto graph =
         std::make_unique<detail::graph_state<true>>(job, loops->executors(), loops->size());
     try {
@@ -232,7 +192,7 @@ class asio_mt {
       // Report what made the job abort, not the cancellations it caused in the other units.
       if (!graph || !graph->abort_cause()) throw;
       drain_releases(graph);
-      detail::job_result({0, graph->abort_cause()}, "coroutines/asio-mt");  // throws it
+      detail::job_result({0, graph->abort_cause()}, model_name);  // throws it
       throw;
     }
     drain_releases(graph);
@@ -241,7 +201,7 @@ class asio_mt {
   }
 
   std::uint64_t run_tree(const tree_job& job) {
-    detail::loop_set* loops = begin_job();
+    detail::loop_set* loops = loops_.begin_job();
     const detail::spread_loops placement{loops->executors(), loops->size(),
                                          detail::tree_grain};
     detail::job_outcome outcome;
@@ -256,17 +216,19 @@ class asio_mt {
       outcome.error = std::current_exception();
       loops->job_done();
     }
-    wait_job();
-    return detail::job_result(outcome, "coroutines/asio-mt");
+    loops_.wait_job();
+    return detail::job_result(outcome, model_name);
   }
 
  private:
+  static constexpr std::string_view model_name = "coroutines/asio-mt";
+
   // Runs make_driver(loop, loops) on every loop and returns the sum of their results, once every
   // driver has finished. before_reset runs if a loop failed, after its thread stopped.
   template <class MakeDriver, class BeforeReset = void (*)()>
   std::uint64_t run_drivers(MakeDriver make_driver, BeforeReset before_reset = [] {}) {
-    std::vector<detail::job_outcome> outcomes(workers_);
-    detail::loop_set* loops = begin_job();
+    std::vector<detail::job_outcome> outcomes(loops_.workers());
+    detail::loop_set* loops = loops_.begin_job();
     const unsigned count = loops->size();
     // The caller's own count keeps the job open while it spawns the drivers.
     std::atomic<unsigned> pending{1};
@@ -289,12 +251,12 @@ class asio_mt {
       loops->job_done();  // every driver finished before the caller let go
     }
     detail::job_outcome total{0, spawn_error};
-    wait_job(before_reset);
+    loops_.wait_job(before_reset);
     for (const auto& outcome : outcomes) {
       if (outcome.error && !total.error) total.error = outcome.error;
       total.value += outcome.value;
     }
-    return detail::job_result(total, "coroutines/asio-mt");
+    return detail::job_result(total, model_name);
   }
 
   // A barrier release posted to a loop whose units had all finished may still be queued there:
@@ -303,51 +265,17 @@ class asio_mt {
     if (!graph->posted_releases()) return;
     detail::loop_set* loops = loops_.get();
     for (unsigned i = 0; i < loops->size(); ++i) {
-      begin_job();
+      loops_.begin_job();
       try {
         asio::post(loops->executor(i), [loops] { loops->job_done(); });
       } catch (...) {
         loops->job_done();  // no memory for the fence: the wait below covers the others
       }
     }
-    wait_job([&graph] { graph.reset(); });
+    loops_.wait_job([&graph] { graph.reset(); });
   }
 
-  // The loops for a job about to be counted by begin_job(), built afresh if a loop had failed.
-  detail::loop_set* begin_job_set() {
-    if (!loops_) {
-      loops_ = std::make_unique<detail::loop_set>(workers_);
-      jobs_ = 0;
-    }
-    return loops_.get();
-  }
-
-  // Counts the job that is about to be handed to the loops (nothing may throw between this and
-  // the hand-off, or the count would wait for a job that never ran). A set whose loop threw was
-  // destroyed by wait_job(): build a fresh one first.
-  detail::loop_set* begin_job() {
-    detail::loop_set* loops = begin_job_set();
-    ++jobs_;
-    return loops;
-  }
-
-  template <class BeforeReset = void (*)()>
-  void wait_job(BeforeReset before_reset = [] {}) {
-    try {
-      loops_->wait_jobs(jobs_);
-    } catch (...) {
-      // Frames still suspended in the loops point into the caller's frame: stop the loops and
-      // destroy them (and those frames) before the exception leaves this call.
-      loops_->halt();
-      before_reset();
-      loops_.reset();
-      detail::rethrow_job_error(std::current_exception(), "coroutines/asio-mt", "in an event loop");
-    }
-  }
-
-  unsigned workers_;
-  std::uint64_t jobs_ = 0;
-  std::unique_ptr<detail::loop_set> loops_;
+  detail::job_loops<detail::loop_set> loops_;
 };
 
 CMBENCH_REGISTER_MODEL(asio_mt);

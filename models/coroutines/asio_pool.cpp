@@ -3,6 +3,7 @@
 // Beside coroutines/asio-mt (one io_context per thread): here every handler goes through the one
 // scheduler queue, under its mutex, and runs on whichever thread takes it.
 #include "models/coroutines/asio_common.hpp"  // first: it fixes Asio's configuration
+#include "models/coroutines/asio_jobs.hpp"
 #include "models/coroutines/asio_pool_graph.hpp"
 
 #include <asio/executor_work_guard.hpp>
@@ -36,7 +37,7 @@ namespace {
 // private queue) run by W threads, kept alive between jobs by a work guard. Everything a job
 // touches lives here, so that if Asio ever throws out of a thread's run() the loop can be stopped
 // and destroyed (with the frames suspended in it) and built afresh.
-class shared_loop {
+class shared_loop : public job_tracker {
  public:
   // If a thread (or the memory for the loop) cannot be had, the threads already started are
   // stopped and joined before the limit_error leaves: a joinable std::thread destroyed with the
@@ -77,51 +78,14 @@ class shared_loop {
   }
 
   loop_executor executor() { return io_.get_executor(); }
-  bool failed() const { return state_.load(std::memory_order_acquire) & failed_bit; }
-
-  // A job's last completion handler calls this, from any of the threads.
-  void job_done() {
-    state_.fetch_add(1, std::memory_order_release);
-    state_.notify_one();
-  }
-
-  // Blocks the caller until job_done() brings the finished count to `jobs`. Rethrows what escaped
-  // a thread's run() if that happened instead (the loop is then unusable).
-  void wait_jobs(std::uint64_t jobs) {
-    for (;;) {
-      const std::uint64_t state = state_.load(std::memory_order_acquire);
-      if (state & failed_bit) std::rethrow_exception(failure_);
-      if (state >= jobs) return;
-      state_.wait(state, std::memory_order_acquire);
-    }
-  }
 
  private:
-  static constexpr std::uint64_t failed_bit = std::uint64_t{1} << 63;
-
-  void run() {
-    try {
-      io_.run();
-    } catch (...) {
-      // Only Asio's own allocations can throw out of a handler here (the coroutines catch
-      // everything), and a completion is then lost: fail the job instead of letting it hang. The
-      // other threads go on running the loop until the caller stops it, before it destroys
-      // anything a queued handler may touch.
-      bool expected = false;
-      if (failure_claimed_.compare_exchange_strong(expected, true)) {
-        failure_ = std::current_exception();
-        state_.fetch_or(failed_bit, std::memory_order_release);
-        state_.notify_all();
-      }
-    }
-  }
+  // When a thread fails, the others go on running the loop until the caller stops it.
+  void run() { run_loop(io_); }
 
   asio::io_context io_;
   asio::executor_work_guard<loop_executor> guard_;
   std::vector<std::thread> threads_;
-  std::atomic<std::uint64_t> state_{0};  // jobs finished, plus failed_bit
-  std::atomic<bool> failure_claimed_{false};
-  std::exception_ptr failure_;
 };
 
 // Tree placement on the shared loop: as asio-mt spreads the children of big subtrees round-robin
@@ -263,30 +227,26 @@ class asio_pool {
       .waits = wait_capacity::every_task,
   };
 
-  explicit asio_pool(const model_config& config) : workers_(config.workers) {
-    if (workers_ == 0) {
-      throw std::invalid_argument("coroutines/asio-pool: workers must be at least 1");
-    }
-    loop_ = std::make_unique<detail::shared_loop>(workers_);
-  }
+  explicit asio_pool(const model_config& config)
+      : loop_(config.workers, detail::pool_model_name, "in an event loop thread") {}
 
   std::uint64_t run_bulk(const bulk_job& job) {
     return run_root([&job] { return detail::bulk_driver<true>(job, 0, 1); });
   }
 
   std::uint64_t run_tree(const tree_job& job) {
-    const detail::pool_shares placement{loop()->executor(), workers_, detail::pool_tree_grain};
+    const detail::pool_shares placement{loop_.ready()->executor(), loop_.workers(), detail::pool_tree_grain};
     return run_root([&] { return detail::make_tree_unit(placement, 0, 0, job.leaves, job); });
   }
 
   graph_result run_graph(const graph_job& job) {
     graph_result result;
     // Bound to the loop: if a thread fails, it is destroyed after the threads stop and before the
-    // io_context goes (see wait_job).
-    auto graph = std::make_unique<detail::pool_graph>(job, loop()->executor());
+    // io_context goes (see job_loops::wait_job).
+    auto graph = std::make_unique<detail::pool_graph>(job, loop_.ready()->executor());
     try {
       result.checksum =
-          run_root([&graph] { return detail::pool_graph_driver(*graph); }, [&graph] { graph.reset(); });
+          run_root([&graph] { return detail::graph_driver(*graph, 0); }, [&graph] { graph.reset(); });
     } catch (...) {
       // Report what made the job abort, not the cancellations it caused in the other units.
       if (!graph || !graph->abort_cause()) throw;
@@ -304,8 +264,7 @@ class asio_pool {
   template <class MakeRoot, class BeforeReset = void (*)()>
   std::uint64_t run_root(MakeRoot make_root, BeforeReset before_reset = [] {}) {
     detail::job_outcome outcome;
-    detail::shared_loop* pool = loop();
-    ++jobs_;  // nothing may throw between this and the hand-off below, or the wait would hang
+    detail::shared_loop* pool = loop_.begin_job();  // nothing may throw between this and the hand-off below
     try {
       asio::co_spawn(pool->executor(), make_root(), [&outcome, pool](std::exception_ptr error, std::uint64_t value) {
         outcome = {value, std::move(error)};
@@ -315,36 +274,11 @@ class asio_pool {
       outcome.error = std::current_exception();
       pool->job_done();
     }
-    wait_job(before_reset);
+    loop_.wait_job(before_reset);
     return detail::job_result(outcome, detail::pool_model_name);
   }
 
-  // The loop for the next job, built afresh if a thread had failed.
-  detail::shared_loop* loop() {
-    if (!loop_) {
-      loop_ = std::make_unique<detail::shared_loop>(workers_);
-      jobs_ = 0;
-    }
-    return loop_.get();
-  }
-
-  template <class BeforeReset>
-  void wait_job(BeforeReset before_reset) {
-    try {
-      loop_->wait_jobs(jobs_);
-    } catch (...) {
-      // Frames still suspended in the loop point into the caller's frame: stop the threads and
-      // destroy the loop (and those frames) before the exception leaves this call.
-      loop_->halt();
-      before_reset();
-      loop_.reset();
-      detail::rethrow_job_error(std::current_exception(), detail::pool_model_name, "in an event loop thread");
-    }
-  }
-
-  unsigned workers_;
-  std::uint64_t jobs_ = 0;
-  std::unique_ptr<detail::shared_loop> loop_;
+  detail::job_loops<detail::shared_loop> loop_;
 };
 
 CMBENCH_REGISTER_MODEL(asio_pool);
