@@ -183,7 +183,7 @@ TEST(WireToken, GeneratedTokensAre64HexCharactersAndDiffer) {
   EXPECT_NE(a, b);
 }
 
-class TempDir : public ::testing::Test {
+class WireTokenFile : public ::testing::Test {
  protected:
   void SetUp() override {
     char templ[] = "/tmp/cmbench-wire-XXXXXX";
@@ -199,7 +199,7 @@ class TempDir : public ::testing::Test {
   std::filesystem::path dir;
 };
 
-TEST_F(TempDir, TokenFileIsReadAndChecked) {
+TEST_F(WireTokenFile, TokenFileIsReadAndChecked) {
   EXPECT_EQ(read_token_file(write("t", "secret\n")), "secret");
   EXPECT_EQ(read_token_file(write("crlf", "secret\r\n")), "secret");
   EXPECT_THROW(read_token_file(write("empty", "\n")), std::runtime_error);
@@ -213,7 +213,7 @@ TEST_F(TempDir, TokenFileIsReadAndChecked) {
   }
 }
 
-TEST_F(TempDir, TokenSourcesInOrder) {
+TEST_F(WireTokenFile, TokenSourcesInOrder) {
   const std::string file = write("t", "from-file\n");
   resolved_token r = resolve_token(file, "from-env", true);
   EXPECT_EQ(r.token, "from-file");
