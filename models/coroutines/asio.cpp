@@ -1,4 +1,4 @@
-// coroutines/asio: one io_context run by one thread, C++20 coroutines (the seeds' asyncio).
+// coroutines/asio: one io_context run by one thread, C++20 coroutines (as Python's asyncio).
 #include "models/coroutines/asio_common.hpp"  // first: it fixes Asio's configuration
 #include "models/coroutines/asio_graph.hpp"
 

@@ -1,4 +1,4 @@
-// processes/pool: W worker processes forked once, the seeds' multiprocessing.Pool. This file is
+// processes/pool: W worker processes forked once, as Python's multiprocessing.Pool. This file is
 // the pool's life cycle: forking the workers, their loop, submitting each kind of job and
 // waiting for it, noticing a worker that died, and stopping them. What the processes share is
 // in processes/pool_shared.hpp (control block, task ring, eventcount), with one file per job kind
@@ -120,7 +120,7 @@ class processes_pool {
   static constexpr model_info info{
       .family = "processes",
       .variant = "pool",
-      .description = "W worker processes forked once, the seeds' multiprocessing.Pool",
+      .description = "W worker processes forked once, as Python's multiprocessing.Pool",
       .order = 21,
       .mechanism = {
           .summary = "W worker processes forked at setup (PR_SET_PDEATHSIG) pop 8-byte descriptors from one "

@@ -1,4 +1,4 @@
-// processes/spawn: one fork() per unit, the seeds' multiprocessing.Process.
+// processes/spawn: one fork() per unit, as Python's multiprocessing.Process.
 //
 // Every task and every tree unit is a real child process. Results come back through a MAP_SHARED
 // region the parent maps before forking (one 8-byte slot per unit); exit statuses come back
@@ -428,7 +428,7 @@ class processes_spawn {
   static constexpr model_info info{
       .family = "processes",
       .variant = "spawn",
-      .description = "one fork() per task, tree unit or graph unit, the seeds' multiprocessing.Process",
+      .description = "one fork() per task, tree unit or graph unit, as Python's multiprocessing.Process",
       .order = 20,
       .mechanism = {
           .summary = "a child process fork()ed for every unit; everything shared is in a MAP_SHARED region mapped "

@@ -1,4 +1,4 @@
-// threads/spawn: one OS thread per unit, the seeds' `threading.Thread`.
+// threads/spawn: one OS thread per unit, as Python's `threading.Thread`.
 //
 // Every task and every tree unit is a std::jthread created for it and joined when it is done;
 // every graph unit is a std::thread, all of them alive at once.
@@ -220,7 +220,7 @@ class threads_spawn {
   static constexpr model_info info{
       .family = "threads",
       .variant = "spawn",
-      .description = "one OS thread per task, tree unit or graph unit (the seeds' threading.Thread)",
+      .description = "one OS thread per task, tree unit or graph unit (as Python's threading.Thread)",
       .order = 10,
       .mechanism = {
           .summary = "a thread created for every unit (a std::jthread per task and tree unit, a std::thread per "
