@@ -1,5 +1,6 @@
 #include "models/floors/probes.hpp"
 #include "models/floors/probe_support.hpp"
+#include "models/floors/tcp_probes.hpp"
 
 #include "models/median.hpp"
 #include "models/shared_region.hpp"
@@ -854,6 +855,17 @@ constexpr probe builtin_probes[] = {
      "on a pool of 2 processes sharing a futex-woken ring in shared memory, a task submits a task that submits "
      "the next",
      "round trip", process_pool_handoff_round_trip, true},
+    {"tcp_round_trip",
+     "8 bytes over loopback TCP (TCP_NODELAY) to a blocking echo server and back; the server is a forked process, "
+     "as a remote node is",
+     "round trip", placed<tcp::blocking_round_trip_on, placement::any>, true},
+    {"tcp_round_trip_same_cpu", "the same with client and server pinned to one CPU", "round trip",
+     placed<tcp::blocking_round_trip_on, placement::same_cpu>, true},
+    {"tcp_round_trip_cross_cpu", "the same with client and server pinned to two different CPUs", "round trip",
+     placed<tcp::blocking_round_trip_on, placement::cross_cpu>, true},
+    {"asio_tcp_round_trip",
+     "the same between Asio coroutines (async_write, async_read), one io_context thread in each process",
+     "round trip", tcp::asio_round_trip_default, true},
     {"thread_create_join", "create a std::thread that does nothing, join it", "thread", thread_create_join},
     {"condvar_round_trip", "a turn handed to another thread by mutex + condition_variable and handed back",
      "round trip", placed<condvar_round_trip_on, placement::any>, true},
