@@ -1,13 +1,18 @@
 // What the floor probes are built from: the clock, the placements of a round trip's two ends
-// (pinning), the clock of a volley and the completion its caller sleeps on. Shared by the
-// built-in probes (probes.cpp) and the probes a model registers from its own source
+// (pinning), the clock of a volley, the completion its caller sleeps on, and a forked partner
+// process that dies with its parent and is always reaped. Shared by the built-in probes
+// (probes.cpp, tcp_probes.cpp) and the probes a model registers from its own source
 // (CMBENCH_REGISTER_PROBE), so a model's floor is timed exactly as its siblings' are.
 #pragma once
 
 #include <sched.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -137,6 +142,51 @@ class completion {
   std::mutex mutex_;
   std::condition_variable cv_;
   bool done_ = false;
+};
+
+// In a forked child: die with the thread that forked it (PR_SET_PDEATHSIG fires when that thread
+// exits; the probes reap their children before they return, so that is never early).
+inline void die_with_parent(pid_t parent) noexcept {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(1);  // the parent died before prctl() took effect
+}
+
+// A forked child, reaped however the caller leaves: killed first if it still runs.
+class child_process {
+ public:
+  child_process() = default;
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+  ~child_process() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    reap(0);
+  }
+
+  void adopt(pid_t pid) { pid_ = pid; }
+
+  // Whether the child has ended (it is then reaped), without waiting.
+  bool ended() { return pid_ <= 0 || reap(WNOHANG); }
+
+  // Waits for the child to end; whether it exited with status 0.
+  bool exited_cleanly() {
+    if (pid_ > 0) reap(0);
+    return WIFEXITED(status_) && WEXITSTATUS(status_) == 0;
+  }
+
+ private:
+  bool reap(int options) {
+    pid_t r;
+    do r = ::waitpid(pid_, &status_, options);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) return false;
+    if (r < 0) status_ = -1;  // not ours to wait for any more: count it as ended badly
+    pid_ = 0;
+    return true;
+  }
+
+  pid_t pid_ = 0;
+  int status_ = -1;
 };
 
 // A round trip at one placement, as a probe's plain function pointer.

@@ -1,5 +1,6 @@
 #include "models/floors/probes.hpp"
 #include "models/floors/probe_support.hpp"
+#include "models/floors/tcp_probes.hpp"
 
 #include "models/median.hpp"
 #include "models/shared_region.hpp"
@@ -8,7 +9,6 @@
 
 #include <linux/futex.h>
 #include <sched.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,7 +25,6 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
-#include <csignal>
 #include <cstdint>
 #include <condition_variable>
 #include <cstring>
@@ -315,51 +314,6 @@ void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
 // How long a side of a cross-process probe sleeps before checking that the other side still
 // lives: a dead partner fails the probe instead of hanging it.
 constexpr timespec liveness_period{1, 0};
-
-// In a forked child: die with the thread that forked it (PR_SET_PDEATHSIG fires when that thread
-// exits; the probes reap their children before they return, so that is never early).
-void die_with_parent(pid_t parent) noexcept {
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(1);  // the parent died before prctl() took effect
-}
-
-// A forked child, reaped however the caller leaves: killed first if it still runs.
-class child_process {
- public:
-  child_process() = default;
-  child_process(const child_process&) = delete;
-  child_process& operator=(const child_process&) = delete;
-  ~child_process() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    reap(0);
-  }
-
-  void adopt(pid_t pid) { pid_ = pid; }
-
-  // Whether the child has ended (it is then reaped), without waiting.
-  bool ended() { return pid_ <= 0 || reap(WNOHANG); }
-
-  // Waits for the child to end; whether it exited with status 0.
-  bool exited_cleanly() {
-    if (pid_ > 0) reap(0);
-    return WIFEXITED(status_) && WEXITSTATUS(status_) == 0;
-  }
-
- private:
-  bool reap(int options) {
-    pid_t r;
-    do r = ::waitpid(pid_, &status_, options);
-    while (r < 0 && errno == EINTR);
-    if (r == 0) return false;
-    if (r < 0) status_ = -1;  // not ours to wait for any more: count it as ended badly
-    pid_ = 0;
-    return true;
-  }
-
-  pid_t pid_ = 0;
-  int status_ = -1;
-};
 
 // One direction of a futex hand-off: the word the receiving side sleeps on, and whether it
 // announced a sleep (so the sender makes no system call while it is awake), on a line of its own.
@@ -901,6 +855,17 @@ constexpr probe builtin_probes[] = {
      "on a pool of 2 processes sharing a futex-woken ring in shared memory, a task submits a task that submits "
      "the next",
      "round trip", process_pool_handoff_round_trip, true},
+    {"tcp_round_trip",
+     "8 bytes over loopback TCP (TCP_NODELAY) to a blocking echo server and back; the server is a forked process, "
+     "as a remote node is",
+     "round trip", placed<tcp::blocking_round_trip_on, placement::any>, true},
+    {"tcp_round_trip_same_cpu", "the same with client and server pinned to one CPU", "round trip",
+     placed<tcp::blocking_round_trip_on, placement::same_cpu>, true},
+    {"tcp_round_trip_cross_cpu", "the same with client and server pinned to two different CPUs", "round trip",
+     placed<tcp::blocking_round_trip_on, placement::cross_cpu>, true},
+    {"asio_tcp_round_trip",
+     "the same between Asio coroutines (async_write, async_read), one io_context thread in each process",
+     "round trip", tcp::asio_round_trip_default, true},
     {"thread_create_join", "create a std::thread that does nothing, join it", "thread", thread_create_join},
     {"condvar_round_trip", "a turn handed to another thread by mutex + condition_variable and handed back",
      "round trip", placed<condvar_round_trip_on, placement::any>, true},
