@@ -246,6 +246,12 @@ TEST(cli, report_has_google_benchmark_and_cmbench_fields) {
   const auto& rows = report.at("benchmarks");
   // The other model at 2 worker counts, the baseline once (it ignores workers), each 2 repetitions + 1 median.
   ASSERT_EQ(rows.size(), 9u);
+  // The baseline's median wall time at this work: every row's speedup is it over the row's own.
+  double baseline_ms = 0;
+  for (const auto& row : rows) {
+    if (row.at("model") == baseline_model() && row.at("run_type") == "aggregate") baseline_ms = row.at("real_time");
+  }
+  ASSERT_GT(baseline_ms, 0);
   int iterations = 0, aggregates = 0;
   for (const auto& row : rows) {
     for (const char* key : {"name", "run_name", "run_type", "repetitions", "threads", "iterations", "real_time",
@@ -259,7 +265,9 @@ TEST(cli, report_has_google_benchmark_and_cmbench_fields) {
     EXPECT_EQ(row.at("units_at_once"), 64);
     // A speedup over the baseline at the same work, the baseline's own included (about 1).
     ASSERT_TRUE(row.at("metrics").contains("speedup")) << row.at("name");
-    EXPECT_GT(row.at("metrics").at("speedup").get<double>(), 0) << row.at("name");
+    EXPECT_NEAR(row.at("metrics").at("speedup").get<double>(), baseline_ms / row.at("real_time").get<double>(),
+                1e-6 * baseline_ms / row.at("real_time").get<double>())
+        << row.at("name");
     EXPECT_EQ(row.at("params").at("tasks"), 64);
     EXPECT_EQ(row.at("threads"), row.at("params").at("workers"));
     EXPECT_NE(row.at("name").get<std::string>().find("workers:" + std::to_string(row.at("threads").get<int>())),
