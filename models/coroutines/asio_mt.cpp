@@ -46,13 +46,6 @@ class loop_set : public job_tracker {
         ++started;
       }
     } catch (const std::system_error& e) {
-      if (out_of_descriptors(e)) {
-        const std::string why = describe_descriptor_limit(e);  // read while the loops made hold theirs
-        halt();
-        throw limit_error("coroutines/asio-mt: could only make " + std::to_string(loops_.size()) + " of " +
-                          std::to_string(count) + " event loops (each an epoll, an eventfd and a timerfd): " +
-                          e.what() + "; " + why);
-      }
       // Read while the loops' threads are alive: they are what the thread counts count.
       const std::string why = describe_thread_failure_safely(e);
       halt();
@@ -94,9 +87,6 @@ class loop_set : public job_tracker {
   struct loop {
     asio::io_context io{1};
     asio::executor_work_guard<loop_executor> guard{io.get_executor()};
-    // Makes the loop's reactor (an epoll, an eventfd and a timerfd) now, at setup, instead of at
-    // a job's first timer: a loop that cannot have its descriptors fails setup, naming the limit.
-    loop_timer reactor{io.get_executor()};
     std::thread thread;
   };
 
