@@ -15,6 +15,7 @@
 #include <exception>
 #include <string>
 
+#include "harness/child.hpp"
 #include "harness/format.hpp"
 #include "harness/interrupts.hpp"
 #include "harness/report.hpp"
@@ -50,69 +51,19 @@ nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, in
 nlohmann::ordered_json measure_floors_in_child(std::chrono::nanoseconds min_time, int samples,
                                                std::chrono::milliseconds timeout) {
   auto failure = [](const std::string& why) { return nlohmann::ordered_json{{"error", why}}; };
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return failure(std::string("pipe: ") + std::strerror(errno));
-  std::fflush(nullptr);
-  // The floors child must not outlive cmbench: an interrupt kills its process group (its probes'
-  // children too), and it dies with cmbench if cmbench is killed outright.
-  interrupts::install();
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    const std::string why = std::string("fork: ") + std::strerror(errno);
-    close(fds[0]);
-    close(fds[1]);
-    return failure(why);
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    setpgid(0, 0);  // so a timeout kills the probes' own children too
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
-    std::string text;
+  const child_output out = run_in_child_group([&] {
     try {
-      text = measure_floors_here(min_time, samples).dump();
+      return measure_floors_here(min_time, samples).dump();
     } catch (const std::exception& e) {
-      text = failure(e.what()).dump();
+      return failure(e.what()).dump();
     }
-    for (std::size_t done = 0; done < text.size();) {
-      const ssize_t n = write(fds[1], text.data() + done, text.size() - done);
-      if (n <= 0 && errno != EINTR) _exit(1);
-      if (n > 0) done += static_cast<std::size_t>(n);
-    }
-    _exit(0);
-  }
-  setpgid(pid, pid);
-  interrupts::set_group(pid);
-  close(fds[1]);
-  std::string text;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool timed_out = false;
-  while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd p{fds[0], POLLIN, 0};
-    const int ready = poll(&p, 1, static_cast<int>(left.count()));
-    if (ready < 0 && errno != EINTR) break;
-    if (ready <= 0) continue;  // the deadline is checked above; a read now would block past it
-    char buffer[4096];
-    const ssize_t n = read(fds[0], buffer, sizeof(buffer));
-    if (n == 0) break;
-    if (n > 0) text.append(buffer, static_cast<std::size_t>(n));
-  }
-  close(fds[0]);
-  kill(-pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  interrupts::set_group(0);
-  if (timed_out) return failure("the floors took longer than " + std::to_string(timeout.count() / 1000) + " s");
+  }, timeout);
+  if (!out.started) return failure(out.error);
+  if (out.timed_out) return failure("the floors took longer than " + std::to_string(timeout.count() / 1000) + " s");
   try {
-    return nlohmann::ordered_json::parse(text);
+    return nlohmann::ordered_json::parse(out.text);
   } catch (const std::exception&) {
-    return failure("the floors process ended without a result (status " + std::to_string(status) + ")");
+    return failure("the floors process ended without a result (status " + std::to_string(out.status) + ")");
   }
 }
 

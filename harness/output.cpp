@@ -48,7 +48,7 @@ void remove_stale_temporaries(const std::string& out) {
     const std::string digits = name.substr(prefix.size());
     if (digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) continue;
     const pid_t pid = static_cast<pid_t>(std::stol(digits));
-    if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH) fs::remove(entry.path(), ec);
+    if (process_is_gone(pid)) fs::remove(entry.path(), ec);
   }
 }
 
@@ -63,6 +63,8 @@ void pause_if_asked(std::string_view point, const std::string& detail) {
 }
 
 }  // namespace
+
+bool process_is_gone(long pid) { return pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH; }
 
 std::string temp_root() {
   const char* dir = std::getenv("TMPDIR");

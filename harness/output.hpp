@@ -12,6 +12,10 @@ namespace cmbench {
 // TMPDIR when set and not empty, else /tmp: where trial directories and a last-resort report go.
 std::string temp_root();
 
+// True once no process has this pid: what a file named after its writer's pid was left by (a
+// run killed outright) may then be removed. A live pid of any program keeps it.
+bool process_is_gone(long pid);
+
 // The files beside a report: its journal of finished trials and the lock of the run writing it.
 std::string journal_path_of(const std::string& out);
 std::string lock_path_of(const std::string& out);

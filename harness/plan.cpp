@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "harness/child.hpp"
 #include "harness/format.hpp"
 #include "harness/interrupts.hpp"
 #include "harness/params.hpp"
@@ -154,52 +155,19 @@ double check_cost(const std::vector<run_record>& runs, int trials_per_run, std::
 
 std::uint64_t reference_in_child(const workload_entry& workload, const param_values& params,
                                  std::chrono::milliseconds timeout) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-  interrupts::install();
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    throw std::runtime_error(std::string("cannot start the reference process: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
+  const child_output out = run_in_child_group([&] {
     const std::uint64_t value = workload.reference(params);
-    _exit(write(fds[1], &value, sizeof(value)) == sizeof(value) ? 0 : 1);
-  }
-  setpgid(pid, pid);
-  interrupts::set_group(pid);
-  close(fds[1]);
-  std::uint64_t value = 0;
-  std::size_t got = 0;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (got < sizeof(value)) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) break;
-    pollfd p{fds[0], POLLIN, 0};
-    const int ready = poll(&p, 1, static_cast<int>(left));
-    if (ready < 0 && errno != EINTR) break;
-    if (ready <= 0) continue;  // the deadline is checked above; a read now would block past it
-    const ssize_t n = read(fds[0], reinterpret_cast<char*>(&value) + got, sizeof(value) - got);
-    if (n == 0) break;
-    if (n > 0) got += static_cast<std::size_t>(n);
-  }
-  close(fds[0]);
-  kill(-pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  interrupts::set_group(0);
-  if (got != sizeof(value)) {
+    return std::string(reinterpret_cast<const char*>(&value), sizeof(value));
+  }, timeout);
+  if (!out.started) throw std::runtime_error("cannot start the reference process: " + out.error);
+  if (out.text.size() != sizeof(std::uint64_t)) {
     throw std::invalid_argument("the reference checksum of " + workload.name + " (" + params_label(workload, params) +
                                 ") was not computed within --timeout " +
                                 seconds_text(static_cast<double>(timeout.count()) / 1000.0) +
                                 ": raise --timeout or shrink the run");
   }
+  std::uint64_t value = 0;
+  std::memcpy(&value, out.text.data(), sizeof(value));
   return value;
 }
 

@@ -20,6 +20,9 @@
 namespace cmbench {
 namespace {
 
+// The baseline model's median wall time at this run's work (link_baselines) over `wall_ns`.
+double speedup_over(const run_record& r, double wall_ns) { return r.baseline_wall_ns / wall_ns; }
+
 std::string hex(std::uint64_t v) {
   char text[24];
   std::snprintf(text, sizeof(text), "0x%016llx", static_cast<unsigned long long>(v));
@@ -118,7 +121,7 @@ figures figures_of(const run_record& r, const trial_result& t) {
     if (h.count() > 0) f.metrics["p50_over_floor"] = static_cast<double>(h.percentile(50)) / r.round_trip_floor_ns;
   }
   if (r.baseline_wall_ns > 0 && t.wall_ns > 0) {
-    f.metrics[std::string(speedup_metric)] = r.baseline_wall_ns / static_cast<double>(t.wall_ns);
+    f.metrics[std::string(speedup_metric)] = speedup_over(r, static_cast<double>(t.wall_ns));
   }
   if (r.workload->metrics != nullptr) {
     for (const auto& [name, value] : r.workload->metrics(r.params, trial_figures{wall_s, um.pss_bytes, t.observed})) {
@@ -248,7 +251,7 @@ nlohmann::ordered_json aggregate_row(const run_record& r) {
     // A speedup over the median wall time, not the median of the repetitions' speedups: the
     // baseline's own is then 1 exactly, whatever the number of repetitions.
     if (group[0] == 'm' && r.baseline_wall_ns > 0 && !real.empty()) {
-      medians[std::string(speedup_metric)] = r.baseline_wall_ns / (median(real) * 1e6);
+      medians[std::string(speedup_metric)] = speedup_over(r, median(real) * 1e6);
     }
     row[group] = medians;
   }
@@ -292,25 +295,6 @@ unit_memory unit_memory_of(const trial_result& t) {
             "most_alive_counted"};
   }
   return {pss, rss, above(t.at_peak.threads, t.threads_before), t.at_peak, "peak_os_threads"};
-}
-
-double trial_metric(const run_record& r, const trial_result& t, const std::string& name) {
-  const figures f = figures_of(r, t);
-  const auto it = f.metrics.find(name);
-  return it == f.metrics.end() || !it->is_number() ? std::nan("") : it->get<double>();
-}
-
-double run_metric(const run_record& r, const std::string& name) {
-  std::vector<double> walls, values;
-  for (const auto& t : r.trials) {
-    if (!is_verified(r, t)) continue;
-    walls.push_back(static_cast<double>(t.wall_ns));
-    if (const double v = trial_metric(r, t, name); !std::isnan(v)) values.push_back(v);
-  }
-  if (name == speedup_metric) {
-    return r.baseline_wall_ns > 0 && !walls.empty() ? r.baseline_wall_ns / median(walls) : std::nan("");
-  }
-  return values.empty() ? std::nan("") : median(values);
 }
 
 std::string run_record::run_name() const {

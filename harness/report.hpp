@@ -93,13 +93,6 @@ struct unit_memory {
 };
 unit_memory unit_memory_of(const trial_result& t);
 
-// One of the `metrics` a trial's row carries (NaN when it has none of that name).
-double trial_metric(const run_record& r, const trial_result& t, const std::string& name);
-// The same metric as the run's median row carries it: its median over the verified repetitions;
-// a speedup is the baseline's median wall time over the run's median one (the baseline's own is
-// 1, whatever the number of repetitions). NaN when no repetition has it.
-double run_metric(const run_record& r, const std::string& name);
-
 // Sets each run's baseline_wall_ns from the baseline model's run at the same work parameters,
 // where its workload's speedup means something and the baseline ran and verified.
 void link_baselines(std::vector<run_record>& runs);

@@ -123,7 +123,7 @@ void remove_stale_trial_dirs(const std::string& root) {
     // Stale only once no process has that pid. Any live one may be running trials: a cmbench,
     // or a program that links the harness and runs trials itself (the tests do), whatever its
     // name or user; a pid reused by something else only delays the clean-up.
-    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    if (!process_is_gone(pid)) continue;
     std::filesystem::remove_all(entry.path(), ec);
   }
 }
@@ -277,11 +277,8 @@ trial_result read_result_file(const std::string& result_path, int status) {
   result.error = "trial process exited with status " + std::to_string(WEXITSTATUS(status)) + " without a result";
   // Out of file descriptors (here or in the trial): say which limit, not only that it failed.
   if (open_error == EMFILE || open_error == ENFILE) {
-    rlimit files{};
-    ::getrlimit(RLIMIT_NOFILE, &files);
-    result.error += std::string(" (cannot open it: ") + std::strerror(open_error) + "; RLIMIT_NOFILE=" +
-                    (files.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(files.rlim_cur)) +
-                    ")";
+    result.error += std::string(" (cannot open it: ") + std::strerror(open_error) + "; " +
+                    describe_descriptor_limit(open_error) + ")";
   }
   return result;
 }
@@ -326,8 +323,9 @@ void latency_record::add_to(latency_histogram& h) const {
   h.add_summary(count, sum_ns, min_ns, max_ns);
 }
 
-// A model out of file descriptors is at a named limit, as one out of threads or memory is: the
-// count is read here, while the model still holds its descriptors.
+// A model out of file descriptors is at a named limit, as one out of threads or memory is. Around
+// run() the count is read while the model still holds its descriptors; around make() a model that
+// failed half-built has already closed its own, so the count is what the harness holds.
 template <class F>
 auto naming_descriptor_limits(F&& f) -> decltype(f()) {
   try {

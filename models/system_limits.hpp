@@ -125,8 +125,8 @@ inline bool out_of_descriptors(const std::exception& error) noexcept {
 // "RLIMIT_NOFILE=16 reached (16 descriptors open)": the limit a descriptor failure hit and the
 // count reached, read while the failing model still holds its descriptors. EMFILE means no number
 // below the limit was free, so when not even /proc/self/fd can be opened, the count is the limit.
-inline std::string describe_descriptor_limit(const std::exception& error) {
-  if (descriptor_errno(error) == ENFILE) return "fs.file-max (the system's open files) reached";
+inline std::string describe_descriptor_limit(int error) {
+  if (error == ENFILE) return "fs.file-max (the system's open files) reached";
   rlimit files{};
   ::getrlimit(RLIMIT_NOFILE, &files);
   if (files.rlim_cur == RLIM_INFINITY) return "RLIMIT_NOFILE=unlimited";
@@ -134,6 +134,9 @@ inline std::string describe_descriptor_limit(const std::exception& error) {
   const std::int64_t open = counted >= 0 ? counted : static_cast<std::int64_t>(files.rlim_cur);
   return "RLIMIT_NOFILE=" + std::to_string(files.rlim_cur) + " reached (" + std::to_string(open) +
          " descriptors open)";
+}
+inline std::string describe_descriptor_limit(const std::exception& error) {
+  return describe_descriptor_limit(descriptor_errno(error));
 }
 
 // CPUs this process may run on (its affinity mask, which taskset and cgroups' cpusets narrow;

@@ -357,7 +357,7 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
   const auto r = run("run --preset quick --repetitions 1 --workloads cpu,pingpong --models all --floors on "
                      "--floor-time 0.01 --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("the figure over the model's round-trip floor"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("p50 round trip over the model's round-trip floor"), std::string::npos) << r.output;
   // Three measurements: before the run, then just before and just after pingpong's trials.
   EXPECT_NE(r.output.find("floors before the pingpong trials"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("floors after the pingpong trials"), std::string::npos) << r.output;
@@ -427,6 +427,16 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
     EXPECT_DOUBLE_EQ(metrics.at("round_trip_floor_after_ns").get<double>(), after);
     if (row.at("run_type") == "iteration") {
       EXPECT_NEAR(metrics.at("p50_over_floor").get<double>(), metrics.at("latency_p50_ns").get<double>() / ns, 1e-9);
+    } else {
+      // The summary's (x) is the median row's p50_over_floor, on the model's line of the pingpong block.
+      char cell[32];
+      std::snprintf(cell, sizeof(cell), "(%.2gx)", metrics.at("p50_over_floor").get<double>());
+      const auto block = r.output.find("\npingpong ");
+      ASSERT_NE(block, std::string::npos) << r.output;
+      const auto line_start = r.output.find("\n" + model + " ", block);
+      ASSERT_NE(line_start, std::string::npos) << model;
+      const std::string line = r.output.substr(line_start + 1, r.output.find('\n', line_start + 1) - line_start - 1);
+      EXPECT_NE(line.find(cell), std::string::npos) << line << " should show " << cell;
     }
   }
 }

@@ -90,7 +90,13 @@ TEST(workload_facts, every_workload_has_a_headline_figure_and_complete_facts) {
       EXPECT_FALSE(f.label.empty()) << w.name << " " << f.metric;
       EXPECT_FALSE(f.heading.empty()) << w.name << " " << f.metric;
       EXPECT_LE(f.heading.size(), 16u) << w.name << " " << f.metric << ": the summary's column is 16 wide";
-      EXPECT_TRUE(f.direction == better::lower || f.direction == better::higher) << w.name << " " << f.metric;
+      // A rate is better higher; a time or a size per unit, lower (a ratio may be either).
+      if (f.kind == figure_kind::rate) {
+        EXPECT_EQ(f.direction, better::higher) << w.name << " " << f.metric;
+      }
+      if (f.kind == figure_kind::time_ns || f.kind == figure_kind::bytes) {
+        EXPECT_EQ(f.direction, better::lower) << w.name << " " << f.metric;
+      }
       EXPECT_TRUE(metrics.insert(f.metric).second) << w.name << ": " << f.metric << " twice";
     }
     // The speedup metric is written only where a speedup means something.

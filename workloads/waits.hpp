@@ -27,9 +27,9 @@ namespace cmbench::waits {
 
 // The tasks in flight at once: every task, or `concurrency` of them where that is set (0: all).
 inline std::uint64_t tasks_in_flight(const param_values& p) {
-  const auto tasks = static_cast<std::uint64_t>(p.at("tasks"));
-  const auto concurrency = static_cast<std::uint64_t>(p.at("concurrency"));
-  return concurrency == 0 ? tasks : std::min(concurrency, tasks);
+  // As many as a model that starts a unit per task holds, at most `concurrency` alive.
+  return wait_limit(wait_capacity::tasks, model_config{1, static_cast<std::uint64_t>(p.at("concurrency"))},
+                    static_cast<std::uint64_t>(p.at("tasks")));
 }
 
 inline std::int64_t now_ns() {

@@ -22,6 +22,7 @@
 #include <system_error>
 
 #include "models/model.hpp"
+#include "models/system_limits.hpp"
 
 namespace cmbench::detail {
 
@@ -32,13 +33,8 @@ class job_area_file {
     if (fd_ >= 0) return;
     const int error = errno;
     if (error == EMFILE || error == ENFILE) {
-      rlimit files{};
-      ::getrlimit(RLIMIT_NOFILE, &files);
-      throw limit_error(std::string("processes/pool: ") + (error == EMFILE ? "RLIMIT_NOFILE" : "fs.file-max") +
-                        ": cannot open the shared job area (memfd_create: " + std::strerror(error) +
-                        "; RLIMIT_NOFILE=" +
-                        (files.rlim_cur == RLIM_INFINITY ? std::string("unlimited") : std::to_string(files.rlim_cur)) +
-                        ")");
+      throw limit_error(std::string("processes/pool: cannot open the shared job area (memfd_create: ") +
+                        std::strerror(error) + "; " + describe_descriptor_limit(error) + ")");
     }
     throw std::system_error(error, std::generic_category(), "processes/pool: memfd_create");
   }

@@ -86,14 +86,20 @@ class EndToEnd(unittest.TestCase):
         for row in self.medians:
             self.assertEqual(row["status"], "ok", row["name"])
             self.assertTrue(row["name"].endswith("_median"), row["name"])
-        # The summary table is the aggregate rows: every model, and each row's median wall time.
+        # The summary table is the aggregate rows: every model's line shows its median wall time
+        # as the summary formats milliseconds (4 significant figures at most).
         summary = RUN["cmbench"].stdout
         for row in self.medians:
-            self.assertIn(row["model"], summary)
+            lines = [l for l in summary.splitlines() if l.startswith(row["model"] + " ")]
+            self.assertTrue(lines, row["model"])
+            ms = row["real_time"]
+            shown = "%.0f" % ms if ms >= 100 else "%.2f" % ms if ms >= 1 else "%.4f" % ms
+            self.assertTrue(any(shown in l for l in lines), (row["name"], shown, lines))
         self.assertIn("report: " + RUN["report"], summary)
         # Nothing left behind: no journal or lock beside the report, no temporary file, no trial directory.
         left = sorted(os.listdir(RUN["tmp"].path))
-        self.assertFalse([n for n in left if n.endswith((".journal", ".lock", ".tmp")) or "cmbench-trial-" in n],
+        self.assertFalse([n for n in left if n.endswith((".journal", ".lock")) or ".tmp." in n
+                          or "cmbench-trial-" in n],
                          left)
 
     def test_the_charts_cite_the_report_and_each_workload(self):
