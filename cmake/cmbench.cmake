@@ -17,7 +17,7 @@ endfunction()
 # its part links the probes' registry.
 function(cmbench_add_model name)
   _cmbench_add_part(model ${name} ${ARGN})
-  target_link_libraries(cmbench_model_${name} PUBLIC cmbench_floor_probes)
+  target_link_libraries(cmbench_model_${name} PUBLIC cmbench_floor_probes cmbench_wire)
 endfunction()
 
 function(cmbench_add_workload name)

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "models/remote.hpp"
+
 namespace cmbench {
 
 // What the workload asks of the model's resources.
@@ -171,6 +173,8 @@ struct mechanism_info {
   std::string_view wait;     // a timed wait, and how a blocked unit sleeps (blocking or spinning)
   std::string_view handoff;  // how a unit made runnable gets to run again
   std::string_view results;  // how results come back to the caller
+  std::string_view calls;    // scatter, coordinator side: how C remote calls are kept in flight
+  std::string_view serves;   // scatter, node side: how concurrent requests are served
 };
 
 // The fields of mechanism_info with their names, in the order they are printed and written.
@@ -183,7 +187,8 @@ inline constexpr mechanism_field mechanism_fields[] = {
     {"tree", &mechanism_info::tree},       {"channel", &mechanism_info::channel},
     {"mutex", &mechanism_info::mutex},     {"barrier", &mechanism_info::barrier},
     {"wait", &mechanism_info::wait},       {"handoff", &mechanism_info::handoff},
-    {"results", &mechanism_info::results},
+    {"results", &mechanism_info::results}, {"calls", &mechanism_info::calls},
+    {"serves", &mechanism_info::serves},
 };
 
 // Everything the harness, the report and the scripts know about a model comes from here: no
@@ -204,7 +209,11 @@ struct model_info {
   // Units that block run on different CPUs when they can, so theirs is a `_cross_cpu` round trip
   // (the harness falls back to the unpinned one on a machine with one CPU).
   std::string_view round_trip_floor = {};
+  // How many waits it holds at once: a bulk job's waits, and a scatter job's remote calls (with
+  // max_alive = the job's in_flight) on the coordinator's side.
   wait_capacity waits = wait_capacity::tasks;
+  // How many requests a node serving on this model holds at once (one per connection: `tasks`).
+  wait_capacity serves = wait_capacity::tasks;
 };
 
 // The most waits of a bulk job a model may hold at once; verification expects no more.
@@ -235,6 +244,13 @@ concept backend = std::constructible_from<M, const model_config&> &&
       { m.run_graph(graph) } -> std::same_as<graph_result>;
     };
 
+// A model that also runs the remote jobs of models/remote.hpp.
+template <class M>
+concept remote_backend = backend<M> && requires(M& m, const scatter_job& scatter, const serve_job& serve) {
+  { m.run_scatter(scatter) } -> std::same_as<std::uint64_t>;
+  { m.serve(serve) } -> std::same_as<void>;
+};
+
 // Type erasure at the harness boundary: the harness never sees TBB or Asio types.
 class model_instance {
  public:
@@ -242,6 +258,8 @@ class model_instance {
   virtual std::uint64_t run_bulk(const bulk_job& job) = 0;
   virtual std::uint64_t run_tree(const tree_job& job) = 0;
   virtual graph_result run_graph(const graph_job& job) = 0;
+  virtual std::uint64_t run_scatter(const scatter_job& job) = 0;
+  virtual void serve(const serve_job& job) = 0;
 };
 
 struct model_entry {
@@ -263,6 +281,20 @@ class model_adapter final : public model_instance {
   std::uint64_t run_bulk(const bulk_job& job) override { return model_.run_bulk(job); }
   std::uint64_t run_tree(const tree_job& job) override { return model_.run_tree(job); }
   graph_result run_graph(const graph_job& job) override { return model_.run_graph(job); }
+  std::uint64_t run_scatter(const scatter_job& job) override {
+    if constexpr (remote_backend<M>) {
+      return model_.run_scatter(job);
+    } else {
+      throw std::logic_error("this model has no remote side yet");
+    }
+  }
+  void serve(const serve_job& job) override {
+    if constexpr (remote_backend<M>) {
+      model_.serve(job);
+    } else {
+      throw std::logic_error("this model has no remote side yet");
+    }
+  }
 
  private:
   M model_;

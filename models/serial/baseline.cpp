@@ -1,13 +1,18 @@
 // serial/baseline: one thread, no concurrency. The reference answer and the 1x line.
+#include <poll.h>
+
+#include <chrono>
 #include <deque>
 #include <new>
 #include <stdexcept>
+#include <thread>
 
 #include "models/bulk_task.hpp"
 #include "models/memory_limits.hpp"
 #include "models/model.hpp"
 #include "models/parked/graph_interpreter.hpp"
 #include "models/parked/heap_graph.hpp"
+#include "models/wire/blocking.hpp"
 
 namespace cmbench {
 namespace {
@@ -58,6 +63,67 @@ class serial_graph {
   std::deque<std::uint32_t> ready_;
 };
 
+// An iterative server: one poll() over the listening socket and every connection; each request
+// is served to its end (its wait slept, its value computed, its reply written) before the next
+// is looked at, so the node answers one request at a time whatever the number of connections.
+// A connection's handshake is read only once its hello has started to arrive, so a client that
+// says nothing holds nobody up; it is refused after the handshake timeout.
+void serve_iteratively(const serve_job& job) {
+  struct connection {
+    wire::unique_fd fd;
+    std::string peer;
+    bool welcomed = false;
+    wire::deadline hello_by;
+  };
+  std::vector<connection> connections;
+  std::vector<pollfd> fds;
+  for (;;) {
+    fds.assign({{job.stop_fd, POLLIN, 0}, {job.listen_fd, POLLIN, 0}});
+    auto wake = wire::clock::time_point::max();
+    for (const connection& c : connections) {
+      fds.push_back({c.fd.get(), POLLIN, 0});
+      if (!c.welcomed) wake = std::min(wake, c.hello_by);
+    }
+    int timeout_ms = -1;
+    if (wake != wire::clock::time_point::max()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wake - wire::clock::now()).count();
+      timeout_ms = static_cast<int>(std::max<long long>(0, left) + 1);
+    }
+    if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
+      throw std::system_error(errno, std::generic_category(), "serial/baseline: poll");
+    }
+    if (fds[0].revents != 0) return;
+    std::vector<bool> keep(connections.size(), true);
+    for (std::size_t i = 0; i < connections.size(); ++i) {
+      connection& c = connections[i];
+      if (fds[i + 2].revents == 0) {
+        if (!c.welcomed && wire::clock::now() >= c.hello_by) {
+          keep[i] = wire::accept_handshake(job, c.fd.get(), c.peer);  // times out at once: refused, logged
+        }
+        continue;
+      }
+      if (!c.welcomed) {
+        keep[i] = c.welcomed = wire::accept_handshake(job, c.fd.get(), c.peer);
+        continue;
+      }
+      const auto request = wire::read_request(job, c.fd.get(), c.peer);
+      keep[i] = request && wire::answer(job, c.fd.get(), *request, [](std::uint32_t ms) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      });
+    }
+    for (std::size_t i = connections.size(); i-- > 0;) {
+      if (!keep[i]) connections.erase(connections.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    if (fds[1].revents != 0) {
+      if (wire::unique_fd fd = wire::accept_connection(job)) {
+        std::string peer = wire::peer_name(fd.get());
+        connections.push_back({std::move(fd), std::move(peer), false,
+                               wire::deadline_in(wire::default_handshake_timeout)});
+      }
+    }
+  }
+}
+
 }  // namespace
 
 class serial_baseline {
@@ -79,9 +145,12 @@ class serial_baseline {
           .wait = "a blocking sleep on the calling thread, one at a time; nothing spins",
           .handoff = "the woken unit goes to the back of the run queue",
           .results = "summed on the calling thread as each unit returns",
+          .calls = "one call at a time on the calling thread, a blocking socket per node, tasks round robin",
+          .serves = "an iterative server: one poll() over every connection, one request served to its end at a time",
       },
       .round_trip_floor = {},
       .waits = wait_capacity::one,
+      .serves = wait_capacity::one,
   };
 
   explicit serial_baseline(const model_config& /*config*/) {}
@@ -102,6 +171,19 @@ class serial_baseline {
                         " units (" + describe_address_space() + ")");
     }
   }
+
+  std::uint64_t run_scatter(const scatter_job& job) {
+    std::vector<std::optional<wire::call_connection>> connections(job.nodes.size());
+    std::uint64_t sum = 0;
+    for (std::uint64_t task = 0; task < job.tasks; ++task) {
+      const std::size_t node = task % job.nodes.size();
+      if (!connections[node]) connections[node].emplace(job, node);
+      sum += connections[node]->call(job, task);
+    }
+    return sum;
+  }
+
+  void serve(const serve_job& job) { serve_iteratively(job); }
 };
 
 CMBENCH_REGISTER_MODEL(serial_baseline);
