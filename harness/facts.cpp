@@ -76,7 +76,10 @@ nlohmann::ordered_json workload_facts(const workload_entry& workload) {
           {"figures", figures},
           {"speedup", workload.speedup},
           {"memory_per_unit", workload.memory_per_unit},
-          {"floor", workload.read_against_floor ? nlohmann::ordered_json("round_trip_floor") : nullptr},
+          {"floor", !workload.read_against_floor  ? nlohmann::ordered_json(nullptr)
+                    : workload.floor_probe.empty() ? nlohmann::ordered_json("round_trip_floor")
+                                                   : nlohmann::ordered_json(workload.floor_probe)},
+          {"remote", workload.remote},
           {"model_params", model_params(workload)},
           {"params", params}};
 }

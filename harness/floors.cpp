@@ -175,7 +175,8 @@ nlohmann::ordered_json suite_floors::finish(std::vector<run_record>& runs, bool 
   if (!on_) return nullptr;
   nlohmann::ordered_json floors = combine_floors(first_, fresh_ || interrupted ? latest_ : measure("after the trials"));
   auto set_floor = [](run_record& r, const std::map<std::string, floor_value>& values) {
-    std::string name(r.model->info.round_trip_floor);
+    std::string name = r.workload->floor_probe.empty() ? std::string(r.model->info.round_trip_floor)
+                                                        : r.workload->floor_probe;
     auto it = values.find(name);
     // One CPU: no cross-CPU round trip was measured; the unpinned one is the floor there.
     if (it == values.end() && name.ends_with("_cross_cpu")) it = values.find(name.substr(0, name.size() - 10));

@@ -10,16 +10,20 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "harness/facts.hpp"
 #include "harness/floors.hpp"
 #include "harness/journal.hpp"
+#include "harness/nodes.hpp"
 #include "harness/params.hpp"
 #include "harness/suite.hpp"
 #include "harness/system.hpp"
+#include "harness/topology.hpp"
 #include "harness/trial.hpp"
+#include "models/wire/token.hpp"
 
 namespace cmbench {
 namespace {
@@ -51,6 +55,10 @@ struct run_arguments {
   double floor_time_s = 0.05;  // not given: 0.05, or 0.01 under --preset quick
   bool force = false;
   bool accept_long_runs = false;
+  // Where this process sits in a distributed run (harness/topology.hpp).
+  std::optional<long> rank, size;
+  std::optional<std::string> coordinator, token_file;
+  std::string listen;
   CLI::Option* out_option = nullptr;
   CLI::Option* floor_time_option = nullptr;
 };
@@ -95,6 +103,21 @@ void add_run_options(CLI::App* run, run_arguments& a) {
                   "seconds per floor sample (3 samples per floor, twice); default 0.05, or 0.01 under --preset "
                   "quick, whose floors are a smoke test's")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--rank", a.rank, "this process's rank in a distributed run (default: from the launcher's "
+                                    "environment: OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK, SLURM_PROCID; else 0)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--size", a.size, "ranks in the run (default: from the launcher's environment; else 1)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--coordinator", a.coordinator, "HOST:PORT rank 0 listens on and the nodes connect to (default: "
+                                                  "CMBENCH_COORDINATOR, else loopback when all ranks are on one host)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--token-file", a.token_file, "the run's shared token (default: CMBENCH_TOKEN; embedded runs "
+                                                "generate one)")
+      ->type_name("FILE")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--listen", a.listen, "the address a node's serving processes listen on (default 127.0.0.1; "
+                                        "0.0.0.0 across machines)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   run->add_flag("--accept-long-runs", a.accept_long_runs,
                 "run even what the workloads' cost models say cannot fit: a trial past --timeout, or more than an "
                 "hour of trials and reference checksums in all (refused otherwise, before anything runs)");
@@ -131,7 +154,20 @@ suite_options suite_options_of(const run_arguments& a) {
   options.out = a.out.empty() ? default_out() : a.out;
   options.force = a.force;
   options.accept_long_runs = a.accept_long_runs;
+  options.topo = detect_topology(current_environment(), topology_flags{a.rank, a.size, a.coordinator});
+  options.token_file = a.token_file;
+  options.listen_host = a.listen;
   return options;
+}
+
+// A rank other than 0 of a launched run: a node for the whole suite, taking its orders from rank 0.
+int run_as_node(const topology& topo, const std::optional<std::string>& token_file, const std::string& listen) {
+  const char* env_token = std::getenv(wire::token_env);
+  const wire::resolved_token token = wire::resolve_token(
+      token_file, env_token == nullptr ? std::nullopt : std::optional<std::string>(env_token), false);
+  std::fprintf(stderr, "[node %ld of %ld] %s: serving rank 0 at %s\n", topo.rank, topo.size,
+               std::string(launcher_name(topo.launched_by)).c_str(), topo.coordinator.text().c_str());
+  return run_node(node_options{topo.coordinator, token.token, listen, topo.rank});
 }
 
 // --resume JOURNAL: the suite of the command line the journal recorded, writing to its --out.
@@ -205,6 +241,16 @@ int main(int argc, char** argv) {
   floors->add_flag("--json", floors_json, "machine-readable output");
   floors->add_option("--min-time", floors_time_s, "seconds per sample (3 samples per floor)")->capture_default_str();
 
+  auto* node = app.add_subcommand("node", "serve the distributed workloads' tasks for a coordinator (`cmbench run` "
+                                          "starts these itself; under a launcher every rank but 0 is one)");
+  std::string node_coordinator, node_listen;
+  std::optional<std::string> node_token_file;
+  long node_rank = 1;
+  node->add_option("--coordinator", node_coordinator, "HOST:PORT of the coordinator's control listener")->required();
+  node->add_option("--token-file", node_token_file, "the run's shared token (default: CMBENCH_TOKEN)");
+  node->add_option("--listen", node_listen, "where serving processes listen (default 127.0.0.1)");
+  node->add_option("--rank", node_rank, "this node's rank, for the coordinator's order and log lines");
+
   auto* trial = app.add_subcommand("trial", "run one trial in this process (used by run)");
   trial->group("");  // internal: hidden from --help
   std::string request_text, result_path;
@@ -237,6 +283,13 @@ int main(int argc, char** argv) {
     if (trial->parsed()) {
       return run_trial_here(nlohmann::json::parse(request_text).get<trial_request>(), result_path);
     }
+    if (node->parsed()) {
+      const char* env_token = std::getenv(wire::token_env);
+      const wire::resolved_token token = wire::resolve_token(
+          node_token_file, env_token == nullptr ? std::nullopt : std::optional<std::string>(env_token), false);
+      return run_node(node_options{parse_endpoint(node_coordinator, "--coordinator"), token.token, node_listen,
+                                   node_rank});
+    }
     check_descriptor_limit();
     suite_options options;
     if (run->get_option("--resume")->count() > 0) {
@@ -251,6 +304,7 @@ int main(int argc, char** argv) {
       options = resumed_options(std::filesystem::absolute(run_args.resume).string());
     } else {
       options = suite_options_of(run_args);
+      if (!options.topo.is_coordinator()) return run_as_node(options.topo, run_args.token_file, run_args.listen);
       if (run_args.out.empty()) std::filesystem::create_directories("results");
       for (int i = 0; i < argc; ++i) options.command_line += (i ? " " : "") + std::string(argv[i]);
       for (int i = 1; i < argc; ++i) options.args.emplace_back(argv[i]);

@@ -9,6 +9,14 @@ namespace cmbench {
 namespace {
 
 std::int64_t parse_value(std::string_view text, std::string_view whole) {
+  // A model by name, for a parameter that names one (checked against the parameter in combinations()).
+  if (text.find('/') != std::string_view::npos) {
+    if (const model_entry* m = find_model(text)) return model_param_value(*m);
+    std::string known;
+    for (const auto& m : all_models()) known += (known.empty() ? "" : ", ") + m.name;
+    throw std::invalid_argument("--param " + std::string(whole) + ": no model '" + std::string(text) +
+                                "' (known: " + known + ")");
+  }
   std::int64_t multiplier = 1;
   if (!text.empty()) {
     switch (text.back()) {
@@ -59,6 +67,7 @@ param_override parse_param_override(std::string_view text) {
   while (true) {
     const auto comma = rest.find(',');
     o.values.push_back(parse_value(rest.substr(0, comma), text));
+    if (rest.substr(0, comma).find('/') != std::string_view::npos) o.by_model_name = true;
     if (comma == std::string_view::npos) break;
     rest = rest.substr(comma + 1);
   }
@@ -116,6 +125,9 @@ std::vector<param_values> combinations(const workload_entry& workload, preset p,
     std::vector<std::int64_t> values;
     for (const auto& o : overrides) {
       if (o.name != spec.name || (!o.workload.empty() && o.workload != workload.name)) continue;
+      if (o.by_model_name && !spec.names_model) {
+        throw std::invalid_argument(workload.name + ": " + spec.name + " takes a number, not a model's name");
+      }
       for (const auto v : o.values) {
         if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
       }
@@ -128,6 +140,10 @@ std::vector<param_values> combinations(const workload_entry& workload, preset p,
                                     std::to_string(spec.max) + "]");
       }
       if (spec.zero_means_cpus && v == 0) v = cpus;
+      if (spec.names_model && v != 0 && model_of_param(v) == nullptr) {
+        throw std::invalid_argument(workload.name + ": " + spec.name + " names a model by name (" +
+                                    spec.name + "=threads/pool), or 0 for the row's own");
+      }
     }
     choices.push_back(std::move(values));
   }
@@ -146,11 +162,34 @@ std::vector<param_values> combinations(const workload_entry& workload, preset p,
   return out;
 }
 
+std::int64_t model_param_value(const model_entry& model) { return std::int64_t{model.info.order} + 1; }
+
+const model_entry* model_of_param(std::int64_t value) {
+  for (const auto& m : all_models()) {
+    if (model_param_value(m) == value) return &m;
+  }
+  return nullptr;
+}
+
+const model_entry& side_model(const model_entry& row, const param_values& values, const std::string& param) {
+  const auto it = values.find(param);
+  if (it == values.end() || it->second == 0) return row;
+  const model_entry* m = model_of_param(it->second);
+  return m == nullptr ? row : *m;
+}
+
+std::string param_text(const param_spec& spec, std::int64_t value) {
+  if (!spec.names_model) return std::to_string(value);
+  if (value == 0) return "same";
+  const model_entry* m = model_of_param(value);
+  return m == nullptr ? std::to_string(value) : m->name;
+}
+
 std::string params_label(const workload_entry& workload, const param_values& values) {
   std::string label;
   for (const auto& spec : workload.params) {
     if (!label.empty()) label += '/';
-    label += spec.name + ":" + std::to_string(values.at(spec.name));
+    label += spec.name + ":" + param_text(spec, values.at(spec.name));
   }
   return label;
 }

@@ -1,5 +1,7 @@
 #include "harness/report.hpp"
 
+#include "harness/params.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -299,7 +301,7 @@ unit_memory unit_memory_of(const trial_result& t) {
 
 std::string run_record::run_name() const {
   std::string label = workload->name + "/" + model->name;
-  for (const auto& spec : workload->params) label += "/" + spec.name + ":" + std::to_string(params.at(spec.name));
+  for (const auto& spec : workload->params) label += "/" + spec.name + ":" + param_text(spec, params.at(spec.name));
   return label;
 }
 
@@ -504,6 +506,7 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
                                : nlohmann::ordered_json{{"journal", settings.resumed_from},
                                                         {"trials_from_journal", settings.trials_from_journal}}},
           {"limits", system::limits()},
+          {"distributed", settings.distributed},
           {"floors", floors},
           {"warnings", warnings},
           // What every model and workload is (not only those that ran): the facts the scripts read.

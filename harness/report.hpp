@@ -72,6 +72,9 @@ struct report_settings {
   std::string journal;                  // partial: the journal to resume; empty: none kept
   std::string resumed_from;             // the journal this run resumed; empty: not resumed
   std::size_t trials_from_journal = 0;
+  // Where the distributed workloads' nodes were: the launcher, this rank's topology and every node
+  // (null: the run had no nodes).
+  nlohmann::ordered_json distributed;
 };
 
 // The memory a trial's run added at its peak: PSS of every process of the trial, less before.

@@ -13,9 +13,11 @@
 #include "harness/format.hpp"
 #include "harness/interrupts.hpp"
 #include "harness/journal.hpp"
+#include "harness/nodes.hpp"
 #include "harness/output.hpp"
 #include "harness/summary.hpp"
 #include "harness/system.hpp"
+#include "models/wire/token.hpp"
 
 namespace cmbench {
 namespace {
@@ -84,8 +86,9 @@ struct trial_counts {
 class trial_loop {
  public:
   trial_loop(const suite_options& options, std::vector<run_record>& runs, finished_trials journaled,
-             journal_writer& journal, suite_floors& floors)
+             journal_writer& journal, suite_floors& floors, node_pool* nodes)
       : options_(options), runs_(runs), journaled_(std::move(journaled)), journal_(journal), floors_(floors),
+        nodes_(nodes),
         stopped_(runs.size()), rounds_(options.warmup + options.repetitions) {
     counts_.planned = runs.size() * static_cast<std::size_t>(rounds_);
   }
@@ -143,8 +146,8 @@ class trial_loop {
       ++counts_.from_journal;
       ++done_;
     } else {
-      const trial_request request{r.workload->name, r.model->name, r.params, {}};
-      t = run_trial_process(request, options_.timeout, options_.self_exe);
+      trial_request request{r.workload->name, r.model->name, r.params, {}, {}, 0};
+      t = r.workload->remote ? run_remote_trial(r, request) : run_trial_process(request, options_.timeout, options_.self_exe);
       if (interrupted()) return;  // stopped by the interrupt: not a result, --resume runs it again
       ++counts_.ran_here;
       journal_.append(journal_entry{i, round, request, t}, r.run_name(), warmup ? -1 : round - options_.warmup);
@@ -155,6 +158,37 @@ class trial_loop {
     // A warmup that hit a limit stands as the run's first repetition: that is the finding.
     if (warmup && stopped_[i].empty() && (!t.ok || t.checksum != r.expected_checksum)) ++counts_.failed_warmups;
     if (!warmup || !stopped_[i].empty()) r.trials.push_back(std::move(t));
+  }
+
+  // A distributed workload's trial: a fresh serving process on each of its nodes first, on the
+  // node side's model; the trial (the coordinator) then; what the nodes used joins the trial's
+  // figures. A node that could not serve, or whose serving process crashed, fails the trial.
+  trial_result run_remote_trial(const run_record& r, trial_request& request) {
+    trial_result t;
+    const auto count = static_cast<std::size_t>(r.params.at("nodes"));
+    const model_entry& node_model = side_model(*r.model, r.params, "node_model");
+    try {
+      for (const node_address& a : nodes_->start_serving(count, r.workload->name, node_model.name, r.params)) {
+        request.nodes.push_back(a.text());
+      }
+    } catch (const std::exception& e) {
+      (void)nodes_->stop_serving();
+      t.error = std::string("nodes: ") + e.what();
+      return t;
+    }
+    // The remote calls end a little before the harness would kill the trial, naming the node.
+    const auto timeout_ms = options_.timeout.count();
+    request.remote_timeout_ms = std::max<std::int64_t>(1, timeout_ms - std::min<std::int64_t>(2000, timeout_ms / 10));
+    t = run_trial_process(request, options_.timeout, options_.self_exe);
+    const std::vector<node_trial_stats> stats = nodes_->stop_serving();
+    for (const auto& [name, value] : node_figures(stats, nodes_->cpus_of_first(count))) t.observed[name] = value;
+    for (const node_trial_stats& s : stats) {
+      if (!s.failure.empty() && t.ok) {
+        t.ok = false;
+        t.error = s.failure;
+      }
+    }
+    return t;
   }
 
   void progress(const run_record& r, int round, const trial_result& t) {
@@ -177,6 +211,7 @@ class trial_loop {
   const finished_trials journaled_;
   journal_writer& journal_;
   suite_floors& floors_;
+  node_pool* nodes_;  // the distributed workloads' nodes; null: no run needs them
   std::vector<std::string> stopped_;  // per run: the limit or timeout it stopped at; empty: none
   const int rounds_;
   std::size_t done_ = 0;  // trials taken, run or skipped: the progress count
@@ -274,6 +309,56 @@ int say_outcome(const std::string& out, const std::vector<run_record>& runs, con
   return 1;
 }
 
+// The nodes the distributed runs need: started here (embedded) when no launcher started the run,
+// else the launcher's other ranks, which connect to this one. Under a launcher the other ranks
+// wait for orders whatever the workloads, so they are taken (and told to exit) even when no run
+// needs them. Fills `distributed`, the report's record of where they were.
+std::optional<node_pool> start_nodes(const suite_options& options, const std::vector<run_record>& runs,
+                                     nlohmann::ordered_json& distributed) {
+  const topology& topo = options.topo;
+  std::size_t needed = 0;
+  for (const auto& r : runs) {
+    if (r.workload->remote) needed = std::max(needed, static_cast<std::size_t>(r.params.at("nodes")));
+  }
+  const bool launched = topo.launched_by != launcher::none || topo.size > 1;
+  if (needed == 0 && !launched) return std::nullopt;
+  const char* env_token = std::getenv(wire::token_env);
+  const wire::resolved_token token = wire::resolve_token(
+      options.token_file, env_token == nullptr ? std::nullopt : std::optional<std::string>(env_token), !launched);
+  // The trials (the coordinators) read it from the environment, as the nodes do.
+  ::setenv(wire::token_env, token.token.c_str(), 1);
+  std::optional<node_pool> pool;
+  if (launched) {
+    const auto available = static_cast<std::size_t>(topo.size - 1);
+    if (needed > available) {
+      throw std::invalid_argument("the distributed runs need " + std::to_string(needed) + " nodes; the launcher started " +
+                                  std::to_string(topo.size) + " ranks (" + std::to_string(available) +
+                                  " nodes): start more ranks, or pass --param nodes=" + std::to_string(available));
+    }
+    std::fprintf(stderr, "[nodes] waiting for %zu nodes on %s (%s, rank from %s)\n", available,
+                 topo.coordinator.text().c_str(), std::string(launcher_name(topo.launched_by)).c_str(),
+                 topo.rank_source.c_str());
+    pool.emplace(node_pool::launched(topo.coordinator, available, token.token, std::chrono::seconds{120}));
+  } else {
+    std::fprintf(stderr, "[nodes] starting %zu embedded nodes on 127.0.0.1\n", needed);
+    pool.emplace(node_pool::embedded(needed, options.self_exe, token.token));
+  }
+  nlohmann::ordered_json nodes = nlohmann::ordered_json::array();
+  for (const node_info& n : pool->nodes()) {
+    nodes.push_back({{"rank", n.rank}, {"host", n.host}, {"hostname", n.hostname}, {"cpus", n.cpus}, {"pid", n.pid}});
+  }
+  distributed = {{"mode", launched ? "launched" : "embedded"},
+                 {"launcher", launcher_name(topo.launched_by)},
+                 {"size", launched ? topo.size : static_cast<long>(needed) + 1},
+                 {"rank_source", topo.rank_source},
+                 {"size_source", topo.size_source},
+                 {"single_host", topo.single_host ? nlohmann::ordered_json(*topo.single_host) : nlohmann::ordered_json()},
+                 {"coordinator", launched ? topo.coordinator.text() : "127.0.0.1 (embedded)"},
+                 {"token", wire::token_origin_name(token.origin)},
+                 {"nodes", nodes}};
+  return pool;
+}
+
 }  // namespace
 
 int run_suite(const suite_options& options) {
@@ -294,13 +379,17 @@ int run_suite(const suite_options& options) {
   std::optional<journal_writer> journal;
   finished_trials journaled = open_journal(options, runs, journal);
   set_references(runs, options.timeout);
+  nlohmann::ordered_json distributed;
+  std::optional<node_pool> nodes = start_nodes(options, runs, distributed);
 
   const machine_before before = measure_machine_before();
   suite_floors floors(options.floors, options.floor_time);
   const system::cpu_times trials_start = system::read_cpu_times();
-  trial_loop loop(options, runs, std::move(journaled), *journal, floors);
+  trial_loop loop(options, runs, std::move(journaled), *journal, floors, nodes ? &*nodes : nullptr);
   loop.run();
   report_settings settings = settings_of(options, before, steal_share_since(trials_start), loop.counts());
+  settings.distributed = std::move(distributed);
+  nodes.reset();  // every node daemon told to exit
   const nlohmann::ordered_json floors_measured = floors.finish(runs, interrupted());
   if (interrupted()) mark_partial(settings, runs, options.repetitions, *journal, lock);
 

@@ -3,12 +3,14 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "harness/params.hpp"
 #include "harness/plan.hpp"  // select_models, select_workloads
 #include "harness/report.hpp"
+#include "harness/topology.hpp"
 
 namespace cmbench {
 
@@ -29,6 +31,11 @@ struct suite_options {
   std::vector<std::string> args;  // the command line after the program's name: the journal's, for --resume
   bool force = false;             // replace a report (or an interrupted run's journal) at `out`
   std::string resume_journal;     // finish the run this journal holds; empty: a new run
+  // Where this rank sits (rank 0: the coordinator, which runs the suite) and how the nodes of the
+  // distributed workloads are reached: embedded (started here) when no launcher started the run.
+  topology topo;
+  std::optional<std::string> token_file;  // --token-file
+  std::string listen_host;                // --listen: where embedded nodes serve (loopback)
 };
 
 // Returns the process exit status: 0 when the report was written and every ok run verified.

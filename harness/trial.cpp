@@ -24,6 +24,10 @@
 
 #include "harness/interrupts.hpp"
 #include "harness/output.hpp"
+#include "harness/params.hpp"
+#include "harness/topology.hpp"
+#include "models/wire/token.hpp"
+#include "workloads/remote_setup.hpp"
 #include "models/system_limits.hpp"
 #include "workloads/observe.hpp"
 
@@ -343,6 +347,18 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     const model_entry* model_entry = find_model(request.model);
     if (workload == nullptr) throw std::invalid_argument("unknown workload " + request.workload);
     if (model_entry == nullptr) throw std::invalid_argument("unknown model " + request.model);
+    if (workload->remote) {
+      // The coordinator's side runs on the row's model, or the one coordinator_model pins.
+      model_entry = &side_model(*model_entry, request.params, "coordinator_model");
+      remote_setup& setup = current_remote_setup();
+      for (const std::string& text : request.nodes) {
+        const endpoint e = parse_endpoint(text, "a node's address");
+        setup.nodes.push_back({e.host, e.port});
+      }
+      const char* token = std::getenv(wire::token_env);
+      setup.token = token == nullptr ? "" : token;
+      setup.deadline = clock::now() + std::chrono::milliseconds(request.remote_timeout_ms);
+    }
 
     if (request.observe_fds.size() == 3) {
       observe::attach(request.observe_fds[0], request.observe_fds[1], request.observe_fds[2]);

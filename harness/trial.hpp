@@ -25,6 +25,12 @@ struct trial_request {
   // The trial's ends of what it shares with the harness (workloads/observe.hpp): the shared
   // page's memfd, the sample-request pipe's write end and the reply pipe's read end; empty: none.
   std::vector<int> observe_fds;
+  // A distributed workload's serving nodes for this trial ("host:port"), started by the harness;
+  // the token is in the environment (CMBENCH_TOKEN). Empty for a local workload.
+  std::vector<std::string> nodes;
+  // How long the trial's remote calls may take, from the trial's start: a little less than the
+  // trial's timeout, so a dead or hung node fails the run with its name. 0: no remote calls.
+  std::int64_t remote_timeout_ms = 0;
 };
 
 // One measurement of the memory of every process of the trial, with what was alive then.
@@ -80,7 +86,8 @@ struct trial_result {
 };
 
 // Parent and child exchange requests and results as JSON, field for field.
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_request, workload, model, params, observe_fds)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(trial_request, workload, model, params, observe_fds, nodes,
+                                                remote_timeout_ms)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_result, ok, error, limit_hit, timed_out, checksum, wall_ns, setup_ns,
                                    usage, rss_before_bytes, peak_rss_bytes, pss_before_bytes, peak_pss_bytes,
                                    peak_processes, processes_before, threads_before, gauge_used, at_peak,

@@ -37,6 +37,7 @@ std::vector<message> every_message() {
       error{7, "node out of memory"},
       error{0, ""},
       bye{},
+      control{R"({"op":"serve"})"},
   };
 }
 

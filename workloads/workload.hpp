@@ -29,6 +29,9 @@ struct param_spec {
   // It sizes the model, not the work (how many workers, how many units alive at once): the
   // baseline model ignores it, so it runs once for all its values.
   bool sizes_model = false;
+  // Its value names a model: given by name on the command line (--param node_model=threads/pool),
+  // held as the model's order key, 0 for none.
+  bool names_model = false;
 
   std::int64_t value_for(preset p) const {
     return p == preset::quick ? quick : p == preset::full ? full : standard;
@@ -158,6 +161,17 @@ struct workload_entry {
   // The most units alive at once for these parameters, whatever the model: what a model that
   // makes a thread or a process per unit must be able to create.
   std::uint64_t (*alive)(const param_values&) = nullptr;
+  // The floor probe its figures are read against for every model (read_against_floor), when it is
+  // not each model's own round_trip_floor: a remote call's is a loopback TCP round trip.
+  std::string floor_probe;
+  // Its coordinator calls nodes: the harness starts a serving process on W nodes for each trial
+  // (the `nodes` parameter), on the model `node_model` names or the row's own, and the trial's
+  // coordinator runs on `coordinator_model` or the row's own.
+  bool remote = false;
+  // A distributed workload's node side: the value a node computes for a task (run in the node's
+  // serving process, whatever model serves it).
+  std::uint64_t (*node_value)(std::uint64_t task, std::uint32_t compute_us, const std::uint8_t* payload,
+                              std::uint32_t bytes) = nullptr;
 };
 
 // The names of the parameters that size the model, in the workload's order.

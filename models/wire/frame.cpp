@@ -100,6 +100,7 @@ std::string_view frame_type_name(frame_type t) {
     case frame_type::task_result: return "task_result";
     case frame_type::error: return "error";
     case frame_type::bye: return "bye";
+    case frame_type::control: return "control";
   }
   return "unknown";
 }
@@ -199,6 +200,8 @@ bytes encode_payload(const message& m) {
         } else if constexpr (std::is_same_v<T, error>) {
           w.u64(v.id);
           w.string(v.message);
+        } else if constexpr (std::is_same_v<T, control>) {
+          w.string(v.json);
         } else {
           static_assert(std::is_same_v<T, bye>);
         }
@@ -274,6 +277,12 @@ decoded decode_payload(frame_type type, byte_view payload) {
     case frame_type::bye:
       d.msg = bye{};
       break;
+    case frame_type::control: {
+      control v;
+      v.json = r.string(max_payload, "json");
+      d.msg = std::move(v);
+      break;
+    }
     default:
       d.error = frame_error::unknown_type;
       d.detail = "type " + std::to_string(static_cast<unsigned>(type));

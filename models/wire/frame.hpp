@@ -48,9 +48,10 @@ enum class frame_type : std::uint8_t {
   task_result = 5,   // node -> coordinator: id, value
   error = 6,         // either way: a task (or the connection, id 0) failed, with a message
   bye = 7,           // either way: orderly end of the connection
+  control = 8,       // harness <-> node daemon: one JSON object (serve, serving, stop, stopped, exit)
 };
 inline constexpr std::uint8_t first_frame_type = 1;
-inline constexpr std::uint8_t last_frame_type = 7;
+inline constexpr std::uint8_t last_frame_type = 8;
 std::string_view frame_type_name(frame_type t);
 
 enum class role : std::uint8_t { coordinator = 1, node = 2 };
@@ -103,8 +104,14 @@ struct error {
 struct bye {
   friend bool operator==(const bye&, const bye&) = default;
 };
+// The node daemon's orders and answers, on its control connection to the harness (never on a
+// serving connection): a JSON object as text, so the harness can add fields without a new frame.
+struct control {
+  std::string json;
+  friend bool operator==(const control&, const control&) = default;
+};
 
-using message = std::variant<hello, welcome, refuse, task_request, task_result, error, bye>;
+using message = std::variant<hello, welcome, refuse, task_request, task_result, error, bye, control>;
 frame_type type_of(const message& m);
 
 // Why a frame was rejected.

@@ -1,0 +1,536 @@
+#include "harness/nodes.hpp"
+
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "harness/system.hpp"
+#include "models/model.hpp"
+#include "models/shared_region.hpp"
+#include "models/wire/blocking.hpp"
+
+namespace cmbench {
+namespace {
+
+using clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// How long a daemon has to answer an order (start or stop a serving process).
+constexpr auto answer_time = 10s;
+// How long a serving process has to end once told to, before its group is killed.
+constexpr auto stop_time = 5s;
+
+void send_control(int fd, const nlohmann::json& j, wire::deadline until, const std::string& who) {
+  if (wire::io_result w = wire::write_frame(fd, wire::control{j.dump()}, until); !w) {
+    throw std::runtime_error(who + ": sending " + j.value("op", std::string("?")) + ": " + w.describe());
+  }
+}
+
+nlohmann::json read_control(int fd, wire::deadline until, const std::string& who) {
+  const wire::frame_read r = wire::read_frame(fd, until);
+  if (!r.ok()) throw std::runtime_error(who + ": " + r.describe());
+  const auto* c = std::get_if<wire::control>(&r.msg);
+  if (c == nullptr) {
+    throw std::runtime_error(who + ": expected a control frame, got " +
+                             std::string(wire::frame_type_name(wire::type_of(r.msg))));
+  }
+  nlohmann::json j = nlohmann::json::parse(c->json, nullptr, false);
+  if (!j.is_object() || !j.contains("op") || !j["op"].is_string()) {
+    throw std::runtime_error(who + ": a control message that is not a JSON object with an op");
+  }
+  if (j["op"] == "error") throw std::runtime_error(who + ": " + j.value("message", std::string("failed")));
+  return j;
+}
+
+std::string local_address_of(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "127.0.0.1";
+  char text[INET6_ADDRSTRLEN] = {};
+  if (addr.ss_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, text, sizeof text);
+  } else {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, text, sizeof text);
+  }
+  return text;
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
+  return name;
+}
+
+// ---- the daemon's side ----
+
+// One trial's serving process, as the daemon runs it.
+class serving_process {
+ public:
+  serving_process(const std::string& workload_name, const std::string& model_name, const param_values& params,
+                  const std::string& listen_host, const std::string& token, long rank)
+      : counters_region_(sizeof(remote_counters)) {
+    const model_entry* model = find_model(model_name);
+    if (model == nullptr) throw std::runtime_error("no model " + model_name);
+    const workload_entry* workload = find_workload(workload_name);
+    if (workload == nullptr || workload->node_value == nullptr) {
+      throw std::runtime_error("no distributed workload " + workload_name);
+    }
+    counters_ = new (counters_region_.data()) remote_counters{};
+    wire::listener l = wire::listen_tcp(listen_host, 0, 4096);
+    ::fcntl(l.fd.get(), F_SETFL, ::fcntl(l.fd.get(), F_GETFL) | O_NONBLOCK);
+    port_ = l.port;
+    int stop[2];
+    if (::pipe2(stop, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+    const model_config config{static_cast<unsigned>(params.count("workers") ? params.at("workers") : 1),
+                              static_cast<std::uint64_t>(params.count("in_flight") ? params.at("in_flight") : 0)};
+    const pid_t daemon = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork of the serving process");
+    if (pid_ == 0) {
+      ::setpgid(0, 0);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != daemon) ::_exit(1);
+      ::close(stop[1]);
+      int rc = 0;
+      try {
+        auto instance = model->make(config);
+        const serving_context context{workload, rank};
+        serve_job job;
+        job.listen_fd = l.fd.get();
+        job.stop_fd = stop[0];
+        job.token = token;
+        job.counters = counters_;
+        job.context = &context;
+        job.task_value = [](const void* c, std::uint64_t task, std::uint32_t compute_us, const std::uint8_t* payload,
+                            std::uint32_t bytes) {
+          return static_cast<const serving_context*>(c)->workload->node_value(task, compute_us, payload, bytes);
+        };
+        job.log = [](const void* c, std::string_view line) {
+          std::fprintf(stderr, "cmbench node %ld: %.*s\n", static_cast<const serving_context*>(c)->rank,
+                       static_cast<int>(line.size()), line.data());
+        };
+        instance->serve(job);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "cmbench node %ld: serving on %s failed: %s\n", rank, model_name.c_str(), e.what());
+        rc = 1;
+      }
+      ::_exit(rc);
+    }
+    ::setpgid(pid_, pid_);
+    ::close(stop[0]);
+    stop_ = stop[1];
+  }
+  serving_process(const serving_process&) = delete;
+  serving_process& operator=(const serving_process&) = delete;
+  ~serving_process() {
+    if (pid_ > 0) {
+      ::kill(-pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (stop_ >= 0) ::close(stop_);
+  }
+
+  std::uint16_t port() const { return port_; }
+
+  void sample() {
+    const system::group_memory m = system::process_group_memory(pid_);
+    stats_.peak_rss_bytes = std::max(stats_.peak_rss_bytes, m.rss_bytes);
+    stats_.peak_pss_bytes = std::max(stats_.peak_pss_bytes, m.pss_bytes);
+    stats_.peak_processes = std::max(stats_.peak_processes, m.processes);
+    stats_.peak_threads = std::max(stats_.peak_threads, m.threads);
+  }
+
+  // Tells it to stop, waits (sampling) up to stop_time, kills its group if it must; what it used.
+  node_trial_stats stop() {
+    sample();
+    (void)!::write(stop_, "x", 1);
+    ::close(stop_);
+    stop_ = -1;
+    int status = 0;
+    rusage usage{};
+    const auto until = clock::now() + stop_time;
+    bool killed = false;
+    for (;;) {
+      const pid_t done = ::wait4(pid_, &status, WNOHANG, &usage);
+      if (done == pid_) break;
+      if (clock::now() > until && !killed) {
+        ::kill(-pid_, SIGKILL);
+        killed = true;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+    ::kill(-pid_, SIGKILL);  // whatever of its group outlived it
+    pid_ = -1;
+    stats_.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+    stats_.connections = counters_->connections.load();
+    stats_.bytes_sent = counters_->bytes_sent.load();
+    stats_.bytes_received = counters_->bytes_received.load();
+    stats_.requests = counters_->requests.load();
+    stats_.refused = counters_->refused.load();
+    stats_.peak_in_flight = counters_->peak_in_flight.load();
+    if (killed) {
+      stats_.failure = "its serving process did not stop within " + std::to_string(stop_time.count()) + " s: killed";
+    } else if (WIFSIGNALED(status)) {
+      stats_.failure = "its serving process was killed by signal " + std::to_string(WTERMSIG(status));
+    } else if (WEXITSTATUS(status) != 0) {
+      stats_.failure = "its serving process failed (exit status " + std::to_string(WEXITSTATUS(status)) + ")";
+    }
+    return stats_;
+  }
+
+ private:
+  // What the serving process's callbacks need: the workload's answer to a task, and the rank for
+  // log lines.
+  struct serving_context {
+    const workload_entry* workload;
+    long rank;
+  };
+
+  shared_region counters_region_;
+  remote_counters* counters_ = nullptr;
+  std::uint16_t port_ = 0;
+  pid_t pid_ = -1;
+  int stop_ = -1;
+  node_trial_stats stats_;
+};
+
+}  // namespace
+
+int run_node(const node_options& options) {
+  const std::string who = "cmbench node " + std::to_string(options.rank);
+  // Ranks start at once: the coordinator may not be listening yet.
+  wire::unique_fd control;
+  const auto until = clock::now() + options.connect_timeout;
+  std::string last_error;
+  while (!control) {
+    try {
+      control = wire::connect_tcp(options.coordinator.host, options.coordinator.port, until);
+    } catch (const std::exception& e) {
+      last_error = e.what();
+      if (clock::now() >= until) {
+        std::fprintf(stderr, "%s: cannot reach the coordinator at %s: %s\n", who.c_str(),
+                     options.coordinator.text().c_str(), last_error.c_str());
+        return 1;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+  const wire::handshake_result h = wire::client_handshake(control.get(), options.token, wire::role::node, until);
+  if (!h) {
+    std::fprintf(stderr, "%s: the coordinator at %s refused this node: %s\n", who.c_str(),
+                 options.coordinator.text().c_str(), h.detail.c_str());
+    return 1;
+  }
+  // Where serving processes listen, and the address the coordinator reaches them on.
+  const std::string listen_host = options.listen_host.empty() ? "127.0.0.1" : options.listen_host;
+  const std::string advertised =
+      listen_host == "0.0.0.0" || listen_host == "::" ? local_address_of(control.get()) : listen_host;
+  try {
+    send_control(control.get(),
+                 {{"op", "hello"}, {"host", advertised}, {"hostname", host_name()}, {"cpus", system::usable_cpus()},
+                  {"pid", static_cast<long>(::getpid())}, {"rank", options.rank}},
+                 wire::deadline_in(answer_time), who);
+    std::optional<serving_process> serving;
+    for (;;) {
+      // While a serving process runs, sample its memory between orders.
+      pollfd p{control.get(), POLLIN, 0};
+      const int n = ::poll(&p, 1, serving ? 20 : -1);
+      if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
+      if (n <= 0) {
+        if (serving) serving->sample();
+        continue;
+      }
+      const wire::frame_read r = wire::read_frame(control.get(), wire::deadline_in(answer_time));
+      if (r.io.status == wire::io_status::closed) return 0;  // the coordinator is gone: so are we
+      if (!r.ok()) throw std::runtime_error("reading an order: " + r.describe());
+      const auto* c = std::get_if<wire::control>(&r.msg);
+      const nlohmann::json order = c == nullptr ? nlohmann::json() : nlohmann::json::parse(c->json, nullptr, false);
+      const std::string op = order.is_object() ? order.value("op", std::string()) : std::string();
+      if (op == "exit") return 0;
+      if (op == "serve") {
+        try {
+          serving.reset();
+          serving.emplace(order.at("workload").get<std::string>(), order.at("model").get<std::string>(),
+                          order.at("params").get<param_values>(), listen_host, options.token, options.rank);
+          send_control(control.get(), {{"op", "serving"}, {"port", serving->port()}}, wire::deadline_in(answer_time),
+                       who);
+        } catch (const std::exception& e) {
+          serving.reset();
+          send_control(control.get(), {{"op", "error"}, {"message", e.what()}}, wire::deadline_in(answer_time), who);
+        }
+      } else if (op == "stop") {
+        if (!serving) {
+          send_control(control.get(), {{"op", "error"}, {"message", "no serving process to stop"}},
+                       wire::deadline_in(answer_time), who);
+          continue;
+        }
+        const node_trial_stats s = serving->stop();
+        serving.reset();
+        send_control(control.get(),
+                     {{"op", "stopped"},
+                      {"cpu_seconds", s.cpu_seconds},
+                      {"peak_rss_bytes", s.peak_rss_bytes},
+                      {"peak_pss_bytes", s.peak_pss_bytes},
+                      {"peak_processes", s.peak_processes},
+                      {"peak_threads", s.peak_threads},
+                      {"connections", s.connections},
+                      {"bytes_sent", s.bytes_sent},
+                      {"bytes_received", s.bytes_received},
+                      {"requests", s.requests},
+                      {"refused", s.refused},
+                      {"peak_in_flight", s.peak_in_flight},
+                      {"failure", s.failure}},
+                     wire::deadline_in(answer_time), who);
+      } else {
+        send_control(control.get(), {{"op", "error"}, {"message", "unknown order"}}, wire::deadline_in(answer_time),
+                     who);
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", who.c_str(), e.what());
+    return 1;
+  }
+}
+
+// ---- the coordinator's side ----
+
+node_pool node_pool::embedded(std::size_t count, const std::string& self_exe, const std::string& token) {
+  node_pool pool;
+  pool.token_ = token;
+  pool.listener_ = wire::listen_tcp("127.0.0.1", 0);
+  const std::string coordinator = "127.0.0.1:" + std::to_string(pool.listener_.port);
+  const pid_t parent = ::getpid();
+  for (std::size_t i = 0; i < count; ++i) {
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork of an embedded node");
+    if (pid == 0) {
+      ::setpgid(0, 0);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
+      ::dup2(STDERR_FILENO, STDOUT_FILENO);
+      ::setenv("CMBENCH_TOKEN", token.c_str(), 1);
+      const std::string rank = std::to_string(i + 1);
+      ::execl(self_exe.c_str(), self_exe.c_str(), "node", "--coordinator", coordinator.c_str(), "--rank",
+              rank.c_str(), static_cast<char*>(nullptr));
+      std::fprintf(stderr, "cmbench: cannot exec %s: %s\n", self_exe.c_str(), std::strerror(errno));
+      ::_exit(127);
+    }
+    ::setpgid(pid, pid);
+    pool.pids_.push_back(pid);
+  }
+  pool.accept_nodes(count, 30s);
+  return pool;
+}
+
+node_pool node_pool::launched(const endpoint& listen_on, std::size_t count, const std::string& token,
+                              std::chrono::milliseconds timeout) {
+  node_pool pool;
+  pool.token_ = token;
+  pool.listener_ = wire::listen_tcp(listen_on.host, listen_on.port);
+  pool.accept_nodes(count, timeout);
+  return pool;
+}
+
+void node_pool::accept_nodes(std::size_t count, std::chrono::milliseconds timeout) {
+  const auto until = clock::now() + timeout;
+  std::vector<std::pair<long, std::size_t>> by_rank;
+  while (nodes_.size() < count) {
+    wire::unique_fd fd = wire::accept_until(listener_.fd.get(), until);
+    if (!fd) {
+      throw std::runtime_error("only " + std::to_string(nodes_.size()) + " of " + std::to_string(count) +
+                               " nodes connected to the coordinator on port " + std::to_string(listener_.port) +
+                               " within " + std::to_string(timeout.count() / 1000) + " s");
+    }
+    const std::string peer = wire::peer_name(fd.get());
+    const wire::handshake_result h = wire::serve_handshake(fd.get(), token_, wire::role::node);
+    if (!h) {
+      std::fprintf(stderr, "cmbench: refused a node from %s: %s: %s\n", peer.c_str(),
+                   std::string(wire::refuse_reason_name(h.reason)).c_str(), h.detail.c_str());
+      continue;
+    }
+    try {
+      const nlohmann::json hello = read_control(fd.get(), wire::deadline_in(answer_time), "node at " + peer);
+      node_info n;
+      n.host = hello.at("host").get<std::string>();
+      n.hostname = hello.at("hostname").get<std::string>();
+      n.cpus = hello.at("cpus").get<unsigned>();
+      n.pid = hello.at("pid").get<long>();
+      n.rank = hello.at("rank").get<long>();
+      nodes_.push_back(n);
+      control_.push_back(std::move(fd));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cmbench: dropped a node from %s: %s\n", peer.c_str(), e.what());
+    }
+  }
+  // In rank order, so node i is the same process in every trial and every report.
+  std::vector<std::size_t> order(nodes_.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return nodes_[a].rank < nodes_[b].rank; });
+  std::vector<node_info> nodes;
+  std::vector<wire::unique_fd> control;
+  for (std::size_t i : order) {
+    nodes.push_back(nodes_[i]);
+    control.push_back(std::move(control_[i]));
+  }
+  nodes_ = std::move(nodes);
+  control_ = std::move(control);
+}
+
+node_pool::node_pool(node_pool&& o) noexcept
+    : listener_(std::move(o.listener_)),
+      token_(std::move(o.token_)),
+      nodes_(std::move(o.nodes_)),
+      control_(std::move(o.control_)),
+      pids_(std::move(o.pids_)),
+      serving_(o.serving_) {
+  o.pids_.clear();
+  o.control_.clear();
+}
+
+node_pool& node_pool::operator=(node_pool&& o) noexcept {
+  if (this != &o) {
+    shut_down();
+    listener_ = std::move(o.listener_);
+    token_ = std::move(o.token_);
+    nodes_ = std::move(o.nodes_);
+    control_ = std::move(o.control_);
+    pids_ = std::move(o.pids_);
+    serving_ = o.serving_;
+    o.pids_.clear();
+    o.control_.clear();
+  }
+  return *this;
+}
+
+node_pool::~node_pool() { shut_down(); }
+
+void node_pool::shut_down() noexcept {
+  for (auto& fd : control_) {
+    if (fd) (void)wire::write_frame(fd.get(), wire::control{R"({"op":"exit"})"}, wire::deadline_in(200ms));
+  }
+  control_.clear();
+  const auto until = clock::now() + 5s;
+  for (const pid_t pid : pids_) {
+    while (::waitpid(pid, nullptr, WNOHANG) == 0 && clock::now() < until) std::this_thread::sleep_for(2ms);
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, nullptr, WNOHANG);
+  }
+  pids_.clear();
+}
+
+unsigned node_pool::cpus_of_first(std::size_t count) const {
+  std::map<std::string, unsigned> machines;
+  for (std::size_t i = 0; i < std::min(count, nodes_.size()); ++i) machines[nodes_[i].hostname] = nodes_[i].cpus;
+  unsigned cpus = 0;
+  for (const auto& [name, n] : machines) cpus += n;
+  return cpus;
+}
+
+std::vector<node_address> node_pool::start_serving(std::size_t count, const std::string& workload,
+                                                   const std::string& model, const param_values& params) {
+  if (count > nodes_.size()) {
+    throw std::runtime_error("the run needs " + std::to_string(count) + " nodes; " + std::to_string(nodes_.size()) +
+                             " are connected");
+  }
+  std::vector<node_address> addresses;
+  serving_ = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::string who = "node " + std::to_string(i + 1) + " (rank " + std::to_string(nodes_[i].rank) + ", " +
+                            nodes_[i].host + ")";
+    send_control(control_[i].get(), {{"op", "serve"}, {"workload", workload}, {"model", model}, {"params", params}},
+                 wire::deadline_in(answer_time), who);
+    ++serving_;
+    const nlohmann::json answer = read_control(control_[i].get(), wire::deadline_in(answer_time), who);
+    if (answer.value("op", std::string()) != "serving") throw std::runtime_error(who + ": unexpected answer");
+    addresses.push_back({nodes_[i].host, answer.at("port").get<std::uint16_t>()});
+  }
+  return addresses;
+}
+
+std::vector<node_trial_stats> node_pool::stop_serving() {
+  std::vector<node_trial_stats> all;
+  for (std::size_t i = 0; i < serving_; ++i) {
+    const std::string who = "node " + std::to_string(i + 1) + " (rank " + std::to_string(nodes_[i].rank) + ")";
+    node_trial_stats s;
+    try {
+      send_control(control_[i].get(), {{"op", "stop"}}, wire::deadline_in(answer_time), who);
+      const nlohmann::json j = read_control(control_[i].get(), wire::deadline_in(answer_time + stop_time), who);
+      s.cpu_seconds = j.at("cpu_seconds").get<double>();
+      s.peak_rss_bytes = j.at("peak_rss_bytes").get<std::int64_t>();
+      s.peak_pss_bytes = j.at("peak_pss_bytes").get<std::int64_t>();
+      s.peak_processes = j.at("peak_processes").get<std::int64_t>();
+      s.peak_threads = j.at("peak_threads").get<std::int64_t>();
+      s.connections = j.at("connections").get<std::uint64_t>();
+      s.bytes_sent = j.at("bytes_sent").get<std::uint64_t>();
+      s.bytes_received = j.at("bytes_received").get<std::uint64_t>();
+      s.requests = j.at("requests").get<std::uint64_t>();
+      s.refused = j.at("refused").get<std::uint64_t>();
+      s.peak_in_flight = j.at("peak_in_flight").get<std::uint64_t>();
+      s.failure = j.at("failure").get<std::string>();
+      if (!s.failure.empty()) s.failure = who + ": " + s.failure;
+    } catch (const std::exception& e) {
+      s.failure = e.what();
+    }
+    all.push_back(s);
+  }
+  serving_ = 0;
+  return all;
+}
+
+std::map<std::string, double> node_figures(const std::vector<node_trial_stats>& stats, unsigned node_cpus) {
+  std::map<std::string, double> m;
+  m["node_cpus"] = node_cpus;
+  double cpu = 0, rss = 0, pss = 0, processes = 0, threads = 0, connections = 0, sent = 0, received = 0, requests = 0,
+         refused = 0, peak_in_flight = 0;
+  for (std::size_t i = 0; i < stats.size(); ++i) {
+    const node_trial_stats& s = stats[i];
+    const std::string prefix = "node" + std::to_string(i + 1) + "_";
+    m[prefix + "cpu_seconds"] = s.cpu_seconds;
+    m[prefix + "peak_pss_bytes"] = static_cast<double>(s.peak_pss_bytes);
+    m[prefix + "requests"] = static_cast<double>(s.requests);
+    cpu += s.cpu_seconds;
+    rss += static_cast<double>(s.peak_rss_bytes);
+    pss += static_cast<double>(s.peak_pss_bytes);
+    processes += static_cast<double>(s.peak_processes);
+    threads += static_cast<double>(s.peak_threads);
+    connections += static_cast<double>(s.connections);
+    sent += static_cast<double>(s.bytes_sent);
+    received += static_cast<double>(s.bytes_received);
+    requests += static_cast<double>(s.requests);
+    refused += static_cast<double>(s.refused);
+    peak_in_flight = std::max(peak_in_flight, static_cast<double>(s.peak_in_flight));
+  }
+  m["nodes_cpu_seconds"] = cpu;
+  m["nodes_peak_rss_bytes"] = rss;
+  m["nodes_peak_pss_bytes"] = pss;
+  m["nodes_peak_processes"] = processes;
+  m["nodes_peak_threads"] = threads;
+  m["nodes_connections"] = connections;
+  m["nodes_bytes_sent"] = sent;
+  m["nodes_bytes_received"] = received;
+  m["nodes_requests"] = requests;
+  m["nodes_refused"] = refused;
+  m["node_requests_in_flight_peak"] = peak_in_flight;
+  return m;
+}
+
+}  // namespace cmbench
