@@ -11,9 +11,12 @@
 #include <bit>
 #include <condition_variable>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -24,6 +27,8 @@
 #include "models/parked/graph_interpreter.hpp"
 #include "models/parked/heap_graph.hpp"
 #include "models/thread_limits.hpp"
+#include "models/threads/request_dispatcher.hpp"
+#include "models/wire/blocking.hpp"
 
 namespace cmbench {
 namespace detail {
@@ -89,13 +94,17 @@ class completion {
   bool done_ = false;
 };
 
-// W workers popping one FIFO ring under one mutex; the executor both jobs run on.
+// The index of the pool worker running on this thread, in [0, W) (what a worker keeps of its own,
+// such as its connections, is indexed by it).
+thread_local unsigned current_worker = 0;
+
+// W workers popping one FIFO ring under one mutex; the executor every job runs on.
 class thread_pool {
  public:
   explicit thread_pool(unsigned count) : queue_(4096) {
     workers_.reserve(count);
     try {
-      for (unsigned i = 0; i < count; ++i) workers_.emplace_back([this] { work(); });
+      for (unsigned i = 0; i < count; ++i) workers_.emplace_back([this, i] { work(i); });
     } catch (const std::system_error& e) {
       const std::size_t created = workers_.size();
       // Read while the workers are alive: they are what the thread counts count.
@@ -107,6 +116,8 @@ class thread_pool {
   }
 
   ~thread_pool() { stop(); }
+
+  unsigned size() const { return static_cast<unsigned>(workers_.size()); }
 
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
@@ -131,7 +142,8 @@ class thread_pool {
     return true;
   }
 
-  void work() {
+  void work(unsigned index) {
+    current_worker = index;
     std::unique_lock lock(mutex_);
     for (;;) {
       while (queue_.empty()) {
@@ -299,6 +311,78 @@ class pool_graph {
   completion done_;
 };
 
+// A scatter job on the pool: one work item per call, as a ThreadPoolExecutor's submit, at most C
+// of them queued or running: the first C are submitted at once, and each item, once its call is
+// done, submits the next call in its place (continuation passing, as the tree's units do), so the
+// caller only waits for the end. Each worker keeps its own connection to each node, opened on
+// its first call there; a call blocks its worker, so at most W calls are in flight.
+class pool_scatter {
+ public:
+  pool_scatter(thread_pool& pool, const scatter_job& job)
+      : pool_(pool), job_(job), connections_(std::size_t{pool.size()} * job.nodes.size()) {}
+
+  std::uint64_t run() {
+    const std::uint64_t first = std::min<std::uint64_t>(std::max(1u, job_.in_flight), job_.tasks);
+    live_.store(first, std::memory_order_relaxed);
+    next_.store(first, std::memory_order_relaxed);
+    std::vector<work_item> items;
+    items.reserve(first);
+    for (std::uint64_t task = 0; task < first; ++task) items.push_back({&call_one, this, task});
+    pool_.submit(items);
+    done_.wait();
+    connections_.clear();  // every item is done: nothing uses them any more
+    if (error_) std::rethrow_exception(error_);
+    return sum_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  static void call_one(void* context, std::uint64_t task) {
+    auto& self = *static_cast<pool_scatter*>(context);
+    self.call(task);
+    // The next call in this one's place, unless a call failed: then the others only finish theirs.
+    if (!self.failed_.load(std::memory_order_relaxed)) {
+      const std::uint64_t next = self.next_.fetch_add(1, std::memory_order_relaxed);
+      if (next < self.job_.tasks) {
+        const work_item item{&call_one, context, next};
+        self.pool_.submit(std::span(&item, 1));
+        return;
+      }
+    }
+    // The last item to finish ends the run, and `self` with it: nothing but its signal after the count.
+    if (self.live_.fetch_sub(1, std::memory_order_acq_rel) == 1) self.done_.signal();
+  }
+
+  void call(std::uint64_t task) noexcept {
+    try {
+      const std::size_t node = task % job_.nodes.size();
+      std::optional<wire::call_connection>& connection = connections_[current_worker * job_.nodes.size() + node];
+      if (!connection) connection.emplace(job_, node);
+      sum_.fetch_add(connection->call(job_, task), std::memory_order_relaxed);
+    } catch (...) {
+      std::lock_guard lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+      failed_.store(true, std::memory_order_relaxed);
+    }
+  }
+
+  thread_pool& pool_;
+  const scatter_job& job_;
+  // [worker * nodes + node]: only that worker touches it.
+  std::vector<std::optional<wire::call_connection>> connections_;
+  std::atomic<std::uint64_t> next_{0};  // the next task to submit
+  std::atomic<std::uint64_t> live_{0};  // items submitted and not done
+  std::atomic<std::uint64_t> sum_{0};
+  std::atomic<bool> failed_{false};
+  std::mutex error_mutex_;
+  std::exception_ptr error_;  // the first failure, rethrown on the caller's thread
+  completion done_;
+};
+
+void serve_request(void* context, std::uint64_t) {
+  request_dispatcher::request::serve(std::unique_ptr<request_dispatcher::request>(
+      static_cast<request_dispatcher::request*>(context)));
+}
+
 }  // namespace
 }  // namespace detail
 
@@ -325,9 +409,14 @@ class threads_pool {
           .handoff = "the unit that changes a channel pushes its parked peer on the shared queue at once, like any "
                      "submitted task, waking a sleeping worker; whichever worker pops it runs it (no run-next slot)",
           .results = "atomic sums; the caller sleeps until the last item completes",
+          .calls = "a work item per call, at most C queued or running (each submits the next in its place); a "
+                   "worker blocks in its call on its own connection to the node, so min(C, W) in flight",
+          .serves = "a dispatcher thread polls every connection and queues each request as a work item; the worker "
+                    "sleeps the wait and writes the reply, so at most W served at once",
       },
       .round_trip_floor = "pool_handoff_round_trip",
       .waits = wait_capacity::workers,
+      .serves = wait_capacity::workers,
   };
 
   explicit threads_pool(const model_config& config) : pool_(std::max(1u, config.workers)) {}
@@ -366,6 +455,22 @@ class threads_pool {
     pool_.submit(std::span(&root, 1));
     run.done.wait();
     return run.result;
+  }
+
+  std::uint64_t run_scatter(const scatter_job& job) {
+    if (job.tasks == 0) return 0;
+    if (job.nodes.empty()) throw std::runtime_error("threads/pool: a scatter job with no nodes");
+    return detail::pool_scatter(pool_, job).run();
+  }
+
+  // The calling thread is the dispatcher; the pool's W workers serve the requests.
+  void serve(const serve_job& job) {
+    detail::request_dispatcher dispatcher(job);
+    dispatcher.run([this](std::unique_ptr<detail::request_dispatcher::request> request) {
+      const detail::work_item item{&detail::serve_request, request.get(), 0};
+      pool_.submit(std::span(&item, 1));
+      (void)request.release();  // the item owns it now
+    });
   }
 
  private:

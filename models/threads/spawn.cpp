@@ -5,15 +5,19 @@
 // When the kernel refuses a thread, the run joins everything it started and throws limit_error
 // with the limits that apply, read at the moment of failure.
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -26,6 +30,7 @@
 #include "models/system_limits.hpp"
 #include "models/thread_limits.hpp"
 #include "models/threads/blocking_sync.hpp"
+#include "models/wire/blocking.hpp"
 
 namespace cmbench {
 namespace detail {
@@ -212,6 +217,195 @@ class thread_graph {
   std::atomic<std::uint64_t> blocked_sends_{0};
 };
 
+// The connections of one scatter job, shared by its call threads as a requests.Session shares
+// its pool: a thread takes an idle connection to its call's node, or opens a new one, and gives
+// it back after its call. At most `limit` are open at once (one per thread alive): a thread that
+// needs a new one when all are open closes an idle one to another node first.
+class session_pool {
+ public:
+  session_pool(const scatter_job& job, std::uint64_t limit) : job_(job), idle_(job.nodes.size()), limit_(limit) {
+    // Room for every connection on any node, so giving one back never allocates (nor fails).
+    for (auto& idle : idle_) idle.reserve(limit);
+  }
+
+  std::unique_ptr<wire::call_connection> take(std::size_t node) {
+    std::unique_ptr<wire::call_connection> evicted;  // closed outside the lock
+    {
+      std::lock_guard lock(mutex_);
+      if (!idle_[node].empty()) {
+        std::unique_ptr<wire::call_connection> connection = std::move(idle_[node].back());
+        idle_[node].pop_back();
+        return connection;
+      }
+      if (open_ >= limit_) {
+        for (auto& idle : idle_) {
+          if (idle.empty()) continue;
+          evicted = std::move(idle.back());
+          idle.pop_back();
+          --open_;
+          break;
+        }
+      }
+      ++open_;
+    }
+    evicted.reset();
+    try {
+      return std::make_unique<wire::call_connection>(job_, node);  // connected and handshaken
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      --open_;
+      throw;
+    }
+  }
+
+  void give_back(std::unique_ptr<wire::call_connection> connection) noexcept {
+    std::lock_guard lock(mutex_);
+    idle_[connection->node()].push_back(std::move(connection));
+  }
+
+  // A connection whose call failed is closed, never reused.
+  void discard(std::unique_ptr<wire::call_connection> connection) noexcept {
+    connection.reset();
+    std::lock_guard lock(mutex_);
+    --open_;
+  }
+
+ private:
+  const scatter_job& job_;
+  std::mutex mutex_;
+  std::vector<std::vector<std::unique_ptr<wire::call_connection>>> idle_;  // [node]
+  std::uint64_t limit_;
+  std::uint64_t open_ = 0;
+};
+
+// One scatter job's calls: what every call thread shares.
+struct scatter_run {
+  scatter_run(const scatter_job& j, std::uint64_t limit) : job(j), connections(j, limit) {}
+
+  // Task `task`'s call, on the calling thread; a failure is kept (the first one) and stops the
+  // launcher from starting more calls.
+  std::uint64_t call(std::uint64_t task) noexcept {
+    std::unique_ptr<wire::call_connection> connection;
+    try {
+      connection = connections.take(task % job.nodes.size());
+      const std::uint64_t value = connection->call(job, task);
+      connections.give_back(std::move(connection));
+      return value;
+    } catch (...) {
+      if (connection) connections.discard(std::move(connection));
+      std::lock_guard lock(error_mutex);
+      if (!error) error = std::current_exception();
+      failed.store(true, std::memory_order_relaxed);
+      return 0;
+    }
+  }
+
+  const scatter_job& job;
+  session_pool connections;
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  std::exception_ptr error;  // the first failure, rethrown by the launcher after every join
+};
+
+// A node's side of one connection, on its own thread: the handshake, then each request in turn
+// (read, the wait slept, the reply written) until the peer closes, a frame is bad or the node stops.
+void serve_connection(const serve_job& job, int fd) noexcept {
+  try {
+    const std::string peer = wire::peer_name(fd);
+    if (!wire::accept_handshake(job, fd, peer)) return;
+    while (wire::wait_readable_or_stop(fd, job.stop_fd)) {
+      const auto request = wire::read_request(job, fd, peer);
+      if (!request) return;
+      const bool answered = wire::answer(job, fd, *request, [](std::uint32_t ms) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      });
+      if (!answered) return;
+    }
+  } catch (const std::exception& e) {  // no memory for a request: this connection ends, the node goes on
+    if (job.log != nullptr) job.log(job.context, std::string("dropped a connection: ") + e.what());
+  }
+}
+
+// A node's connection threads: one per accepted connection, joined as soon as it ends (by the
+// accepting thread, when it next wakes) and all joined when the node stops. Each thread owns its
+// connection's descriptor; the table of live ones lets stop() shut their reading side down, so a
+// thread in a handshake or mid-frame returns at once (a reply being written still goes out).
+class connection_threads {
+ public:
+  explicit connection_threads(const serve_job& job) : job_(job) {}
+  connection_threads(const connection_threads&) = delete;
+  connection_threads& operator=(const connection_threads&) = delete;
+  ~connection_threads() { stop(); }
+
+  void start(wire::unique_fd fd) {
+    std::lock_guard lock(mutex_);
+    if (free_.empty()) {
+      slots_.emplace_back();
+      finished_.reserve(slots_.size());  // a finishing thread never allocates
+      free_.reserve(slots_.size());
+      free_.push_back(slots_.size() - 1);
+    }
+    const std::size_t slot = free_.back();
+    const int raw = fd.get();
+    try {
+      slots_[slot].thread = std::jthread([this, slot, fd = std::move(fd)]() mutable {
+        serve_connection(job_, fd.get());
+        {
+          std::lock_guard done(mutex_);
+          slots_[slot].fd = -1;  // before the close: stop() never shuts down a reused descriptor
+          finished_.push_back(slot);
+        }
+      });
+    } catch (const std::exception& e) {  // the connection is closed; the node serves everyone else
+      if (job_.log != nullptr) {
+        job_.log(job_.context, "dropped a connection: no thread for it: " + detail::describe_thread_failure_safely(e));
+      }
+      return;
+    }
+    slots_[slot].fd = raw;
+    free_.pop_back();
+  }
+
+  // Joins the threads whose connection has ended.
+  void reap() {
+    std::vector<std::size_t> done;
+    {
+      std::lock_guard lock(mutex_);
+      done.swap(finished_);
+      finished_.reserve(slots_.size());
+    }
+    for (const std::size_t slot : done) slots_[slot].thread.join();  // only this thread moves slots_
+    std::lock_guard lock(mutex_);
+    free_.insert(free_.end(), done.begin(), done.end());
+  }
+
+  // Ends every connection thread: they watch stop_fd between requests; a read in progress ends
+  // with the reading side shut down. Joins them all.
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      for (const slot_state& s : slots_) {
+        if (s.fd >= 0) ::shutdown(s.fd, SHUT_RD);
+      }
+    }
+    for (slot_state& s : slots_) {
+      if (s.thread.joinable()) s.thread.join();
+    }
+  }
+
+ private:
+  struct slot_state {
+    std::jthread thread;
+    int fd = -1;  // the live connection's descriptor (owned by its thread), -1 once it has ended
+  };
+
+  const serve_job& job_;
+  std::mutex mutex_;
+  std::vector<slot_state> slots_;     // slot -> thread; a joined slot is reused
+  std::vector<std::size_t> free_;
+  std::vector<std::size_t> finished_;  // ended, not yet joined
+};
+
 }  // namespace
 }  // namespace detail
 
@@ -236,9 +430,14 @@ class threads_spawn {
                   "wait (a few spins and yields, then a futex)",
           .handoff = "the kernel wakes the peer's thread (condition variable, futex)",
           .results = "written to memory the joiner reads after join",
+          .calls = "a std::jthread per call, at most C alive; each takes an idle connection to its node from a "
+                   "mutex-guarded per-node pool (or opens one) and gives it back after its blocking call",
+          .serves = "a std::jthread per accepted connection, which reads each request, sleeps its wait and writes "
+                    "the reply, so one request per connection served at once",
       },
       .round_trip_floor = "condvar_round_trip_cross_cpu",
       .waits = wait_capacity::tasks,
+      .serves = wait_capacity::tasks,
   };
 
   explicit threads_spawn(const model_config& config) : max_alive_(config.max_alive) {}
@@ -319,6 +518,65 @@ class threads_spawn {
     }
     if (run.failed.load()) throw limit_error(run.error);
     return sum;
+  }
+
+  // A thread per call, at most C (and max_alive) alive: the launcher starts the next call's thread
+  // as soon as one has ended and been joined, as run_bulk does its tasks. Once a call has failed
+  // no more are started; the launcher joins those in flight and rethrows the failure.
+  std::uint64_t run_scatter(const scatter_job& job) {
+    if (job.tasks == 0) return 0;
+    if (job.nodes.empty()) throw std::runtime_error("threads/spawn: a scatter job with no nodes");
+    std::uint64_t limit = std::max<std::uint64_t>(1, job.in_flight);
+    if (max_alive_ != 0) limit = std::min(limit, max_alive_);
+    detail::scatter_run run(job, limit);  // outlives the threads
+    detail::finish_line finished;
+    std::vector<std::jthread> threads;  // slot -> thread; a joined slot is reused
+    std::vector<std::size_t> free_slots;
+    std::uint64_t sum = 0;
+    std::uint64_t alive = 0;
+    auto join_finished = [&](bool block) {
+      for (const auto& [slot, result] : finished.take(block)) {
+        threads[slot].join();
+        sum += result;
+        free_slots.push_back(slot);
+        --alive;
+      }
+    };
+
+    std::optional<std::string> failure;
+    for (std::uint64_t task = 0; task < job.tasks; ++task) {
+      join_finished(alive >= limit);
+      if (run.failed.load(std::memory_order_relaxed)) break;
+      try {
+        if (free_slots.empty()) {
+          finished.make_room(threads.size() + 1);
+          threads.emplace_back();
+          free_slots.push_back(threads.size() - 1);
+        }
+        const std::size_t slot = free_slots.back();
+        threads[slot] = std::jthread([&run, &finished, slot, task] { finished.finish(slot, run.call(task)); });
+        free_slots.pop_back();
+      } catch (const std::exception& e) {
+        failure = detail::describe_thread_failure_safely(e);
+        break;
+      }
+      ++alive;
+    }
+    while (alive > 0) join_finished(true);
+    if (run.error) std::rethrow_exception(run.error);
+    if (failure) throw limit_error(*failure);
+    return sum;
+  }
+
+  // The calling thread accepts; each connection gets a thread of its own for as long as it lasts.
+  void serve(const serve_job& job) {
+    detail::connection_threads connections(job);
+    while (!wire::stop_requested(job.stop_fd)) {
+      wire::unique_fd fd = wire::accept_connection(job);
+      connections.reap();
+      if (fd) connections.start(std::move(fd));
+    }
+    connections.stop();
   }
 
  private:

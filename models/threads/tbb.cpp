@@ -24,6 +24,7 @@
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
+#include <tbb/parallel_pipeline.h>
 #include <tbb/parallel_reduce.h>
 #include <tbb/partitioner.h>
 #include <tbb/task_arena.h>
@@ -37,9 +38,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <new>
+#include <optional>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -49,6 +56,8 @@
 #include "models/parked/graph_interpreter.hpp"
 #include "models/parked/heap_graph.hpp"
 #include "models/thread_limits.hpp"
+#include "models/threads/request_dispatcher.hpp"
+#include "models/wire/blocking.hpp"
 
 namespace cmbench {
 namespace detail {
@@ -315,13 +324,20 @@ class threads_tbb {
                      "steals it first",
           .results = "parallel_reduce's sum; a tree's children write into their parent task's results array; a "
                      "graph's checksum in one shared atomic, blocked sends counted per channel and summed at the end",
+          .calls = "a parallel_pipeline of C tokens in the arena: a serial filter hands out the calls, a parallel "
+                   "filter makes each blocking call on its thread's own connection to the node, so min(C, W) in flight",
+          .serves = "a dispatcher thread polls every connection and enqueues each request into the arena as a "
+                    "task_group task that sleeps the wait and writes the reply (the caller waits in the arena and "
+                    "serves too), so at most W served at once",
       },
       .round_trip_floor = "tbb_handoff_round_trip",
       .waits = wait_capacity::workers,
+      .serves = wait_capacity::workers,
   };
 
   explicit threads_tbb(const model_config& config)
-      : workers_(std::max(1u, config.workers)),
+      : scheduler_(tbb::attach{}),
+        workers_(std::max(1u, config.workers)),
         // The arena's W slots hold the caller and W-1 TBB workers: those W-1 threads must be
         // possible before TBB is asked to make them (see the file's header).
         probed_peak_kib_(detail::probe_threads(
@@ -336,6 +352,17 @@ class threads_tbb {
     arena_.initialize();
     warm_up();
   }
+
+  // Ends the arena and waits until oneTBB's worker threads have exited (when no other user of TBB
+  // is left in the process), so the process may fork afterwards: a child forked while they exist
+  // inherits a scheduler that counts on threads it does not have (a node forked to serve would
+  // wait in vain for its workers and serve on one thread).
+  ~threads_tbb() {
+    arena_.terminate();
+    (void)tbb::finalize(scheduler_, std::nothrow);
+  }
+  threads_tbb(const threads_tbb&) = delete;
+  threads_tbb& operator=(const threads_tbb&) = delete;
 
   std::uint64_t run_bulk(const bulk_job& job) {
     if (job.tasks == 0) return 0;
@@ -362,6 +389,80 @@ class threads_tbb {
     return arena_.execute([&] { return detail::tbb_tree_unit(job, 0, job.leaves); });
   }
 
+  // The calls as a pipeline of C tokens, so at most C are outstanding, on the arena's W threads,
+  // each blocking in its call. A failed call's exception cancels the pipeline: no more calls are
+  // handed out, the ones in flight finish, and parallel_pipeline rethrows it here.
+  std::uint64_t run_scatter(const scatter_job& job) {
+    if (job.tasks == 0) return 0;
+    if (job.nodes.empty()) throw std::runtime_error("threads/tbb: a scatter job with no nodes");
+    const std::size_t nodes = job.nodes.size();
+    const std::size_t tokens = static_cast<std::size_t>(std::min<std::uint64_t>(std::max(1u, job.in_flight), job.tasks));
+    // [arena slot * nodes + node]: a thread's own connections, opened on its first call there.
+    std::vector<std::optional<wire::call_connection>> connections(
+        static_cast<std::size_t>(arena_.max_concurrency()) * nodes);
+    std::atomic<std::uint64_t> sum{0};
+    std::uint64_t next = 0;  // touched by the serial filter only
+    arena_.execute([&] {
+      tbb::parallel_pipeline(
+          tokens,
+          tbb::make_filter<void, std::uint64_t>(tbb::filter_mode::serial_in_order,
+                                                [&](tbb::flow_control& control) -> std::uint64_t {
+                                                  if (next == job.tasks) {
+                                                    control.stop();
+                                                    return 0;
+                                                  }
+                                                  return next++;
+                                                }) &
+              tbb::make_filter<std::uint64_t, void>(tbb::filter_mode::parallel, [&](std::uint64_t task) {
+                const std::size_t node = task % nodes;
+                const auto slot = static_cast<std::size_t>(tbb::this_task_arena::current_thread_index());
+                std::optional<wire::call_connection>& connection = connections[slot * nodes + node];
+                if (!connection) connection.emplace(job, node);
+                try {
+                  sum.fetch_add(connection->call(job, task), std::memory_order_relaxed);
+                } catch (...) {
+                  connection.reset();  // a failed call leaves the connection mid-frame: never reused
+                  throw;
+                }
+              }));
+    });
+    return sum.load(std::memory_order_relaxed);
+  }
+
+  // A dispatcher thread polls the connections and enqueues each request into the arena as a task of
+  // one task_group; the calling thread waits on that group inside the arena, so it serves requests
+  // too and all W slots do. A deferred empty task holds the group open until the dispatcher is done
+  // (stopped, every request served).
+  void serve(const serve_job& job) {
+    detail::request_dispatcher dispatcher(job);
+    arena_.execute([&] {
+      tbb::task_group requests;
+      tbb::task_handle open = requests.defer([] {});
+      std::exception_ptr error;
+      std::thread io;
+      try {
+        io = std::thread([&] {
+          try {
+            dispatcher.run([&](std::unique_ptr<detail::request_dispatcher::request> request) {
+              arena_.enqueue(requests.defer([raw = request.get()] {
+                detail::request_dispatcher::request::serve(std::unique_ptr<detail::request_dispatcher::request>(raw));
+              }));
+              (void)request.release();  // the task owns it now
+            });
+          } catch (...) {
+            error = std::current_exception();
+          }
+          arena_.enqueue(std::move(open));
+        });
+      } catch (const std::system_error& e) {
+        throw limit_error("threads/tbb: no dispatcher thread for the node: " + detail::describe_thread_failure_safely(e));
+      }
+      requests.wait();
+      io.join();
+      if (error) std::rethrow_exception(error);
+    });
+  }
+
  private:
   // TBB starts worker threads lazily; make all W of them join the arena now, at setup, so no
   // job pays for thread creation. Each iteration holds its thread until all W have arrived
@@ -382,6 +483,7 @@ class threads_tbb {
     });
   }
 
+  tbb::task_scheduler_handle scheduler_;  // first: finalized (TBB's workers joined) after the arena
   unsigned workers_;
   std::int64_t probed_peak_kib_;  // address space mapped with every probe alive
   tbb::global_control parallelism_;
