@@ -158,6 +158,16 @@ nlohmann::ordered_json pooled_latency(const std::vector<const trial_result*>& tr
   return pooled.count() == 0 ? nlohmann::ordered_json(nullptr) : latency_json(pooled);
 }
 
+// A distributed run: what ran on each side, the coordinator's calls and the nodes' serving
+// (null for a local run).
+nlohmann::ordered_json sides(const run_record& r) {
+  if (!r.workload->remote) return nullptr;
+  const model_entry& coordinator = side_model(*r.model, r.params, "coordinator_model");
+  const model_entry& node = side_model(*r.model, r.params, "node_model");
+  return {{"coordinator", {{"model", coordinator.name}, {"calls", coordinator.info.mechanism.calls}}},
+          {"node", {{"model", node.name}, {"serves", node.info.mechanism.serves}}}};
+}
+
 nlohmann::ordered_json identity(const run_record& r) {
   return {{"name", r.run_name()},
           {"run_name", r.run_name()},
@@ -176,7 +186,8 @@ nlohmann::ordered_json identity(const run_record& r) {
                                                                         : nlohmann::ordered_json(r.model->info.round_trip_floor)},
           {"params", r.params},
           {"units_at_once", r.workload->alive(r.params)},
-          {"expected_checksum", hex(r.expected_checksum)}};
+          {"expected_checksum", hex(r.expected_checksum)},
+          {"sides", sides(r)}};
 }
 
 void mark_failed(nlohmann::ordered_json& row, const std::string& status, const std::string& error) {

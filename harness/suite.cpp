@@ -332,8 +332,8 @@ std::optional<node_pool> start_nodes(const suite_options& options, const std::ve
     const auto available = static_cast<std::size_t>(topo.size - 1);
     if (needed > available) {
       throw std::invalid_argument("the distributed runs need " + std::to_string(needed) + " nodes; the launcher started " +
-                                  std::to_string(topo.size) + " ranks (" + std::to_string(available) +
-                                  " nodes): start more ranks, or pass --param nodes=" + std::to_string(available));
+                                  std::to_string(topo.size) + " ranks, so " + std::to_string(available) +
+                                  " are nodes: start more ranks, or pass --param nodes=" + std::to_string(available));
     }
     std::fprintf(stderr, "[nodes] waiting for %zu nodes on %s (%s, rank from %s)\n", available,
                  topo.coordinator.text().c_str(), std::string(launcher_name(topo.launched_by)).c_str(),

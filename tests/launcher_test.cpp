@@ -1,0 +1,114 @@
+// The distributed half through the real executable: the same `cmbench run` started by Open MPI's
+// mpirun becomes the coordinator on rank 0 and nodes on the other ranks, and the report says so;
+// a node that cannot join, a wrong token, and a rank count too small for the runs are named.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <string>
+
+#include "models/wire/io.hpp"
+#include "tests/cli_support.hpp"
+
+namespace cmbench {
+namespace {
+
+using testing::load_json;
+using testing::run_command;
+using testing::temp_dir;
+
+const std::string exe = CMBENCH_EXE;
+
+// A port the OS has just handed out on 127.0.0.1 (closed again: the coordinator binds it).
+std::uint16_t free_port() {
+  wire::listener l = wire::listen_tcp("127.0.0.1", 0);
+  return l.port;
+}
+
+bool have_mpirun() { return run_command("command -v mpirun").exit_code == 0; }
+
+// mpirun as root needs --allow-run-as-root; three ranks on two CPUs need --oversubscribe. The
+// token goes to every rank through the environment (-x); the coordinator's port is one the OS
+// picked, so parallel tests never meet.
+std::string mpirun(int ranks, const std::string& args) {
+  return "CMBENCH_TOKEN=launcher-test-token CMBENCH_COORDINATOR=127.0.0.1:" + std::to_string(free_port()) +
+         " timeout 300 mpirun -np " + std::to_string(ranks) +
+         " --allow-run-as-root --oversubscribe -x CMBENCH_TOKEN -x CMBENCH_COORDINATOR " + exe + " run " + args;
+}
+
+void require_mpirun() {
+  if (have_mpirun()) return;
+  // CI installs Open MPI (scripts/setup --tests): there, a missing mpirun is a failure.
+  const char* ci = std::getenv("CI");
+  if (ci != nullptr && std::string(ci) == "true") FAIL() << "mpirun is missing: scripts/setup --tests installs openmpi-bin";
+  GTEST_SKIP() << "mpirun not installed (scripts/setup --tests installs openmpi-bin)";
+}
+
+TEST(launcher, mpirun_makes_rank_0_the_coordinator_and_the_other_ranks_its_nodes) {
+  require_mpirun();
+  if (::testing::Test::IsSkipped() || ::testing::Test::HasFailure()) return;
+  temp_dir dir;
+  const std::string out = dir.file("mpirun.json");
+  const auto r = run_command(mpirun(3, "--workloads scatter --models serial,coroutines/asio --preset quick "
+                                       "--repetitions 1 --floors off --out " + out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = load_json(out);
+  const auto& d = report["context"]["distributed"];
+  EXPECT_EQ(d["mode"], "launched");
+  EXPECT_EQ(d["launcher"], "openmpi");
+  EXPECT_EQ(d["rank_source"], "OMPI_COMM_WORLD_RANK");
+  EXPECT_EQ(d["size"], 3);
+  EXPECT_EQ(d["token"], "environment");
+  ASSERT_EQ(d["nodes"].size(), 2u);
+  EXPECT_EQ(d["nodes"][0]["rank"], 1);
+  EXPECT_EQ(d["nodes"][1]["rank"], 2);
+  ASSERT_EQ(report["benchmarks"].size(), 2u);
+  for (const auto& row : report["benchmarks"]) {
+    EXPECT_EQ(row["status"], "ok") << row.dump(1);
+    EXPECT_TRUE(row["verified"].get<bool>()) << row["name"];
+    // Both nodes served: every task reached one of them, and each counted its own.
+    const auto& m = row["metrics"];
+    EXPECT_GT(m["node1_requests"].get<double>(), 0) << row["name"];
+    EXPECT_GT(m["node2_requests"].get<double>(), 0) << row["name"];
+    EXPECT_EQ(m["nodes_requests"].get<double>(), m["units"].get<double>()) << row["name"];
+    EXPECT_EQ(m["nodes_bytes_received"].get<double>(), m["coordinator_bytes_sent"].get<double>());
+  }
+  // Only rank 0 writes a report; nothing is left beside it.
+  EXPECT_EQ(testing::entries_of(dir.file("")).size(), 1u) << r.output;
+}
+
+TEST(launcher, too_few_ranks_for_the_runs_is_refused_before_anything_runs) {
+  require_mpirun();
+  if (::testing::Test::IsSkipped() || ::testing::Test::HasFailure()) return;
+  temp_dir dir;
+  const auto r = run_command(mpirun(2, "--workloads scatter --models serial --preset quick --param nodes=3 "
+                                       "--floors off --out " + dir.file("r.json")));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("need 3 nodes; the launcher started 2 ranks"), std::string::npos) << r.output;
+}
+
+// Without a launcher the run starts its own nodes; with the rank flags and no token, a node has
+// nothing to prove itself with.
+TEST(launcher, a_node_without_the_token_is_refused_and_says_why) {
+  temp_dir dir;
+  const auto r = run_command("env -u CMBENCH_TOKEN " + exe + " run --rank 1 --size 2 --coordinator 127.0.0.1:" +
+                             std::to_string(free_port()) + " --workloads scatter --out " + dir.file("r.json"));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("CMBENCH_TOKEN"), std::string::npos) << r.output;
+}
+
+TEST(launcher, a_node_with_a_wrong_token_is_refused_by_the_coordinator) {
+  temp_dir dir;
+  const std::string coordinator = "127.0.0.1:" + std::to_string(free_port());
+  const std::string common = " --size 2 --coordinator " + coordinator +
+                             " --workloads scatter --models serial --preset quick --param nodes=1 --floors off --repetitions 1";
+  // Rank 0 waits for its node; rank 1 comes with the wrong token and is turned away.
+  const auto r = run_command("(CMBENCH_TOKEN=right timeout 60 " + exe + " run --rank 0" + common + " --out " +
+                             dir.file("r.json") + " & sleep 0.5; CMBENCH_TOKEN=wrong timeout 30 " + exe +
+                             " run --rank 1" + common + "; echo node-exit=$?; kill %1; wait)");
+  EXPECT_NE(r.output.find("refused this node: refused (bad_token)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("node-exit=1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("refused a node from 127.0.0.1"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace cmbench
