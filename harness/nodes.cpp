@@ -81,11 +81,38 @@ std::string host_name() {
 
 // ---- the daemon's side ----
 
+// A test hook: CMBENCH_NODE_FAULT=RANK:KIND:SERVING:AFTER makes the node of rank RANK misbehave in
+// its SERVING-th serving process (1-based) once it has answered AFTER requests: `die` (the
+// serving process exits at once), `hang` (it stops answering, and does not stop when told), or
+// `unreachable` (it closes its listening socket before serving anyone; AFTER is ignored).
+struct node_fault {
+  enum class kind { none, die, hang, unreachable } what = kind::none;
+  std::uint64_t after = 0;
+};
+
+node_fault fault_for(long rank, std::uint64_t serving_index) {
+  const char* text = std::getenv("CMBENCH_NODE_FAULT");
+  if (text == nullptr) return {};
+  long r = 0;
+  char kind[16] = {};
+  unsigned long long index = 0, after = 0;
+  if (std::sscanf(text, "%ld:%15[a-z]:%llu:%llu", &r, kind, &index, &after) != 4 || r != rank ||
+      index != serving_index) {
+    return {};
+  }
+  const std::string k = kind;
+  node_fault f;
+  f.after = after;
+  f.what = k == "die" ? node_fault::kind::die : k == "hang" ? node_fault::kind::hang
+         : k == "unreachable" ? node_fault::kind::unreachable : node_fault::kind::none;
+  return f;
+}
+
 // One trial's serving process, as the daemon runs it.
 class serving_process {
  public:
   serving_process(const std::string& workload_name, const std::string& model_name, const param_values& params,
-                  const std::string& listen_host, const std::string& token, long rank)
+                  const std::string& listen_host, const std::string& token, long rank, node_fault fault)
       : counters_region_(sizeof(remote_counters)) {
     const model_entry* model = find_model(model_name);
     if (model == nullptr) throw std::runtime_error("no model " + model_name);
@@ -111,8 +138,14 @@ class serving_process {
       ::close(stop[1]);
       int rc = 0;
       try {
+        if (fault.what == node_fault::kind::unreachable) {  // nobody listens: connections are refused
+          l.fd.reset();
+          char byte = 0;
+          (void)!::read(stop[0], &byte, 1);
+          ::_exit(0);
+        }
         auto instance = model->make(config);
-        const serving_context context{workload, rank};
+        const serving_context context{workload, rank, fault, counters_};
         serve_job job;
         job.listen_fd = l.fd.get();
         job.stop_fd = stop[0];
@@ -121,7 +154,9 @@ class serving_process {
         job.context = &context;
         job.task_value = [](const void* c, std::uint64_t task, std::uint32_t compute_us, const std::uint8_t* payload,
                             std::uint32_t bytes) {
-          return static_cast<const serving_context*>(c)->workload->node_value(task, compute_us, payload, bytes);
+          const auto* context = static_cast<const serving_context*>(c);
+          context->misbehave();
+          return context->workload->node_value(task, compute_us, payload, bytes);
         };
         job.log = [](const void* c, std::string_view line) {
           std::fprintf(stderr, "cmbench node %ld: %.*s\n", static_cast<const serving_context*>(c)->rank,
@@ -203,6 +238,17 @@ class serving_process {
   struct serving_context {
     const workload_entry* workload;
     long rank;
+    node_fault fault;
+    const remote_counters* counters;
+
+    void misbehave() const {
+      if (fault.what == node_fault::kind::none || counters->requests.load() < fault.after) return;
+      if (fault.what == node_fault::kind::die) ::_exit(70);
+      if (fault.what == node_fault::kind::hang) {
+        ::signal(SIGTERM, SIG_IGN);
+        for (;;) ::pause();
+      }
+    }
   };
 
   shared_region counters_region_;
@@ -250,6 +296,7 @@ int run_node(const node_options& options) {
                   {"pid", static_cast<long>(::getpid())}, {"rank", options.rank}},
                  wire::deadline_in(answer_time), who);
     std::optional<serving_process> serving;
+    std::uint64_t servings = 0;
     for (;;) {
       // While a serving process runs, sample its memory between orders.
       pollfd p{control.get(), POLLIN, 0};
@@ -270,7 +317,8 @@ int run_node(const node_options& options) {
         try {
           serving.reset();
           serving.emplace(order.at("workload").get<std::string>(), order.at("model").get<std::string>(),
-                          order.at("params").get<param_values>(), listen_host, options.token, options.rank);
+                          order.at("params").get<param_values>(), listen_host, options.token, options.rank,
+                          fault_for(options.rank, ++servings));
           send_control(control.get(), {{"op", "serving"}, {"port", serving->port()}}, wire::deadline_in(answer_time),
                        who);
         } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <string>
 
 #include "models/wire/io.hpp"
@@ -61,8 +62,10 @@ TEST(launcher, mpirun_makes_rank_0_the_coordinator_and_the_other_ranks_its_nodes
   ASSERT_EQ(d["nodes"].size(), 2u);
   EXPECT_EQ(d["nodes"][0]["rank"], 1);
   EXPECT_EQ(d["nodes"][1]["rank"], 2);
-  ASSERT_EQ(report["benchmarks"].size(), 2u);
+  std::size_t rows = 0;
   for (const auto& row : report["benchmarks"]) {
+    if (row["run_type"] != "iteration") continue;
+    ++rows;
     EXPECT_EQ(row["status"], "ok") << row.dump(1);
     EXPECT_TRUE(row["verified"].get<bool>()) << row["name"];
     // Both nodes served: every task reached one of them, and each counted its own.
@@ -72,6 +75,7 @@ TEST(launcher, mpirun_makes_rank_0_the_coordinator_and_the_other_ranks_its_nodes
     EXPECT_EQ(m["nodes_requests"].get<double>(), m["units"].get<double>()) << row["name"];
     EXPECT_EQ(m["nodes_bytes_received"].get<double>(), m["coordinator_bytes_sent"].get<double>());
   }
+  EXPECT_EQ(rows, 2u);
   // Only rank 0 writes a report; nothing is left beside it.
   EXPECT_EQ(testing::entries_of(dir.file("")).size(), 1u) << r.output;
 }
@@ -108,6 +112,67 @@ TEST(launcher, a_node_with_a_wrong_token_is_refused_by_the_coordinator) {
   EXPECT_NE(r.output.find("refused this node: refused (bad_token)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("node-exit=1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("refused a node from 127.0.0.1"), std::string::npos) << r.output;
+}
+
+// A node that dies, hangs or cannot be reached mid-trial (the CMBENCH_NODE_FAULT test hook, on
+// node 1's first serving process only) fails that run with the reason, within the trial's
+// timeout; the next run gets fresh serving processes and is ok.
+struct fault_case {
+  const char* fault;
+  const char* reason;
+};
+
+class node_faults : public ::testing::TestWithParam<fault_case> {};
+
+TEST_P(node_faults, fail_that_run_with_the_reason_and_the_next_run_goes_on) {
+  temp_dir dir;
+  const std::string out = dir.file("r.json");
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = run_command(std::string("CMBENCH_NODE_FAULT=") + GetParam().fault + " timeout 120 " + exe +
+                             " run --workloads scatter --models serial,threads/pool --preset quick --repetitions 1 "
+                             "--floors off --timeout 6 --out " + out);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const auto report = load_json(out);
+  std::vector<nlohmann::json> rows;
+  for (const auto& row : report["benchmarks"]) {
+    if (row["run_type"] == "iteration") rows.push_back(row);
+  }
+  ASSERT_EQ(rows.size(), 2u) << r.output;
+  const auto& failed = rows[0];
+  EXPECT_EQ(failed["model"], "serial/baseline");
+  EXPECT_EQ(failed["status"], "failed") << failed.dump(1);
+  EXPECT_NE(failed["error"].get<std::string>().find(GetParam().reason), std::string::npos) << failed["error"];
+  EXPECT_NE(failed["error"].get<std::string>().find("127.0.0.1:"), std::string::npos) << failed["error"];
+  EXPECT_EQ(rows[1]["status"], "ok") << rows[1].dump(1);
+  // The coordinator gave up before the harness's kill: the reason, not a bare timeout.
+  EXPECT_FALSE(failed["error"].get<std::string>().starts_with("timed out")) << failed["error"];
+  EXPECT_LT(took, std::chrono::seconds(40));
+}
+
+INSTANTIATE_TEST_SUITE_P(distributed, node_faults,
+                         ::testing::Values(fault_case{"1:die:1:30", "closed by peer"},
+                                           fault_case{"1:hang:1:30", "did not answer task"},
+                                           fault_case{"1:unreachable:1:0", "is unreachable"}),
+                         [](const auto& info) {
+                           const std::string f = info.param.fault;
+                           return f.substr(2, f.find(':', 2) - 2);
+                         });
+
+// The main command's promise: no launcher, no addresses, and the distributed workload runs on
+// nodes the run starts and stops itself; none outlives it.
+TEST(embedded, a_run_starts_its_own_nodes_and_leaves_none_behind) {
+  temp_dir dir;
+  const std::string out = dir.file("r.json");
+  const auto r = run_command("env -u CMBENCH_TOKEN -u OMPI_COMM_WORLD_RANK " + exe +
+                             " run --workloads scatter --models serial --preset quick --repetitions 1 --floors off "
+                             "--out " + out + "; ps -eo args | grep -c '^" + exe + " node'");
+  const auto report = load_json(out);
+  EXPECT_EQ(report["context"]["distributed"]["mode"], "embedded");
+  EXPECT_EQ(report["context"]["distributed"]["token"], "generated");
+  EXPECT_EQ(report["context"]["distributed"]["nodes"].size(), 2u);
+  EXPECT_EQ(report["benchmarks"][0]["status"], "ok");
+  EXPECT_TRUE(r.output.ends_with("\n0\n")) << r.output;
 }
 
 }  // namespace
