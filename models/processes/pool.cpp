@@ -20,12 +20,20 @@
 // Graph units are parked actors (parked/graph_interpreter.hpp), so any number of them runs on W
 // workers: a runnable unit is its index on the ring; the worker that pops it runs its steps until
 // it has to wait, and then drops it; whoever changes what it waits for pushes it back.
+//
+// Remote jobs run on the same workers (processes/pool_remote.hpp): a scatter job is min(C, W)
+// lanes, each a worker calling one task after another on its own connections; a serve job makes
+// every worker an iterative server on the listening socket, which the workers inherited when
+// they were forked (so it must be open before the pool is made: serve() checks it).
+#include <dirent.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -85,10 +93,19 @@ constexpr timespec space_wait_period{0, 1'000'000};
         control.area_error.store(errno, std::memory_order_relaxed);
         ::_exit(area_map_failed_exit);
       }
-      if (control.kind == job_kind::graph) {
-        pool.run_graph_unit(static_cast<std::uint32_t>(task));
-      } else {
-        pool.run_tree_unit(task);
+      switch (control.kind) {
+        case job_kind::graph:
+          pool.run_graph_unit(static_cast<std::uint32_t>(task));
+          break;
+        case job_kind::scatter:
+          pool.run_scatter_lane();
+          break;
+        case job_kind::serve:
+          pool.serve_connections(static_cast<std::uint32_t>(task));
+          break;
+        default:
+          pool.run_tree_unit(task);
+          break;
       }
       continue;
     }
@@ -111,6 +128,28 @@ constexpr timespec space_wait_period{0, 1'000'000};
   if (::getppid() != parent) ::_exit(0);  // the parent died before prctl() took effect
   shared_pool own = pool;  // this worker's own mapping of the job area
   worker_main(own);
+}
+
+// A descriptor as the workers were forked with it: its number and what it refers to.
+struct inherited_descriptor {
+  int fd = -1;
+  dev_t device = 0;
+  ino_t inode = 0;
+};
+
+// The caller's open descriptors, read before the workers are forked: each worker holds a copy.
+std::vector<inherited_descriptor> read_open_descriptors() {
+  std::vector<inherited_descriptor> open;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return open;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    const int fd = std::atoi(entry->d_name);
+    struct stat st {};
+    if (fd != ::dirfd(dir) && ::fstat(fd, &st) == 0) open.push_back({fd, st.st_dev, st.st_ino});
+  }
+  ::closedir(dir);
+  return open;
 }
 
 }  // namespace
@@ -144,15 +183,23 @@ class processes_pool {
           .results = "bulk sums per worker; tree sums in the job area's nodes; the graph checksum in the shared "
                      "control block, blocked sends counted per channel and summed by the worker that finishes the "
                      "last unit",
+          .calls = "min(C, W) lanes on the shared ring; a worker with a lane claims call after call from a shared "
+                   "counter, each a blocking call on its own connection to the node (opened at its first call "
+                   "there); the first failure's message in the control block",
+          .serves = "pre-forked workers on the listening socket they inherited: each polls it, the stop pipe and "
+                    "its own connections and serves one request to its end at a time; a worker accepts only while "
+                    "it holds no more connections than the least loaded",
       },
       .round_trip_floor = "process_pool_handoff_round_trip",
       .waits = wait_capacity::workers,
+      .serves = wait_capacity::workers,
   };
 
   explicit processes_pool(const model_config& config)
       : arena_(map_arena()), pool_(arena_.data(), area_.fd()), owner_(::getpid()) {
     const unsigned count = std::max(config.workers, 1u);
     inherited_ = detail::read_shared_mappings();
+    inherited_fds_ = read_open_descriptors();
     pool_.control().idle_spin = count <= usable_cpu_count() ? idle_spin_rounds : 0;
     workers_.reserve(count);
     for (unsigned i = 0; i < count; ++i) {
@@ -202,7 +249,7 @@ class processes_pool {
   graph_result run_graph(const graph_job& job) {
     if (job.units == 0) return {};
     check_usable();
-    check_context_is_shared(job.context);
+    check_shared(job.context, "the graph job's context");
     control_block& control = pool_.control();
     control.kind = job_kind::graph;
     control.graph = detail::shm_pool::shape_graph(job, task_ring::capacity);
@@ -247,17 +294,174 @@ class processes_pool {
     return result;
   }
 
+  // Lanes of calls on the workers: min(in_flight, workers, tasks) of them, so that many calls are
+  // in flight at most.
+  std::uint64_t run_scatter(const scatter_job& job) {
+    if (job.tasks == 0) return 0;
+    if (job.nodes.empty()) throw std::invalid_argument("processes/pool: a scatter job needs a node");
+    check_usable();
+    check_shared(job.context, "the scatter job's context");
+    check_shared(job.counters, "the scatter job's counters");
+    control_block& control = pool_.control();
+    control.kind = job_kind::scatter;
+    control.scatter = detail::shm_pool::shape_scatter(job);
+    const std::vector<std::byte> area = detail::shm_pool::encode_scatter_area(job);
+    write_job_area(area, 0, "a scatter job's " + std::to_string(job.nodes.size()) + " node addresses and token");
+    const auto lanes = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+        {std::max<std::uint32_t>(job.in_flight, 1), workers_.size(), job.tasks}));
+    control.remote.reset(lanes);
+    control.done.store(0, std::memory_order_relaxed);
+    for (std::uint32_t lane = 0; lane < lanes; ++lane) {
+      while (!pool_.try_push(lane)) wait_for_space();
+    }
+    pool_.notify();
+    const std::uint64_t sum = wait_for_remote_job();
+    throw_remote_failure();
+    return sum;
+  }
+
+  // Every worker serves on the listening socket until stop_fd is readable.
+  void serve(const serve_job& job) {
+    check_usable();
+    check_inherited(job.listen_fd, "listening socket");
+    check_inherited(job.stop_fd, "stop descriptor");
+    check_shared(job.context, "the serve job's context");
+    check_shared(job.counters, "the serve job's counters");
+    control_block& control = pool_.control();
+    const auto workers = static_cast<std::uint32_t>(workers_.size());
+    control.kind = job_kind::serve;
+    control.serve = detail::shm_pool::shape_serve(job, workers);
+    // The connection counts start at zero: the area was truncated to zero after the last job.
+    write_job_area(detail::shm_pool::encode_serve_area(job), control.serve.token_offset,
+                   "the serving workers' connection counts and the token");
+    control.remote.reset(workers);
+    control.done.store(0, std::memory_order_relaxed);
+    for (std::uint32_t worker = 0; worker < workers; ++worker) {
+      while (!pool_.try_push(worker)) wait_for_space();
+    }
+    pool_.notify();
+    // The workers close their copies of both as they stop: a later serve needs new ones.
+    forget_inherited(job.listen_fd);
+    forget_inherited(job.stop_fd);
+    try {
+      while (control.done.load(std::memory_order_acquire) == 0) {
+        if (futex_wait(control.done, 0, &health_check_period) == ETIMEDOUT) replace_dead_servers(job);
+      }
+    } catch (...) {
+      release_job_area();
+      stop_workers();  // the others must not go on serving
+      throw;
+    }
+    release_job_area();
+    throw_remote_failure();
+  }
+
  private:
-  // The workers see the job's context only if it lies in a MAP_SHARED mapping that existed when
-  // they were forked: memory mapped later does not exist in them at all, and private memory is
-  // their own copy. Without this check such a job would crash a worker or silently lose writes.
-  // The mappings were read at fork time, so the check inside the measured region reads no file.
-  void check_context_is_shared(const void* context) const {
-    if (context == nullptr || detail::in_shared_mapping(inherited_, context)) return;
+  // The workers see a job's context (or counters) only if it lies in a MAP_SHARED mapping that
+  // existed when they were forked: memory mapped later does not exist in them at all, and private
+  // memory is their own copy. Without this check such a job would crash a worker or silently lose
+  // writes. The mappings were read at fork time, so the check inside the measured region reads no file.
+  void check_shared(const void* address, const char* what) const {
+    if (address == nullptr || detail::in_shared_mapping(inherited_, address)) return;
     throw std::invalid_argument(
-        "processes/pool: the graph job's context is not in shared memory the worker processes "
-        "inherited: it must be mapped MAP_SHARED before the model is constructed (the workers "
-        "are forked then; see models/model.hpp)");
+        "processes/pool: " + std::string(what) +
+        " is not in shared memory the worker processes inherited: it must be mapped MAP_SHARED before the model "
+        "is constructed (the workers are forked then; see models/model.hpp)");
+  }
+
+  // The workers serve on the caller's listening socket and watch its stop descriptor through the
+  // copies they inherited at fork: both must have been open then, and be the same files now.
+  void check_inherited(int fd, const char* what) const {
+    struct stat st {};
+    if (::fstat(fd, &st) == 0) {
+      for (const inherited_descriptor& d : inherited_fds_) {
+        if (d.fd == fd && d.device == st.st_dev && d.inode == st.st_ino) return;
+      }
+    }
+    throw std::invalid_argument("processes/pool: the serve job's " + std::string(what) + " (descriptor " +
+                                std::to_string(fd) +
+                                ") is not one the worker processes inherited: it must be open before the model "
+                                "is constructed (the workers are forked then, and each serves on its own copy)");
+  }
+
+  void forget_inherited(int fd) {
+    std::erase_if(inherited_fds_, [fd](const inherited_descriptor& d) { return d.fd == fd; });
+  }
+
+  // A remote job's bytes in the job area (the caller writes the file, it never maps it).
+  void write_job_area(const std::vector<std::byte>& bytes, std::size_t offset, const std::string& what) {
+    size_job_area(offset + bytes.size(), what);
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::pwrite(area_.fd(), bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int error = errno;
+        release_job_area();
+        throw std::system_error(error, std::generic_category(), "processes/pool: writing " + what + " into the job area");
+      }
+      done += static_cast<std::size_t>(n);
+    }
+  }
+
+  // A serving worker that died (its connections died with it: their peers see them closed) is
+  // logged and replaced, as a pre-forking server does: a new worker forked from the caller (so
+  // it holds the listening socket and the stop descriptor too) takes the dead one's index. The
+  // node serves on; only the stop ends it.
+  void replace_dead_servers(const serve_job& job) {
+    const detail::shm_pool::serve_shape& shape = pool_.control().serve;
+    for (pid_t& pid : workers_) {
+      int status = 0;
+      if (pid <= 0 || detail::reap(pid, status, WNOHANG) != pid) continue;
+      const pid_t dead = pid;
+      pid = 0;
+      std::vector<std::int32_t> pids(shape.workers);
+      const ssize_t n = ::pread(area_.fd(), pids.data(), pids.size() * sizeof(std::int32_t),
+                                static_cast<off_t>(shape.pids_offset));
+      const auto slot = std::find(pids.begin(), pids.end(), dead);
+      const pid_t fresh = ::fork();
+      if (fresh == 0) worker_entry(pool_, owner_);
+      const int fork_error = errno;
+      if (fresh > 0) pid = fresh;
+      if (job.log != nullptr) {
+        job.log(job.context, "processes/pool: serving worker process " + std::to_string(dead) + " " +
+                                 detail::describe_status(status) + ", its connections with it; " +
+                                 (fresh > 0 ? "worker process " + std::to_string(fresh) + " takes its place"
+                                            : "no process can take its place: " + std::string(std::strerror(fork_error))));
+      }
+      // The dead worker's index goes back on the ring for its successor (unless it died before
+      // it took one: that one is still there).
+      const bool had_index = n == static_cast<ssize_t>(pids.size() * sizeof(std::int32_t)) && slot != pids.end();
+      if (fresh > 0 && had_index) {
+        while (!pool_.try_push(static_cast<std::uint64_t>(slot - pids.begin()))) wait_for_space();
+        pool_.notify();
+      } else if (fresh < 0) {
+        broken_ = "processes/pool: a serving worker process died and could not be replaced; the pool is unusable";
+        if (had_index && pool_.control().remote.running.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          pool_.complete_job(0);
+        }
+      }
+    }
+  }
+
+  std::uint64_t wait_for_remote_job() {
+    std::uint64_t result = 0;
+    try {
+      result = wait_until_done();
+    } catch (...) {
+      release_job_area();
+      throw;
+    }
+    release_job_area();
+    return result;
+  }
+
+  void throw_remote_failure() const {
+    const detail::shm_pool::remote_state& remote = pool_.control().remote;
+    if (remote.written.load(std::memory_order_acquire) == 0) return;
+    const std::string message = "processes/pool: " + std::string(remote.message);
+    if (remote.kind.load(std::memory_order_relaxed) == detail::shm_pool::remote_state::limit) throw limit_error(message);
+    throw std::runtime_error(message);
   }
 
   // The fixed arena (control block and ring), mapped before the fork; a failure names its limit.
@@ -383,6 +587,7 @@ class processes_pool {
   pid_t owner_;
   std::vector<pid_t> workers_;
   std::vector<detail::shared_mapping> inherited_;  // the caller's shared mappings at fork time
+  std::vector<inherited_descriptor> inherited_fds_;  // the caller's descriptors at fork time
   std::string broken_;  // why the pool can no longer run jobs
   std::uint64_t space_timeouts_ = 0;
   std::size_t area_checked_bytes_ = 0;  // the largest job area checked against the memory limits

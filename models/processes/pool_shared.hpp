@@ -3,8 +3,9 @@
 // every process, so plain pointers into it are valid everywhere), and the per-job area
 // (processes/job_area.hpp), which each worker maps itself.
 //
-// A task is one word on the ring: a bulk task's index, a tree unit (processes/pool_tree.hpp) or
-// a runnable graph unit's index (processes/pool_graph.hpp). A job's parameters are copied into
+// A task is one word on the ring: a bulk task's index, a tree unit (processes/pool_tree.hpp), a
+// runnable graph unit's index (processes/pool_graph.hpp), a scatter lane or a serving worker's
+// index (processes/pool_remote.hpp). A job's parameters are copied into
 // the control block; its compute function and context were built before the pool, as the
 // contract requires, so the workers' copies of them are the caller's.
 //
@@ -30,6 +31,7 @@
 #include "models/processes/job_area.hpp"
 #include "models/processes/mpmc_ring.hpp"
 #include "models/processes/pool_graph.hpp"
+#include "models/processes/pool_remote.hpp"
 #include "models/processes/pool_tree.hpp"
 #include "models/processes/shared_memory.hpp"
 
@@ -40,7 +42,7 @@ namespace cmbench::detail::shm_pool {
 // cells are touched only as they are used: 16 bytes per slot, 64 MiB at most.
 using task_ring = mpmc_ring<std::uint64_t{1} << 22>;
 
-enum class job_kind : std::uint32_t { bulk, tree, graph };
+enum class job_kind : std::uint32_t { bulk, tree, graph, scatter, serve };
 
 struct control_block {
   task_ring::ends queue;
@@ -59,6 +61,8 @@ struct control_block {
   bulk_job bulk;
   tree_shape tree;
   graph_shape graph;
+  scatter_shape scatter;
+  serve_shape serve;
   std::size_t area_bytes = 0;      // the job area's size for this job (tree and graph jobs)
   std::atomic<int> area_error{0};  // errno of a worker's failed mmap of the job area
 
@@ -66,6 +70,9 @@ struct control_block {
   // that finishes the last unit before it completes the job.
   parked_counters graph_counts;
   std::uint64_t graph_blocked_sends = 0;
+
+  // A scatter or serve job's progress and first failure.
+  remote_state remote;
 
   // Bulk completion: workers add their share of results and tasks; the last one completes.
   alignas(cache_line) std::atomic<std::uint64_t> bulk_sum{0};
@@ -171,6 +178,23 @@ class shared_pool {
   void run_graph_unit(std::uint32_t u) noexcept {
     graph_area area = graph();
     graph_interpreter<shared_pool, graph_area>(area, *this).run(u);
+  }
+
+  // A scatter lane: calls until none is left; the last lane to end completes the job.
+  void run_scatter_lane() const noexcept {
+    remote_state& remote = control_->remote;
+    const std::uint64_t sum = shm_pool::run_scatter_lane(control_->scatter, remote, area_.base());
+    remote.sum.fetch_add(sum, std::memory_order_relaxed);
+    if (remote.running.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      complete_job(remote.sum.load(std::memory_order_relaxed));
+    }
+  }
+
+  // Serving worker `worker`: serves until stop; the last to stop completes the job.
+  void serve_connections(std::uint32_t worker) const noexcept {
+    remote_state& remote = control_->remote;
+    shm_pool::serve_connections(control_->serve, remote, worker, area_.base());
+    if (remote.running.fetch_sub(1, std::memory_order_acq_rel) == 1) complete_job(0);
   }
 
   // ---- the interpreter's runtime (parked/graph_interpreter.hpp) ----

@@ -4,12 +4,19 @@
 // region the parent maps before forking (one 8-byte slot per unit); exit statuses come back
 // through waitpid() and every one is checked.
 //
-// A run's processes are children of a process created for that run (the bulk supervisor, the
-// tree's root unit), never of the caller: waitpid(-1) then reaps exactly this run's children and
-// can never steal the exit status of another child of the caller (a pool's workers, a node).
+// A run's processes are children of a process created for that run (the bulk or scatter
+// supervisor, the tree's root unit), never of the caller: waitpid(-1) then reaps exactly this
+// run's children and can never steal the exit status of another child of the caller (a pool's
+// workers, a node).
+//
+// Remote jobs: a coordinator's call is a process of its own, as a bulk task is (its own
+// connection, handshake, one call, exit; a failed call's message in the run's shared failure
+// record); a node forks a process per connection, the classic forking server.
 #include <sys/prctl.h>
 #include <sys/types.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 
 #include <atomic>
@@ -24,6 +31,7 @@
 #include "models/model.hpp"
 #include "models/processes/futex_sync.hpp"
 #include "models/processes/shared_memory.hpp"
+#include "models/wire/blocking.hpp"
 
 namespace cmbench {
 namespace {
@@ -36,7 +44,15 @@ using detail::shared_region;
 // The first thing that went wrong in a run, recorded by the process that saw it (first writer
 // wins) and turned into an exception by the caller, the only one allowed to allocate.
 struct failure_record {
-  enum kind_type : std::uint32_t { none, fork_failed, out_of_memory, unit_failed, wait_failed };
+  enum kind_type : std::uint32_t {
+    none,
+    fork_failed,
+    out_of_memory,
+    unit_failed,
+    wait_failed,
+    call_failed,  // a remote call failed: `message` says why (node, task)
+    call_limit,   // a remote call ran out of descriptors: `message` names the limit
+  };
 
   std::atomic<std::uint32_t> kind{none};
   std::atomic<std::uint32_t> written{0};  // the fields below are complete
@@ -45,6 +61,7 @@ struct failure_record {
   int status = 0;           // its wait status
   std::uint64_t alive = 0;  // this run's processes alive when fork() failed or was refused
   process_limits limits;
+  char message[1024] = {};  // call_failed, call_limit: what the calling process caught
 };
 
 // The head of a run's shared region; the per-unit result slots follow it.
@@ -96,6 +113,13 @@ class run_region {
   void record_wait_failure(int error) const noexcept {
     record(failure_record::wait_failed, [&](failure_record& f) { f.error = error; });
   }
+  void record_call_failure(failure_record::kind_type kind, std::string_view message) const noexcept {
+    record(kind, [&](failure_record& f) {
+      const std::size_t n = std::min(message.size(), sizeof f.message - 1);
+      std::memcpy(f.message, message.data(), n);
+      f.message[n] = '\0';
+    });
+  }
 
   // In the caller, once the run's top process has been reaped with `status`: throws the run's
   // failure if there was one. `unit_name` is "task" or "tree unit".
@@ -111,6 +135,10 @@ class run_region {
         case failure_record::out_of_memory:
           throw limit_error("processes/spawn: " +
                             detail::describe_memory_limit(f.alive, header_->budget));
+        case failure_record::call_failed:
+          throw std::runtime_error("processes/spawn: " + std::string(f.message));
+        case failure_record::call_limit:
+          throw limit_error("processes/spawn: " + std::string(f.message));
         case failure_record::unit_failed:
           throw std::runtime_error("processes/spawn: " + std::string(unit_name) + name_pid(f.pid) +
                                    " " + detail::describe_status(f.status));
@@ -174,10 +202,13 @@ bool reap_one(const run_region& run, int options) noexcept {
   ::_exit(0);           // no atexit handlers, no stdio flush, never back into the caller's stack
 }
 
-[[noreturn]] void supervise_bulk(const bulk_job& job, std::uint64_t max_alive,
-                                 const run_region& run) noexcept {
+// Forks run_unit(task) for every task, at most max_alive alive at once (0: no cap), and reaps
+// them all. Shared by bulk tasks and a coordinator's remote calls.
+template <class RunUnit>
+[[noreturn]] void supervise_tasks(std::uint64_t tasks, std::uint64_t max_alive, const run_region& run,
+                                  RunUnit run_unit) noexcept {
   std::uint64_t alive = 0;
-  for (std::uint64_t task = 0; task < job.tasks && !run.failed();) {
+  for (std::uint64_t task = 0; task < tasks && !run.failed();) {
     // Reap what has finished before forking more, as multiprocessing does on every start():
     // a zombie holds its pid, so an uncapped run would otherwise exhaust pid_max with
     // processes that are already done.
@@ -192,7 +223,7 @@ bool reap_one(const run_region& run, int options) noexcept {
       break;
     }
     const pid_t pid = ::fork();
-    if (pid == 0) run_task(job, task, run.results());
+    if (pid == 0) run_unit(task);
     if (pid < 0) {
       run.record_fork_failure(errno, alive);
       break;
@@ -203,6 +234,117 @@ bool reap_one(const run_region& run, int options) noexcept {
   // On failure, stop forking and let the children already started finish: every one is reaped.
   while (alive > 0 && reap_one(run, 0)) --alive;
   ::_exit(run.failed() ? 1 : 0);
+}
+
+[[noreturn]] void supervise_bulk(const bulk_job& job, std::uint64_t max_alive, const run_region& run) noexcept {
+  supervise_tasks(job.tasks, max_alive, run, [&](std::uint64_t task) { run_task(job, task, run.results()); });
+}
+
+// ---- scatter: a supervisor process forks one child per remote call ----
+
+// The body of call `task`'s process: its own connection to its node (task t -> node t % nodes),
+// the handshake, the call, the value in the task's slot, exit. What it caught goes into the
+// run's failure record (the first one wins), which stops the supervisor forking.
+[[noreturn]] void run_call(const scatter_job& job, std::uint64_t task, const run_region& run) noexcept {
+  try {
+    wire::call_connection connection(job, task % job.nodes.size());
+    run.results()[task] = connection.call(job, task);  // ordered before the parent's read by waitpid()
+  } catch (const std::exception& e) {
+    if (out_of_descriptors(e)) {
+      run.record_call_failure(failure_record::call_limit,
+                              "a call's process cannot open its connection: " + std::string(e.what()) + " (" +
+                                  describe_descriptor_limit(e) + ")");
+    } else {
+      run.record_call_failure(failure_record::call_failed, e.what());
+    }
+    ::_exit(1);
+  }
+  ::_exit(0);
+}
+
+[[noreturn]] void supervise_scatter(const scatter_job& job, std::uint64_t max_alive, const run_region& run) noexcept {
+  supervise_tasks(job.tasks, max_alive, run, [&](std::uint64_t task) { run_call(job, task, run); });
+}
+
+// ---- serve: the calling process accepts, and forks a process per connection ----
+
+// The body of a connection's process: the handshake, then each request in turn (its wait a
+// blocking sleep), until the peer closes, a frame is bad, or stop_fd becomes readable. The
+// parent's SIGTERM at stop ends it at once when it is idle or in a handshake; a request it has
+// started reading is served and counted to its end first (SIGTERM blocked meanwhile).
+[[noreturn]] void serve_connection(const serve_job& job, int fd, const std::string& peer, pid_t parent) noexcept {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(0);
+  ::signal(SIGTERM, SIG_DFL);  // whatever the caller's handler was
+  sigset_t term;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  ::sigprocmask(SIG_UNBLOCK, &term, nullptr);
+  ::close(job.listen_fd);  // this process's copy: only the parent accepts
+  try {
+    if (wire::accept_handshake(job, fd, peer)) {
+      while (wire::wait_readable_or_stop(fd, job.stop_fd)) {
+        ::sigprocmask(SIG_BLOCK, &term, nullptr);
+        const auto request = wire::read_request(job, fd, peer);
+        if (!request || !wire::answer(job, fd, *request, [](std::uint32_t ms) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+            })) {
+          break;
+        }
+        ::sigprocmask(SIG_UNBLOCK, &term, nullptr);  // a SIGTERM that came meanwhile ends it here
+      }
+    }
+  } catch (const std::exception& e) {
+    if (job.log != nullptr) job.log(job.context, "dropped " + peer + ": " + e.what());
+    ::_exit(1);
+  }
+  ::_exit(0);
+}
+
+struct connection_process {
+  pid_t pid = 0;
+  std::string peer;
+};
+
+// Reaps the connection processes that have ended, logging any that did not end cleanly unless
+// the node is stopping (it ended them itself).
+void reap_connections(const serve_job& job, std::vector<connection_process>& children, bool stopping) {
+  for (std::size_t i = children.size(); i-- > 0;) {
+    int status = 0;
+    const pid_t pid = reap(children[i].pid, status, WNOHANG);
+    if (pid == 0) continue;
+    if (pid > 0 && !detail::exited_cleanly(status) && !stopping && job.log != nullptr) {
+      job.log(job.context, "connection from " + children[i].peer + ": its process " + detail::describe_status(status));
+    }
+    children[i] = std::move(children.back());
+    children.pop_back();
+  }
+}
+
+// How long a connection process may go on serving the request it is in after the node's stop:
+// one still at it then is hung, and killed.
+constexpr std::chrono::seconds stop_grace{5};
+
+// At stop: SIGTERM to every connection process (an idle one ends at once, one in a request when
+// it has served it), then reap them all; SIGKILL to any still alive after stop_grace.
+void end_connections(const serve_job& job, std::vector<connection_process>& children) {
+  reap_connections(job, children, false);  // the ones that ended before the stop, logged if they failed
+  for (const connection_process& child : children) ::kill(child.pid, SIGTERM);
+  const auto until = std::chrono::steady_clock::now() + stop_grace;
+  while (!children.empty() && std::chrono::steady_clock::now() < until) {
+    reap_connections(job, children, true);
+    if (!children.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (const connection_process& child : children) {
+    if (job.log != nullptr) {
+      job.log(job.context, "connection from " + child.peer + ": its process still serves a request " +
+                               std::to_string(stop_grace.count()) + " s after the stop: killed");
+    }
+    ::kill(child.pid, SIGKILL);
+    int status = 0;
+    (void)reap(child.pid, status);
+  }
+  children.clear();
 }
 
 // ---- tree: every unit is a process that forks its children ----
@@ -445,9 +587,15 @@ class processes_spawn {
           .handoff = "FUTEX_WAKE of the peer's process",
           .results = "8-byte slots of the shared region; every exit status checked; a run stops with a limit error "
                      "at pid_max or RLIMIT_NPROC, or when its page tables would fill 7/8 of MemAvailable",
+          .calls = "a child process per call forked by a per-run supervisor, at most C alive: its own connection and "
+                   "handshake, one blocking call, its value in a shared slot, exit; a failure's message in shared "
+                   "memory",
+          .serves = "a forking server: the caller accepts and forks a process per connection, which serves its "
+                    "requests in turn (a blocking sleep each); SIGTERM to them all at stop",
       },
       .round_trip_floor = "futex_round_trip_cross_cpu",
       .waits = wait_capacity::tasks,
+      .serves = wait_capacity::tasks,
   };
 
   explicit processes_spawn(const model_config& config) : max_alive_(config.max_alive) {}
@@ -481,6 +629,54 @@ class processes_spawn {
     graph_result result{0, graph.blocked_sends()};
     for (std::uint32_t u = 0; u < job.units; ++u) result.checksum += run.results()[u];
     return result;
+  }
+
+  // A process per call, at most in_flight alive (and max_alive, when set), forked by a supervisor
+  // as bulk tasks are; each opens its own connection.
+  std::uint64_t run_scatter(const scatter_job& job) {
+    if (job.tasks == 0) return 0;
+    if (job.nodes.empty()) throw std::invalid_argument("processes/spawn: a scatter job needs a node");
+    std::uint64_t max_alive = std::max<std::uint32_t>(job.in_flight, 1);
+    if (max_alive_ != 0) max_alive = std::min(max_alive, max_alive_);
+    run_region run(job.tasks, true);
+    run.header().budget = detail::read_memory_budget();
+    const pid_t supervisor = fork_or_throw(0);
+    if (supervisor == 0) supervise_scatter(job, max_alive, run);
+    const int status = wait_for(supervisor);
+    run.throw_if_failed(status, "call");
+    std::uint64_t sum = 0;
+    for (std::uint64_t task = 0; task < job.tasks; ++task) sum += run.results()[task];
+    return sum;
+  }
+
+  // The forking server. Connection processes watch stop_fd themselves between requests; at stop
+  // every one gets SIGTERM too (it may be in a handshake) and is reaped.
+  void serve(const serve_job& job) {
+    const pid_t self = ::getpid();
+    std::vector<connection_process> children;
+    for (;;) {
+      reap_connections(job, children, false);
+      wire::unique_fd fd = wire::accept_connection(job);
+      if (!fd) {
+        if (wire::stop_requested(job.stop_fd)) break;
+        continue;
+      }
+      std::string peer = wire::peer_name(fd.get());
+      const pid_t pid = ::fork();
+      if (pid == 0) serve_connection(job, fd.get(), peer, self);
+      if (pid < 0) {
+        const int error = errno;
+        if (job.log != nullptr) {
+          job.log(job.context, "dropped " + peer + ": no process for it: " +
+                                   detail::describe_fork_failure(error, std::to_string(children.size()) +
+                                                                            " connection processes alive",
+                                                                 detail::read_process_limits()));
+        }
+        continue;  // the connection closes here; the node serves everyone else
+      }
+      children.push_back({pid, std::move(peer)});
+    }
+    end_connections(job, children);
   }
 
   std::uint64_t run_tree(const tree_job& job) {

@@ -200,4 +200,26 @@ unique_fd accept_connection(const serve_job& job) {
   }
 }
 
+unique_fd try_accept_connection(const serve_job& job) {
+  for (;;) {
+    const int fd = ::accept4(job.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      job.counters->add_connection();
+      return unique_fd(fd);
+    }
+    if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
+    if (errno == EMFILE || errno == ENFILE) {
+      log_line(job, std::string("cannot accept a connection: ") + std::strerror(errno) +
+                        " (RLIMIT_NOFILE); it waits in the backlog");
+      ::poll(nullptr, 0, 10);  // the listening socket stays readable: not a busy loop
+      return {};
+    }
+    log_line(job, std::string("accept failed: ") + std::strerror(errno));
+    return {};
+  }
+}
+
 }  // namespace cmbench::wire

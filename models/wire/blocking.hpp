@@ -63,6 +63,10 @@ bool stop_requested(int stop_fd);
 // connection only (aborted, reset) are skipped; running out of descriptors is logged and the
 // connection left in the backlog.
 unique_fd accept_connection(const serve_job& job);
+// The same without waiting, for a poll loop that found the listening socket readable and may
+// share it with other processes: the connection waiting now, or an empty fd when there is none
+// (another process took it, or running out of descriptors left it in the backlog: logged).
+unique_fd try_accept_connection(const serve_job& job);
 
 template <class Wait>
 bool answer(const serve_job& job, int fd, const task_request& request, Wait&& wait) {
