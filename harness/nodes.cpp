@@ -113,14 +113,18 @@ class serving_process {
  public:
   serving_process(const std::string& workload_name, const std::string& model_name, const param_values& params,
                   const std::string& listen_host, const std::string& token, long rank, node_fault fault)
-      : counters_region_(sizeof(remote_counters)) {
+      : shared_(sizeof(shared_part)) {
     const model_entry* model = find_model(model_name);
     if (model == nullptr) throw std::runtime_error("no model " + model_name);
     const workload_entry* workload = find_workload(workload_name);
     if (workload == nullptr || workload->node_value == nullptr) {
       throw std::runtime_error("no distributed workload " + workload_name);
     }
-    counters_ = new (counters_region_.data()) remote_counters{};
+    // Everything the serving process's units touch is in memory they share, made before the model
+    // (a pool forks its workers when it is constructed).
+    part_ = new (shared_.data()) shared_part{};
+    counters_ = &part_->counters;
+    part_->context = serving_context{workload, rank, fault, counters_};
     wire::listener l = wire::listen_tcp(listen_host, 0, 4096);
     ::fcntl(l.fd.get(), F_SETFL, ::fcntl(l.fd.get(), F_GETFL) | O_NONBLOCK);
     port_ = l.port;
@@ -145,13 +149,12 @@ class serving_process {
           ::_exit(0);
         }
         auto instance = model->make(config);
-        const serving_context context{workload, rank, fault, counters_};
         serve_job job;
         job.listen_fd = l.fd.get();
         job.stop_fd = stop[0];
         job.token = token;
         job.counters = counters_;
-        job.context = &context;
+        job.context = &part_->context;
         job.task_value = [](const void* c, std::uint64_t task, std::uint32_t compute_us, const std::uint8_t* payload,
                             std::uint32_t bytes) {
           const auto* context = static_cast<const serving_context*>(c);
@@ -165,6 +168,7 @@ class serving_process {
         instance->serve(job);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "cmbench node %ld: serving on %s failed: %s\n", rank, model_name.c_str(), e.what());
+        std::snprintf(part_->failure, sizeof part_->failure, "%s", e.what());
         rc = 1;
       }
       ::_exit(rc);
@@ -228,6 +232,7 @@ class serving_process {
       stats_.failure = "its serving process was killed by signal " + std::to_string(WTERMSIG(status));
     } else if (WEXITSTATUS(status) != 0) {
       stats_.failure = "its serving process failed (exit status " + std::to_string(WEXITSTATUS(status)) + ")";
+      if (part_->failure[0] != '\0') stats_.failure += ": " + std::string(part_->failure);
     }
     return stats_;
   }
@@ -251,7 +256,13 @@ class serving_process {
     }
   };
 
-  shared_region counters_region_;
+  struct shared_part {
+    remote_counters counters;
+    serving_context context{};
+    char failure[512] = {};  // why serving failed, written by the serving process
+  };
+  shared_region shared_;
+  shared_part* part_ = nullptr;
   remote_counters* counters_ = nullptr;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;

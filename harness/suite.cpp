@@ -182,11 +182,11 @@ class trial_loop {
     t = run_trial_process(request, options_.timeout, options_.self_exe);
     const std::vector<node_trial_stats> stats = nodes_->stop_serving();
     for (const auto& [name, value] : node_figures(stats, nodes_->cpus_of_first(count))) t.observed[name] = value;
+    // A serving process that failed fails the trial, and says why beside what the coordinator saw.
     for (const node_trial_stats& s : stats) {
-      if (!s.failure.empty() && t.ok) {
-        t.ok = false;
-        t.error = s.failure;
-      }
+      if (s.failure.empty()) continue;
+      t.error = t.ok || t.error.empty() ? s.failure : t.error + "; " + s.failure;
+      t.ok = false;
     }
     return t;
   }
