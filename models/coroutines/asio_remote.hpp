@@ -274,7 +274,7 @@ class scatter_run {
     end_locked();
   }
 
-  // A lane failed: the first failure is the job's; the others lanes are ended.
+  // A lane failed: the first failure is the job's; the other lanes are ended.
   void fail(std::exception_ptr error) {
     const std::lock_guard lock(mutex_);
     if (!error_) error_ = std::move(error);
@@ -433,7 +433,16 @@ loop_task<std::uint64_t> scatter_lane(scatter_run<Shared>& run, std::size_t lane
   std::uint64_t sum = 0;
   for (;;) {
     const std::uint64_t task = run.take_task();
-    if (task >= job.tasks || run.ending()) break;
+    if (task >= job.tasks) break;
+    if (run.ending()) {
+      // Another lane's failure is the job's; but after the deadline, a task left is one no node
+      // answered in time (every lane may have seen its last reply arrive just before the end).
+      if (run.expired()) {
+        throw std::runtime_error(node_text(job, node) + " did not answer task " + std::to_string(task) +
+                                 " before the trial's deadline");
+      }
+      break;
+    }
     wire::encode_request(job, task, request);
     job.call_started(job.context, task);
     const auto [write_error, written] = co_await asio::async_write(socket, asio::buffer(request), use_loop_tuple);
