@@ -1,6 +1,7 @@
 // coroutines/asio: one io_context run by one thread, C++20 coroutines (as Python's asyncio).
 #include "models/coroutines/asio_common.hpp"  // first: it fixes Asio's configuration
 #include "models/coroutines/asio_graph.hpp"
+#include "models/coroutines/asio_remote.hpp"
 
 #include <memory>
 #include <stdexcept>
@@ -48,9 +49,15 @@ class asio_single {
                   "(no spin)",
           .handoff = "the woken coroutine is resumed by a post to the one loop",
           .results = "summed by the coroutines on the loop thread",
+          .calls = "min(C, tasks) coroutines on the one loop, each owning an Asio socket to node (lane % nodes) and "
+                   "pulling the next task from a shared counter; async_write the request, async_read the result; one "
+                   "timer at the deadline shuts every socket down",
+          .serves = "an acceptor coroutine co_spawns a coroutine per connection on the one loop; each request's wait "
+                    "is a steady_timer async_wait, so every connection's request is held at once",
       },
       .round_trip_floor = "asio_post_round_trip",
       .waits = wait_capacity::every_task,
+      .serves = wait_capacity::every_task,
   };
 
   explicit asio_single(const model_config& /*config*/)
@@ -82,6 +89,28 @@ class asio_single {
   std::uint64_t run_tree(const tree_job& job) {
     const detail::one_loop placement{io_->get_executor()};
     return run([&] { return detail::make_tree_unit(placement, 0, 0, job.leaves, job); });
+  }
+
+  std::uint64_t run_scatter(const scatter_job& job) {
+    const detail::loop_executor loop = io_->get_executor();
+    return run([&] { return detail::scatter_driver<false>(job, detail::remote_loops{&loop, 1}); });
+  }
+
+  // The acceptor and every connection on the one loop, run on the calling thread until the stop
+  // descriptor ends them all (the loop then runs out of work).
+  void serve(const serve_job& job) {
+    detail::node_run node(job);
+    const detail::loop_executor loop = io_->get_executor();
+    try {
+      asio::co_spawn(loop, detail::accept_loop(node, detail::remote_loops{&loop, 1}), detail::acceptor_done{&node});
+      io_->run();
+      io_->restart();
+    } catch (...) {
+      // As run(): Asio threw out of run(); the frames pointing into `node` go with the loop.
+      node.failure = std::current_exception();
+      io_ = std::make_unique<asio::io_context>(1);
+    }
+    if (node.failure) detail::rethrow_job_error(node.failure, "coroutines/asio", "while serving");
   }
 
  private:

@@ -2,6 +2,7 @@
 #include "models/coroutines/asio_common.hpp"  // first: it fixes Asio's configuration
 #include "models/coroutines/asio_graph.hpp"
 #include "models/coroutines/asio_jobs.hpp"
+#include "models/coroutines/asio_remote.hpp"
 
 #include <asio/executor_work_guard.hpp>
 
@@ -152,9 +153,15 @@ class asio_mt {
           .handoff = "the waker posts the parked coroutine to its own loop, often another thread's",
           .results = "each loop's driver sums its share in plain integers and the caller adds the W drivers' "
                      "results; only a tree parent with children on other loops sums atomically",
+          .calls = "min(C, tasks) coroutines spread round robin over the loops, each owning an Asio socket to node "
+                   "(lane % nodes) and taking the next task from an atomic counter; one timer at the deadline shuts "
+                   "every socket down",
+          .serves = "an acceptor coroutine on loop 0 hands each accepted socket to the next loop round robin as a "
+                    "coroutine of its own; each request's wait is a steady_timer async_wait on that loop",
       },
       .round_trip_floor = "asio_cross_loop_round_trip_cross_cpu",
       .waits = wait_capacity::every_task,
+      .serves = wait_capacity::every_task,
   };
 
   explicit asio_mt(const model_config& config) : loops_(config.workers, model_name, "in an event loop") {}
@@ -208,6 +215,42 @@ class asio_mt {
     }
     loops_.wait_job();
     return detail::job_result(outcome, model_name);
+  }
+
+  std::uint64_t run_scatter(const scatter_job& job) {
+    detail::loop_set* loops = loops_.begin_job();
+    detail::job_outcome outcome;
+    try {
+      asio::co_spawn(loops->executor(0),
+                     detail::scatter_driver<true>(job, detail::remote_loops{loops->executors(), loops->size()}),
+                     [&outcome, loops](std::exception_ptr error, std::uint64_t value) {
+                       outcome = {value, std::move(error)};
+                       loops->job_done();
+                     });
+    } catch (...) {
+      outcome.error = std::current_exception();
+      loops->job_done();
+    }
+    loops_.wait_job();
+    return detail::job_result(outcome, model_name);
+  }
+
+  // The acceptor on loop 0, the connections round robin over every loop; the caller blocks until
+  // the stop descriptor has ended them all.
+  void serve(const serve_job& job) {
+    detail::node_run node(job);  // before begin_job: nothing may throw between it and the hand-off
+    detail::loop_set* loops = loops_.begin_job();
+    node.on_all_done([](void* set) { static_cast<detail::loop_set*>(set)->job_done(); }, loops);
+    try {
+      asio::co_spawn(loops->executor(0),
+                     detail::accept_loop(node, detail::remote_loops{loops->executors(), loops->size()}),
+                     detail::acceptor_done{&node});
+    } catch (...) {
+      node.failure = std::current_exception();
+      node.leave();
+    }
+    loops_.wait_job();
+    if (node.failure) detail::rethrow_job_error(node.failure, model_name, "while serving");
   }
 
  private:

@@ -5,6 +5,7 @@
 #include "models/coroutines/asio_common.hpp"  // first: it fixes Asio's configuration
 #include "models/coroutines/asio_jobs.hpp"
 #include "models/coroutines/asio_pool_graph.hpp"
+#include "models/coroutines/asio_remote.hpp"
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
@@ -222,9 +223,15 @@ class asio_pool {
                      "parked coroutine's resumption there and whichever of the W threads (started at setup with a "
                      "work guard) pops it first runs it, often the waker's own once it parks",
           .results = "atomic sums across the threads",
+          .calls = "min(C, tasks) coroutines on the one io_context, each owning an Asio socket to node (lane % nodes) "
+                   "with one operation at a time (no strand), taking the next task from an atomic counter; their "
+                   "completions run on whichever thread is free; one timer at the deadline shuts every socket down",
+          .serves = "an acceptor coroutine co_spawns a coroutine per connection on the one io_context, run by "
+                    "whichever of the W threads is free; each request's wait is a steady_timer async_wait",
       },
       .round_trip_floor = "asio_pool_post_round_trip",
       .waits = wait_capacity::every_task,
+      .serves = wait_capacity::every_task,
   };
 
   explicit asio_pool(const model_config& config)
@@ -237,6 +244,28 @@ class asio_pool {
   std::uint64_t run_tree(const tree_job& job) {
     const detail::pool_shares placement{loop_.ready()->executor(), loop_.workers(), detail::pool_tree_grain};
     return run_root([&] { return detail::make_tree_unit(placement, 0, 0, job.leaves, job); });
+  }
+
+  std::uint64_t run_scatter(const scatter_job& job) {
+    const detail::loop_executor loop = loop_.ready()->executor();
+    return run_root([&] { return detail::scatter_driver<true>(job, detail::remote_loops{&loop, 1}); });
+  }
+
+  // The acceptor and every connection on the one io_context, run by its W threads; the caller
+  // blocks until the stop descriptor has ended them all.
+  void serve(const serve_job& job) {
+    detail::node_run node(job);  // before begin_job: nothing may throw between it and the hand-off
+    detail::shared_loop* pool = loop_.begin_job();
+    node.on_all_done([](void* loop) { static_cast<detail::shared_loop*>(loop)->job_done(); }, pool);
+    const detail::loop_executor loop = pool->executor();
+    try {
+      asio::co_spawn(loop, detail::accept_loop(node, detail::remote_loops{&loop, 1}), detail::acceptor_done{&node});
+    } catch (...) {
+      node.failure = std::current_exception();
+      node.leave();
+    }
+    loop_.wait_job();
+    if (node.failure) detail::rethrow_job_error(node.failure, detail::pool_model_name, "while serving");
   }
 
   graph_result run_graph(const graph_job& job) {
