@@ -66,8 +66,8 @@ class floors_note {
   void flush(std::ostringstream& out) {
     if (floors_.empty()) return;
     auto time = [](double ns) { return duration_text(std::chrono::duration<double>(ns * 1e-9)); };
-    out << "(x): p50 round trip over the model's round-trip floor (its p50 where timed one by one, else its mean; "
-           "the report's p50_over_floor), the lower of two measurements just before and just after these trials:";
+    out << "(x): the p50 round trip (or remote call) over the round-trip floor it is read against (its p50 where timed "
+           "one by one, else its mean; the report's p50_over_floor), the lower of two measurements just before and just after these trials:";
     const char* sep = " ";
     for (const auto& [name, r] : floors_) {
       out << sep << name << " " << time(r->round_trip_floor_ns);
@@ -99,7 +99,7 @@ std::string figure_cell(const run_record& r, const json& row, floors_note& floor
   // The report's own ratio: the run's pooled p50 round trip over the floor (a median set against a
   // median), whatever the headline figure is.
   if (const double over = number_in(row, "metrics", "p50_over_floor"); r.workload->read_against_floor && !std::isnan(over)) {
-    std::snprintf(text, sizeof(text), " (%.2gx)", over);
+    std::snprintf(text, sizeof(text), over < 10 ? " (%.2gx)" : " (%.0fx)", over);
     cell += text;
     floors.add(r);
   }

@@ -3,6 +3,7 @@
 // a node that cannot join, a wrong token, and a rank count too small for the runs are named.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -80,6 +81,47 @@ TEST(launcher, mpirun_makes_rank_0_the_coordinator_and_the_other_ranks_its_nodes
   EXPECT_EQ(testing::entries_of(dir.file("")).size(), 1u) << r.output;
 }
 
+// The same under Slurm: a single-host Slurm (slurmctld and slurmd on localhost, everything in a
+// temporary directory, tests/slurm_local.sh) started for the test and stopped after it.
+TEST(launcher, srun_makes_task_0_the_coordinator_and_the_other_tasks_its_nodes) {
+  const bool ci = std::getenv("CI") != nullptr && std::string(std::getenv("CI")) == "true";
+  if (run_command("command -v srun slurmctld slurmd munged").exit_code != 0 || ::geteuid() != 0) {
+    // CI runs as root with Slurm installed (scripts/setup --tests): there, this must run.
+    if (ci) FAIL() << "Slurm is missing or not root: scripts/setup --tests installs slurm-wlm and munge";
+    GTEST_SKIP() << "needs root and Slurm (scripts/setup --tests installs slurm-wlm and munge)";
+  }
+  temp_dir dir;
+  temp_dir slurm;
+  const std::string local = "SLURM_LOCAL_DIR=" + slurm.file("") + " " + CMBENCH_SLURM_LOCAL;
+  const auto started = run_command(local + " start");
+  ASSERT_EQ(started.exit_code, 0) << started.output;
+  const std::string out = dir.file("srun.json");
+  // Three tasks on a 2-CPU node need --overcommit; the token and the coordinator's port go to
+  // every task in the environment (srun exports it all).
+  const auto r = run_command("CMBENCH_TOKEN=launcher-test-token CMBENCH_COORDINATOR=127.0.0.1:" +
+                             std::to_string(free_port()) + " SLURM_LOCAL_DIR=" + slurm.file("") + " timeout 300 " +
+                             CMBENCH_SLURM_LOCAL + " run -n 3 --overcommit " + exe +
+                             " run --workloads scatter --models coroutines/asio --preset quick --repetitions 1 "
+                             "--floors off --out " + out);
+  const auto stopped = run_command(local + " stop");
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.output;
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = load_json(out);
+  const auto& d = report["context"]["distributed"];
+  EXPECT_EQ(d["mode"], "launched");
+  EXPECT_EQ(d["launcher"], "slurm");
+  EXPECT_EQ(d["rank_source"], "SLURM_PROCID");
+  EXPECT_EQ(d["size"], 3);
+  EXPECT_EQ(d["single_host"], true);
+  ASSERT_EQ(d["nodes"].size(), 2u);
+  for (const auto& row : report["benchmarks"]) {
+    if (row["run_type"] != "iteration") continue;
+    EXPECT_EQ(row["status"], "ok") << row.dump(1);
+    EXPECT_GT(row["metrics"]["node1_requests"].get<double>(), 0);
+    EXPECT_GT(row["metrics"]["node2_requests"].get<double>(), 0);
+  }
+}
+
 TEST(launcher, too_few_ranks_for_the_runs_is_refused_before_anything_runs) {
   require_mpirun();
   if (::testing::Test::IsSkipped() || ::testing::Test::HasFailure()) return;
@@ -154,8 +196,8 @@ INSTANTIATE_TEST_SUITE_P(distributed, node_faults,
                          ::testing::Values(fault_case{"1:die:1:30", "closed by peer"},
                                            fault_case{"1:hang:1:30", "did not answer task"},
                                            fault_case{"1:unreachable:1:0", "is unreachable"}),
-                         [](const auto& info) {
-                           const std::string f = info.param.fault;
+                         [](const auto& param_info) {
+                           const std::string f = param_info.param.fault;
                            return f.substr(2, f.find(':', 2) - 2);
                          });
 
