@@ -56,8 +56,19 @@ nlohmann::json read_control(int fd, wire::deadline until, const std::string& who
   if (!j.is_object() || !j.contains("op") || !j["op"].is_string()) {
     throw std::runtime_error(who + ": a control message that is not a JSON object with an op");
   }
-  if (j["op"] == "error") throw std::runtime_error(who + ": " + j.value("message", std::string("failed")));
   return j;
+}
+
+// The daemon's answer to order `seq`: an answer to an earlier order (one that came after its
+// deadline) is skipped, so one late answer never stands for the next. An `error` answer throws.
+nlohmann::json read_answer(int fd, std::uint64_t seq, wire::deadline until, const std::string& who) {
+  for (;;) {
+    nlohmann::json j = read_control(fd, until, who);
+    if (!j.contains("seq") || !j["seq"].is_number_unsigned() || j["seq"].get<std::uint64_t>() < seq) continue;
+    if (j["seq"].get<std::uint64_t>() != seq) throw std::runtime_error(who + ": an answer to an order not given");
+    if (j["op"] == "error") throw std::runtime_error(who + ": " + j.value("message", std::string("failed")));
+    return j;
+  }
 }
 
 std::string local_address_of(int fd) {
@@ -130,16 +141,31 @@ class serving_process {
     port_ = l.port;
     int stop[2];
     if (::pipe2(stop, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+    // A byte from the serving process once its model is constructed: its CPU is counted from
+    // then to the trial's end, as the coordinator's is over the trial's run (setup and teardown
+    // count for neither side).
+    int ready[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0) {
+      const int err = errno;
+      ::close(stop[0]);
+      ::close(stop[1]);
+      throw std::system_error(err, std::generic_category(), "pipe");
+    }
     const model_config config{static_cast<unsigned>(params.count("workers") ? params.at("workers") : 1),
                               static_cast<std::uint64_t>(params.count("in_flight") ? params.at("in_flight") : 0)};
     const pid_t daemon = ::getpid();
     pid_ = ::fork();
-    if (pid_ < 0) throw std::system_error(errno, std::generic_category(), "fork of the serving process");
+    if (pid_ < 0) {
+      const int err = errno;
+      for (const int fd : {stop[0], stop[1], ready[0], ready[1]}) ::close(fd);
+      throw std::system_error(err, std::generic_category(), "fork of the serving process");
+    }
     if (pid_ == 0) {
       ::setpgid(0, 0);
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != daemon) ::_exit(1);
       ::close(stop[1]);
+      ::close(ready[0]);
       int rc = 0;
       try {
         if (fault.what == node_fault::kind::unreachable) {  // nobody listens: connections are refused
@@ -149,6 +175,8 @@ class serving_process {
           ::_exit(0);
         }
         auto instance = model->make(config);
+        (void)!::write(ready[1], "r", 1);
+        ::close(ready[1]);
         serve_job job;
         job.listen_fd = l.fd.get();
         job.stop_fd = stop[0];
@@ -175,7 +203,11 @@ class serving_process {
     }
     ::setpgid(pid_, pid_);
     ::close(stop[0]);
+    ::close(ready[1]);
     stop_ = stop[1];
+    wait_until_ready(ready[0]);
+    ::close(ready[0]);
+    counters_before_ = system::read_counters_before(pid_);
   }
   serving_process(const serving_process&) = delete;
   serving_process& operator=(const serving_process&) = delete;
@@ -189,6 +221,21 @@ class serving_process {
 
   std::uint16_t port() const { return port_; }
 
+  // Waits for the serving process's model to be constructed: its byte, or the pipe's end when it
+  // failed (its reason in the shared part).
+  void wait_until_ready(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(answer_time).count()));
+    char byte = 0;
+    if (n > 0 && ::read(fd, &byte, 1) == 1) return;
+    ::kill(-pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    throw std::runtime_error(n == 0 ? "its model took longer than " + std::to_string(answer_time.count()) +
+                                          " s to set up"
+                                    : "serving failed: " + std::string(part_->failure));
+  }
+
   void sample() {
     const system::group_memory m = system::process_group_memory(pid_);
     stats_.peak_rss_bytes = std::max(stats_.peak_rss_bytes, m.rss_bytes);
@@ -200,16 +247,25 @@ class serving_process {
   // Tells it to stop, waits (sampling) up to stop_time, kills its group if it must; what it used.
   node_trial_stats stop() {
     sample();
+    // The serving group's CPU from its model's construction to now (the trial has ended): the
+    // daemon's own CPU (its sampling) is not the node's.
+    system::trial_counters after = system::read_counters_after(pid_, counters_before_);
+    system::trial_counters before = counters_before_;
+    before.own = after.own = {};
+    const system::usage window = system::usage_between(before, after);
     (void)!::write(stop_, "x", 1);
     ::close(stop_);
     stop_ = -1;
     int status = 0;
-    rusage usage{};
     const auto until = clock::now() + stop_time;
     bool killed = false;
     for (;;) {
-      const pid_t done = ::wait4(pid_, &status, WNOHANG, &usage);
+      const pid_t done = ::waitpid(pid_, &status, WNOHANG);
       if (done == pid_) break;
+      if (done < 0 && errno != EINTR) {  // not ours to wait for (SIGCHLD ignored?): no figures
+        stats_.failure = std::string("cannot wait for its serving process: ") + std::strerror(errno);
+        break;
+      }
       if (clock::now() > until && !killed) {
         ::kill(-pid_, SIGKILL);
         killed = true;
@@ -218,8 +274,7 @@ class serving_process {
     }
     ::kill(-pid_, SIGKILL);  // whatever of its group outlived it
     pid_ = -1;
-    stats_.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-                         static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+    stats_.cpu_seconds = static_cast<double>(window.user_ns + window.sys_ns) * 1e-9;
     stats_.connections = counters_->connections.load();
     stats_.bytes_sent = counters_->bytes_sent.load();
     stats_.bytes_received = counters_->bytes_received.load();
@@ -263,6 +318,7 @@ class serving_process {
   };
   shared_region shared_;
   shared_part* part_ = nullptr;
+  system::trial_counters counters_before_;
   remote_counters* counters_ = nullptr;
   std::uint16_t port_ = 0;
   pid_t pid_ = -1;
@@ -324,44 +380,47 @@ int run_node(const node_options& options) {
       const nlohmann::json order = c == nullptr ? nlohmann::json() : nlohmann::json::parse(c->json, nullptr, false);
       const std::string op = order.is_object() ? order.value("op", std::string()) : std::string();
       if (op == "exit") return 0;
+      // Every answer carries its order's number.
+      const std::uint64_t seq = order.is_object() && order.contains("seq") && order["seq"].is_number_unsigned()
+                                    ? order["seq"].get<std::uint64_t>()
+                                    : 0;
+      auto answer = [&](nlohmann::json j) {
+        j["seq"] = seq;
+        send_control(control.get(), j, wire::deadline_in(answer_time), who);
+      };
       if (op == "serve") {
         try {
           serving.reset();
           serving.emplace(order.at("workload").get<std::string>(), order.at("model").get<std::string>(),
                           order.at("params").get<param_values>(), listen_host, options.token, options.rank,
                           fault_for(options.rank, ++servings));
-          send_control(control.get(), {{"op", "serving"}, {"port", serving->port()}}, wire::deadline_in(answer_time),
-                       who);
+          answer({{"op", "serving"}, {"port", serving->port()}});
         } catch (const std::exception& e) {
           serving.reset();
-          send_control(control.get(), {{"op", "error"}, {"message", e.what()}}, wire::deadline_in(answer_time), who);
+          answer({{"op", "error"}, {"message", e.what()}});
         }
       } else if (op == "stop") {
         if (!serving) {
-          send_control(control.get(), {{"op", "error"}, {"message", "no serving process to stop"}},
-                       wire::deadline_in(answer_time), who);
+          answer({{"op", "error"}, {"message", "no serving process to stop"}});
           continue;
         }
         const node_trial_stats s = serving->stop();
         serving.reset();
-        send_control(control.get(),
-                     {{"op", "stopped"},
-                      {"cpu_seconds", s.cpu_seconds},
-                      {"peak_rss_bytes", s.peak_rss_bytes},
-                      {"peak_pss_bytes", s.peak_pss_bytes},
-                      {"peak_processes", s.peak_processes},
-                      {"peak_threads", s.peak_threads},
-                      {"connections", s.connections},
-                      {"bytes_sent", s.bytes_sent},
-                      {"bytes_received", s.bytes_received},
-                      {"requests", s.requests},
-                      {"refused", s.refused},
-                      {"peak_in_flight", s.peak_in_flight},
-                      {"failure", s.failure}},
-                     wire::deadline_in(answer_time), who);
+        answer({{"op", "stopped"},
+                {"cpu_seconds", s.cpu_seconds},
+                {"peak_rss_bytes", s.peak_rss_bytes},
+                {"peak_pss_bytes", s.peak_pss_bytes},
+                {"peak_processes", s.peak_processes},
+                {"peak_threads", s.peak_threads},
+                {"connections", s.connections},
+                {"bytes_sent", s.bytes_sent},
+                {"bytes_received", s.bytes_received},
+                {"requests", s.requests},
+                {"refused", s.refused},
+                {"peak_in_flight", s.peak_in_flight},
+                {"failure", s.failure}});
       } else {
-        send_control(control.get(), {{"op", "error"}, {"message", "unknown order"}}, wire::deadline_in(answer_time),
-                     who);
+        answer({{"op", "error"}, {"message", "unknown order"}});
       }
     }
   } catch (const std::exception& e) {
@@ -460,7 +519,8 @@ node_pool::node_pool(node_pool&& o) noexcept
       nodes_(std::move(o.nodes_)),
       control_(std::move(o.control_)),
       pids_(std::move(o.pids_)),
-      serving_(o.serving_) {
+      serving_(o.serving_),
+      orders_(o.orders_) {
   o.pids_.clear();
   o.control_.clear();
 }
@@ -474,6 +534,7 @@ node_pool& node_pool::operator=(node_pool&& o) noexcept {
     control_ = std::move(o.control_);
     pids_ = std::move(o.pids_);
     serving_ = o.serving_;
+    orders_ = o.orders_;
     o.pids_.clear();
     o.control_.clear();
   }
@@ -489,9 +550,14 @@ void node_pool::shut_down() noexcept {
   control_.clear();
   const auto until = clock::now() + 5s;
   for (const pid_t pid : pids_) {
-    while (::waitpid(pid, nullptr, WNOHANG) == 0 && clock::now() < until) std::this_thread::sleep_for(2ms);
-    ::kill(-pid, SIGKILL);
-    ::waitpid(pid, nullptr, WNOHANG);
+    // Killed only while it is still our unreaped child: a daemon that died may have been reaped
+    // already (a trial's clean-up reaps every child), and its pid, and group, reused since.
+    pid_t ended = 0;
+    while ((ended = ::waitpid(pid, nullptr, WNOHANG)) == 0 && clock::now() < until) std::this_thread::sleep_for(2ms);
+    if (ended == 0) {
+      ::kill(-pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
   }
   pids_.clear();
 }
@@ -510,29 +576,48 @@ std::vector<node_address> node_pool::start_serving(std::size_t count, const std:
     throw std::runtime_error("the run needs " + std::to_string(count) + " nodes; " + std::to_string(nodes_.size()) +
                              " are connected");
   }
-  std::vector<node_address> addresses;
+  // Every node is ordered first, then every answer read: the nodes set up in parallel.
+  const std::uint64_t seq = ++orders_;
   serving_ = 0;
   for (std::size_t i = 0; i < count; ++i) {
-    const std::string who = "node " + std::to_string(i + 1) + " (rank " + std::to_string(nodes_[i].rank) + ", " +
-                            nodes_[i].host + ")";
-    send_control(control_[i].get(), {{"op", "serve"}, {"workload", workload}, {"model", model}, {"params", params}},
-                 wire::deadline_in(answer_time), who);
+    send_control(control_[i].get(),
+                 {{"op", "serve"}, {"seq", seq}, {"workload", workload}, {"model", model}, {"params", params}},
+                 wire::deadline_in(answer_time), who(i));
     ++serving_;
-    const nlohmann::json answer = read_control(control_[i].get(), wire::deadline_in(answer_time), who);
-    if (answer.value("op", std::string()) != "serving") throw std::runtime_error(who + ": unexpected answer");
+  }
+  std::vector<node_address> addresses;
+  const auto until = wire::deadline_in(answer_time);
+  for (std::size_t i = 0; i < count; ++i) {
+    const nlohmann::json answer = read_answer(control_[i].get(), seq, until, who(i));
+    if (answer.value("op", std::string()) != "serving") throw std::runtime_error(who(i) + ": unexpected answer");
     addresses.push_back({nodes_[i].host, answer.at("port").get<std::uint16_t>()});
   }
   return addresses;
 }
 
+std::string node_pool::who(std::size_t i) const {
+  return "node " + std::to_string(i + 1) + " (rank " + std::to_string(nodes_[i].rank) + ", " + nodes_[i].host + ")";
+}
+
 std::vector<node_trial_stats> node_pool::stop_serving() {
-  std::vector<node_trial_stats> all;
+  // Every node is told first, then every answer read: W hung nodes take one stop's time, not W.
+  const std::uint64_t seq = ++orders_;
+  std::vector<node_trial_stats> all(serving_);
+  std::vector<bool> told(serving_, false);
   for (std::size_t i = 0; i < serving_; ++i) {
-    const std::string who = "node " + std::to_string(i + 1) + " (rank " + std::to_string(nodes_[i].rank) + ")";
-    node_trial_stats s;
     try {
-      send_control(control_[i].get(), {{"op", "stop"}}, wire::deadline_in(answer_time), who);
-      const nlohmann::json j = read_control(control_[i].get(), wire::deadline_in(answer_time + stop_time), who);
+      send_control(control_[i].get(), {{"op", "stop"}, {"seq", seq}}, wire::deadline_in(answer_time), who(i));
+      told[i] = true;
+    } catch (const std::exception& e) {
+      all[i].failure = e.what();
+    }
+  }
+  const auto until = wire::deadline_in(answer_time + stop_time);
+  for (std::size_t i = 0; i < serving_; ++i) {
+    if (!told[i]) continue;
+    node_trial_stats& s = all[i];
+    try {
+      const nlohmann::json j = read_answer(control_[i].get(), seq, until, who(i));
       s.cpu_seconds = j.at("cpu_seconds").get<double>();
       s.peak_rss_bytes = j.at("peak_rss_bytes").get<std::int64_t>();
       s.peak_pss_bytes = j.at("peak_pss_bytes").get<std::int64_t>();
@@ -545,11 +630,10 @@ std::vector<node_trial_stats> node_pool::stop_serving() {
       s.refused = j.at("refused").get<std::uint64_t>();
       s.peak_in_flight = j.at("peak_in_flight").get<std::uint64_t>();
       s.failure = j.at("failure").get<std::string>();
-      if (!s.failure.empty()) s.failure = who + ": " + s.failure;
+      if (!s.failure.empty()) s.failure = who(i) + ": " + s.failure;
     } catch (const std::exception& e) {
       s.failure = e.what();
     }
-    all.push_back(s);
   }
   serving_ = 0;
   return all;

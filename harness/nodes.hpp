@@ -5,9 +5,10 @@
 // handshakes with the run's token (role node), says where it is (host, CPUs), then obeys: for
 // each trial of a distributed workload, `serve` forks a fresh serving process (its own process
 // group) that listens on a port the OS picks and runs the model's serve job; `stop` ends it and
-// answers with what it used (CPU time, peak memory, processes and threads, what it counted on
-// the wire); `exit` (or the coordinator's connection closing) ends the daemon. Control messages
-// are `control` frames (models/wire/frame.hpp) holding one JSON object each.
+// answers with what it used (CPU time over the trial, peak memory, processes and threads, what it
+// counted on the wire); `exit` (or the coordinator's connection closing) ends the daemon. Control messages
+// are `control` frames (models/wire/frame.hpp) holding one JSON object each; every order has a
+// number its answer repeats, so an answer that came too late is never taken for the next one.
 #pragma once
 
 #include <sys/types.h>
@@ -49,7 +50,10 @@ struct node_info {
 
 // What one node's serving process used during one trial.
 struct node_trial_stats {
-  double cpu_seconds = 0;          // user + system, the serving process and every process it reaped
+  // user + system of the serving process's group (every process and thread of it, and what it
+  // reaped) from its model's construction to the trial's end: setup and teardown excluded, as
+  // for the coordinator
+  double cpu_seconds = 0;
   std::int64_t peak_rss_bytes = 0;
   std::int64_t peak_pss_bytes = 0;
   std::int64_t peak_processes = 0;
@@ -93,6 +97,7 @@ class node_pool {
  private:
   node_pool() = default;
   void accept_nodes(std::size_t count, std::chrono::milliseconds timeout);
+  std::string who(std::size_t node) const;  // "node 1 (rank 1, 127.0.0.1)"
   void shut_down() noexcept;
 
   wire::listener listener_;
@@ -101,6 +106,7 @@ class node_pool {
   std::vector<wire::unique_fd> control_;
   std::vector<pid_t> pids_;  // embedded daemons
   std::size_t serving_ = 0;  // nodes with a serving process now
+  std::uint64_t orders_ = 0; // the last order's number: every answer carries its order's
 };
 
 // The figures a trial's row gets from its nodes' stats: summed, and per node.

@@ -182,6 +182,22 @@ class trial_loop {
     t = run_trial_process(request, options_.timeout, options_.self_exe);
     const std::vector<node_trial_stats> stats = nodes_->stop_serving();
     for (const auto& [name, value] : node_figures(stats, nodes_->cpus_of_first(count))) t.observed[name] = value;
+    // What crossed the wire, counted on both sides, must agree: every byte the coordinator sent
+    // was read by a node and the other way round, over as many connections.
+    if (t.ok) {
+      for (const auto& [mine, theirs] : {std::pair{"coordinator_bytes_sent", "nodes_bytes_received"},
+                                         {"coordinator_bytes_received", "nodes_bytes_sent"},
+                                         {"coordinator_connections", "nodes_connections"}}) {
+        const auto a = t.observed.find(mine), b = t.observed.find(theirs);
+        if (a == t.observed.end() || b == t.observed.end() || a->second != b->second) {
+          t.ok = false;
+          t.error = std::string("verification failed: ") + mine + " " +
+                    (a == t.observed.end() ? std::string("missing") : std::to_string(a->second)) + " but " + theirs +
+                    " " + (b == t.observed.end() ? std::string("missing") : std::to_string(b->second));
+          break;
+        }
+      }
+    }
     // A serving process that failed fails the trial, and says why beside what the coordinator saw.
     for (const node_trial_stats& s : stats) {
       if (s.failure.empty()) continue;

@@ -91,6 +91,12 @@ struct scatter_job {
 //
 // Returns when `stop_fd` becomes readable (a byte written, or its other end closed): stop accepting, close every
 // connection, end every unit the model made.
+// How errors and logs name a node of a scatter job: "node 1 (127.0.0.1:5555)", counted from 1 as
+// the harness and the report's node1_... figures count them.
+inline std::string node_name(const scatter_job& job, std::size_t node) {
+  return "node " + std::to_string(node + 1) + " (" + job.nodes.at(node).text() + ")";
+}
+
 struct serve_job {
   int listen_fd = -1;
   int stop_fd = -1;

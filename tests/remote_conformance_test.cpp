@@ -323,6 +323,33 @@ TEST_P(remote_conformance, refuses_hostile_clients_with_a_logged_reason_and_serv
   EXPECT_GE(state_->node.refused.load(), 5u);
 }
 
+// A client that connects and says nothing, and one that stops part-way through its hello, stay
+// connected while a run of more than the handshake timeout goes on: no call waits on them (a
+// poll-loop server reads a frame only once it has started, waits a bounded time for the rest,
+// and refuses an expired handshake at once), and both are refused and logged.
+TEST_P(remote_conformance, a_silent_or_stalled_client_holds_up_no_one) {
+  serving_node node(GetParam(), 2, state_);
+  wire::unique_fd silent = wire::connect_tcp("127.0.0.1", node.port(), wire::deadline_in(5s));
+  wire::unique_fd stalled = wire::connect_tcp("127.0.0.1", node.port(), wire::deadline_in(5s));
+  const auto hello = wire::encode_frame(wire::hello{wire::protocol_version, wire::role::coordinator, token});
+  ASSERT_TRUE(wire::write_all(stalled.get(), wire::byte_view(hello.data(), 3), wire::deadline_in(5s)));
+  const auto start = std::chrono::steady_clock::now();
+  const scatter_job j = job({node.address()}, 250, 2, 0, 50);
+  const std::uint64_t sum = make(GetParam(), 2, 2)->run_scatter(j);
+  EXPECT_GT(std::chrono::steady_clock::now() - start, wire::default_handshake_timeout + 500ms);
+  std::uint64_t expected = 0, slowest_ns = 0;
+  for (std::uint64_t t = 0; t < j.tasks; ++t) {
+    expected += expected_value(t, 0, j.payload_bytes);
+    slowest_ns = std::max(slowest_ns, state_->finished[t].load() - state_->started[t].load());
+  }
+  EXPECT_EQ(sum, expected);
+  EXPECT_LT(slowest_ns, 1'000'000'000u) << "a call waited on a client that said nothing";
+  EXPECT_EQ(node.stop(), 0);
+  const std::string log(state_->log, std::min<std::size_t>(state_->log_used.load(), sizeof state_->log));
+  EXPECT_GE(state_->node.refused.load(), 2u) << log;
+  EXPECT_NE(log.find("timeout"), std::string::npos) << log;
+}
+
 TEST_P(remote_conformance, a_node_that_dies_mid_run_fails_the_run_with_the_reason) {
   state_->die_after = 10;
   serving_node node(GetParam(), 2, state_);

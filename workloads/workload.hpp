@@ -163,7 +163,10 @@ struct workload_entry {
   std::uint64_t (*alive)(const param_values&) = nullptr;
   // The floor probe its figures are read against for every model (read_against_floor), when it is
   // not each model's own round_trip_floor: a remote call's is a loopback TCP round trip.
-  std::string floor_probe;
+  std::string floor_probe = {};
+  // The part of each unit's latency that is work the workload asks for (a wait, a computation),
+  // not the mechanism: a latency is read against the floor only where this is zero (null: zero).
+  double (*work_in_latency_ns)(const param_values&) = nullptr;
   // Its coordinator calls nodes: the harness starts a serving process on W nodes for each trial
   // (the `nodes` parameter), on the model `node_model` names or the row's own, and the trial's
   // coordinator runs on `coordinator_model` or the row's own.

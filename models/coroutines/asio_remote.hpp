@@ -173,9 +173,6 @@ inline void send_best_effort(int fd, const wire::message& m) {
 // ---------------------------------------------------------------------------------------------
 // The coordinator's side.
 
-inline std::string node_text(const scatter_job& job, std::size_t node) {
-  return "node " + std::to_string(node) + " (" + job.nodes.at(node).text() + ")";
-}
 
 inline std::string address_text(const std::string& host, std::uint16_t port) {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -347,7 +344,7 @@ template <bool Shared>
 loop_task<void> connect_lane(scatter_run<Shared>& run, tcp_socket& socket, std::size_t lane, std::size_t node) {
   const scatter_job& job = run.job();
   const resolved_node& target = run.node(node);
-  if (target.endpoints.empty()) throw std::runtime_error(node_text(job, node) + " is unreachable: " + target.error);
+  if (target.endpoints.empty()) throw std::runtime_error(node_name(job, node) + " is unreachable: " + target.error);
   int last = 0;
   for (const asio::ip::tcp::endpoint& endpoint : target.endpoints) {
     const int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP);
@@ -382,7 +379,7 @@ loop_task<void> connect_lane(scatter_run<Shared>& run, tcp_socket& socket, std::
                                   "cannot connect to " + address_text(job.nodes[node].host, job.nodes[node].port));
   // Running out of descriptors stays a system_error: the trial names it as a limit.
   if (last == EMFILE || last == ENFILE) throw failure;
-  throw std::runtime_error(node_text(job, node) + " is unreachable: " + failure.what());
+  throw std::runtime_error(node_name(job, node) + " is unreachable: " + failure.what());
 }
 
 // The client's handshake (wire::client_handshake's steps and wording), counted as
@@ -392,7 +389,7 @@ loop_task<void> lane_handshake(scatter_run<Shared>& run, tcp_socket& socket, fra
                                std::size_t node) {
   const scatter_job& job = run.job();
   auto refused = [&](const std::string& detail) {
-    return std::runtime_error(node_text(job, node) + " refused the connection: " + detail);
+    return std::runtime_error(node_name(job, node) + " refused the connection: " + detail);
   };
   const wire::bytes& hello = run.hello_frame();
   const auto [write_error, written] = co_await asio::async_write(socket, asio::buffer(hello), use_loop_tuple);
@@ -438,7 +435,7 @@ loop_task<std::uint64_t> scatter_lane(scatter_run<Shared>& run, std::size_t lane
       // Another lane's failure is the job's; but after the deadline, a task left is one no node
       // answered in time (every lane may have seen its last reply arrive just before the end).
       if (run.expired()) {
-        throw std::runtime_error(node_text(job, node) + " did not answer task " + std::to_string(task) +
+        throw std::runtime_error(node_name(job, node) + " did not answer task " + std::to_string(task) +
                                  " before the trial's deadline");
       }
       break;
@@ -449,7 +446,7 @@ loop_task<std::uint64_t> scatter_lane(scatter_run<Shared>& run, std::size_t lane
     if (write_error) {
       wire::io_result w = io_of(write_error, written);
       run.settle(w);
-      throw std::runtime_error(node_text(job, node) + ": sending task " + std::to_string(task) + ": " + w.describe());
+      throw std::runtime_error(node_name(job, node) + ": sending task " + std::to_string(task) + ": " + w.describe());
     }
     job.counters->add_sent(request.size());
     wire::frame_read r = co_await read_frame(socket, buffers, wire::max_payload);

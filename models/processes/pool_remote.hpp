@@ -279,15 +279,15 @@ inline void serve_connections(const serve_shape& shape, remote_state& state, std
         connection& c = connections[i];
         if (fds[i + 2].revents == 0) {
           if (!c.welcomed && wire::clock::now() >= c.hello_by) {
-            keep[i] = wire::accept_handshake(job, c.fd.get(), c.peer);  // times out at once: refused, logged
+            keep[i] = wire::accept_handshake(job, c.fd.get(), c.peer, std::chrono::milliseconds(0));  // refused at once, logged
           }
           continue;
         }
         if (!c.welcomed) {
-          keep[i] = c.welcomed = wire::accept_handshake(job, c.fd.get(), c.peer);
+          keep[i] = c.welcomed = wire::accept_handshake(job, c.fd.get(), c.peer, wire::poll_loop_frame_time);
           continue;
         }
-        const auto request = wire::read_request(job, c.fd.get(), c.peer);
+        const auto request = wire::read_request(job, c.fd.get(), c.peer, wire::poll_loop_frame_time);
         keep[i] = request && wire::answer(job, c.fd.get(), *request, [](std::uint32_t ms) {
           std::this_thread::sleep_for(std::chrono::milliseconds(ms));
         });

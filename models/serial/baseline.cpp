@@ -98,15 +98,15 @@ void serve_iteratively(const serve_job& job) {
       connection& c = connections[i];
       if (fds[i + 2].revents == 0) {
         if (!c.welcomed && wire::clock::now() >= c.hello_by) {
-          keep[i] = wire::accept_handshake(job, c.fd.get(), c.peer);  // times out at once: refused, logged
+          keep[i] = wire::accept_handshake(job, c.fd.get(), c.peer, std::chrono::milliseconds(0));  // refused at once, logged
         }
         continue;
       }
       if (!c.welcomed) {
-        keep[i] = c.welcomed = wire::accept_handshake(job, c.fd.get(), c.peer);
+        keep[i] = c.welcomed = wire::accept_handshake(job, c.fd.get(), c.peer, wire::poll_loop_frame_time);
         continue;
       }
-      const auto request = wire::read_request(job, c.fd.get(), c.peer);
+      const auto request = wire::read_request(job, c.fd.get(), c.peer, wire::poll_loop_frame_time);
       keep[i] = request && wire::answer(job, c.fd.get(), *request, [](std::uint32_t ms) {
         std::this_thread::sleep_for(std::chrono::milliseconds(ms));
       });
@@ -115,7 +115,7 @@ void serve_iteratively(const serve_job& job) {
       if (!keep[i]) connections.erase(connections.begin() + static_cast<std::ptrdiff_t>(i));
     }
     if (fds[1].revents != 0) {
-      if (wire::unique_fd fd = wire::accept_connection(job)) {
+      if (wire::unique_fd fd = wire::try_accept_connection(job)) {
         std::string peer = wire::peer_name(fd.get());
         connections.push_back({std::move(fd), std::move(peer), false,
                                wire::deadline_in(wire::default_handshake_timeout)});

@@ -124,16 +124,16 @@ class request_dispatcher {
         connection_state& c = *connections[polled[i]];
         if (fds[i + 3].revents == 0) {
           if (!c.welcomed && wire::clock::now() >= c.hello_by) {
-            c.broken = !wire::accept_handshake(*job_, c.fd.get(), c.peer);  // times out at once: refused, logged
+            c.broken = !wire::accept_handshake(*job_, c.fd.get(), c.peer, std::chrono::milliseconds(0));  // refused at once, logged
           }
           continue;
         }
         if (!c.welcomed) {
-          c.welcomed = wire::accept_handshake(*job_, c.fd.get(), c.peer);
+          c.welcomed = wire::accept_handshake(*job_, c.fd.get(), c.peer, wire::poll_loop_frame_time);
           c.broken = !c.welcomed;
           continue;
         }
-        auto task = wire::read_request(*job_, c.fd.get(), c.peer);
+        auto task = wire::read_request(*job_, c.fd.get(), c.peer, wire::poll_loop_frame_time);
         if (!task) {
           c.broken = true;
           continue;
@@ -157,7 +157,7 @@ class request_dispatcher {
         }
       }
       if (fds[1].revents != 0) {
-        if (wire::unique_fd fd = wire::accept_connection(*job_)) {
+        if (wire::unique_fd fd = wire::try_accept_connection(*job_)) {
           auto c = std::make_shared<connection_state>();
           c->peer = wire::peer_name(fd.get());
           c->fd = std::move(fd);

@@ -20,10 +20,6 @@ void put_u64(std::uint8_t* p, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
 }
 
-std::string node_text(const scatter_job& job, std::size_t node) {
-  return "node " + std::to_string(node) + " (" + job.nodes.at(node).text() + ")";
-}
-
 void log_line(const serve_job& job, const std::string& line) {
   if (job.log != nullptr) job.log(job.context, line);
 }
@@ -52,23 +48,23 @@ void encode_request(const scatter_job& job, std::uint64_t task, std::vector<std:
 
 std::uint64_t result_value(const scatter_job& job, std::size_t node, std::uint64_t task, const frame_read& r) {
   if (r.io.status == io_status::timeout) {
-    throw std::runtime_error(node_text(job, node) + " did not answer task " + std::to_string(task) +
+    throw std::runtime_error(node_name(job, node) + " did not answer task " + std::to_string(task) +
                              " before the trial's deadline");
   }
   if (!r.ok()) {
-    throw std::runtime_error(node_text(job, node) + " failed task " + std::to_string(task) + ": " + r.describe());
+    throw std::runtime_error(node_name(job, node) + " failed task " + std::to_string(task) + ": " + r.describe());
   }
   if (const auto* e = std::get_if<error>(&r.msg)) {
-    throw std::runtime_error(node_text(job, node) + " answered task " + std::to_string(task) +
+    throw std::runtime_error(node_name(job, node) + " answered task " + std::to_string(task) +
                              " with an error: " + e->message);
   }
   const auto* result = std::get_if<task_result>(&r.msg);
   if (result == nullptr) {
-    throw std::runtime_error(node_text(job, node) + " answered task " + std::to_string(task) + " with a " +
+    throw std::runtime_error(node_name(job, node) + " answered task " + std::to_string(task) + " with a " +
                              std::string(frame_type_name(type_of(r.msg))) + " frame");
   }
   if (result->id != task) {
-    throw std::runtime_error(node_text(job, node) + " answered task " + std::to_string(result->id) +
+    throw std::runtime_error(node_name(job, node) + " answered task " + std::to_string(result->id) +
                              " when task " + std::to_string(task) + " was asked");
   }
   return result->value;
@@ -81,12 +77,12 @@ call_connection::call_connection(const scatter_job& job, std::size_t node) : nod
   } catch (const std::system_error& e) {
     // Running out of descriptors stays a system_error: the trial names it as a limit.
     if (e.code().value() == EMFILE || e.code().value() == ENFILE) throw;
-    throw std::runtime_error(node_text(job, node) + " is unreachable: " + e.what());
+    throw std::runtime_error(node_name(job, node) + " is unreachable: " + e.what());
   }
   job.counters->add_connection();
   const handshake_result h = client_handshake(fd_.get(), job.token, role::coordinator, job.deadline);
   job.counters->add_sent(hello_bytes(job.token));
-  if (!h) throw std::runtime_error(node_text(job, node) + " refused the connection: " + h.detail);
+  if (!h) throw std::runtime_error(node_name(job, node) + " refused the connection: " + h.detail);
   job.counters->add_received(welcome_bytes());
 }
 
@@ -94,7 +90,7 @@ std::uint64_t call_connection::call(const scatter_job& job, std::uint64_t task) 
   encode_request(job, task, frame_);
   job.call_started(job.context, task);
   if (io_result w = write_all(fd_.get(), frame_, job.deadline); !w) {
-    throw std::runtime_error(node_text(job, node_) + ": sending task " + std::to_string(task) + ": " + w.describe());
+    throw std::runtime_error(node_name(job, node_) + ": sending task " + std::to_string(task) + ": " + w.describe());
   }
   job.counters->add_sent(frame_.size());
   const frame_read r = read_frame(fd_.get(), job.deadline);
@@ -112,15 +108,22 @@ std::string peer_name(int fd) {
   if (addr.ss_family == AF_INET) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
     ::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
-    return std::string(text) + ":" + std::to_string(ntohs(in->sin_port));
+    std::string name = text;
+    name += ':';
+    name += std::to_string(ntohs(in->sin_port));
+    return name;
   }
   const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
   ::inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
-  return "[" + std::string(text) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  std::string name = "[";
+  name += text;
+  name += "]:";
+  name += std::to_string(ntohs(in6->sin6_port));
+  return name;
 }
 
-bool accept_handshake(const serve_job& job, int fd, const std::string& peer) {
-  const handshake_result h = serve_handshake(fd, job.token, role::coordinator);
+bool accept_handshake(const serve_job& job, int fd, const std::string& peer, std::chrono::milliseconds timeout) {
+  const handshake_result h = serve_handshake(fd, job.token, role::coordinator, timeout);
   if (!h) {
     job.counters->refused.fetch_add(1, std::memory_order_relaxed);
     log_line(job, "refused " + peer + ": " + std::string(refuse_reason_name(h.reason)) + ": " + h.detail);
@@ -131,10 +134,11 @@ bool accept_handshake(const serve_job& job, int fd, const std::string& peer) {
   return true;
 }
 
-std::optional<task_request> read_request(const serve_job& job, int fd, const std::string& peer) {
+std::optional<task_request> read_request(const serve_job& job, int fd, const std::string& peer,
+                                         std::chrono::milliseconds timeout) {
   // The frame has started to arrive (the caller waited for the socket to be readable): the rest
   // of it must follow promptly, or the connection is dropped.
-  const frame_read r = read_frame(fd, deadline_in(default_handshake_timeout));
+  const frame_read r = read_frame(fd, deadline_in(timeout));
   job.counters->add_received(r.io.transferred);
   if (r.io.status == io_status::closed && r.io.transferred == 0) return std::nullopt;  // a clean close
   if (!r.ok()) {
@@ -178,26 +182,8 @@ bool stop_requested(int stop_fd) {
 }
 
 unique_fd accept_connection(const serve_job& job) {
-  for (;;) {
-    if (!wait_readable_or_stop(job.listen_fd, job.stop_fd)) return {};
-    const int fd = ::accept4(job.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) {
-      const int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      job.counters->add_connection();
-      return unique_fd(fd);
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return {};  // another process took it
-    if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
-    if (errno == EMFILE || errno == ENFILE) {
-      log_line(job, std::string("cannot accept a connection: ") + std::strerror(errno) +
-                        " (RLIMIT_NOFILE); it waits in the backlog");
-      ::poll(nullptr, 0, 10);
-      continue;
-    }
-    log_line(job, std::string("accept failed: ") + std::strerror(errno));
-    return {};
-  }
+  if (!wait_readable_or_stop(job.listen_fd, job.stop_fd)) return {};
+  return try_accept_connection(job);
 }
 
 unique_fd try_accept_connection(const serve_job& job) {

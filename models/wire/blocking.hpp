@@ -40,10 +40,20 @@ std::uint64_t result_value(const scatter_job& job, std::size_t node, std::uint64
 //
 // The handshake, counted and logged: true when the client is welcomed. A refused one is logged
 // (job.log) with the peer and the reason, and counted in counters->refused.
-bool accept_handshake(const serve_job& job, int fd, const std::string& peer);
+// `timeout` bounds the wait for the hello (0: refuse at once unless it is already there).
+bool accept_handshake(const serve_job& job, int fd, const std::string& peer,
+                      std::chrono::milliseconds timeout = default_handshake_timeout);
 // What the next frame on a connection was: a request, or the connection's end (closed by the
 // peer, a bad frame, a bye), logged unless it was a clean close or bye.
-std::optional<task_request> read_request(const serve_job& job, int fd, const std::string& peer);
+// `timeout` bounds the wait for the rest of a frame whose first bytes have arrived.
+std::optional<task_request> read_request(const serve_job& job, int fd, const std::string& peer,
+                                         std::chrono::milliseconds timeout = default_handshake_timeout);
+
+// A server that serves many connections from one thread (a poll loop) reads a frame only once
+// its first bytes have arrived, and waits at most this long for the rest: a client that stalls
+// part-way holds the loop this long, then is dropped. A connection whose hello has not come by
+// its deadline is refused at once, without waiting.
+inline constexpr std::chrono::milliseconds poll_loop_frame_time{200};
 // Answers a request: value = job.task_value(...), then the result frame. `wait` is the model's
 // natural wait of request.wait_ms, run first. False when the reply could not be written.
 template <class Wait>

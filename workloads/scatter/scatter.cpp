@@ -140,6 +140,7 @@ class scatter_run final : public prepared_run {
       if (r.calls.load() != 1) {
         return "task " + std::to_string(t) + " was called " + std::to_string(r.calls.load()) + " times";
       }
+      if (r.finished_ns.load() == 0) return "task " + std::to_string(t) + " was called but never came back";
       if (r.finished_ns.load() - r.started_ns.load() < wait_ns) {
         return "task " + std::to_string(t) + " came back after " +
                std::to_string((r.finished_ns.load() - r.started_ns.load()) / 1000) + " us, before its " +
@@ -253,6 +254,9 @@ workload_entry make_scatter() {
         return std::min(static_cast<std::uint64_t>(p.at("tasks")), static_cast<std::uint64_t>(p.at("in_flight")));
       },
       .floor_probe = "tcp_round_trip",
+      .work_in_latency_ns = [](const param_values& p) {
+        return static_cast<double>(p.at("wait_ms")) * 1e6 + static_cast<double>(p.at("compute_us")) * 1e3;
+      },
       .remote = true,
       .node_value = &task_value,
   };
