@@ -170,6 +170,7 @@ class serving_process {
       try {
         if (fault.what == node_fault::kind::unreachable) {  // nobody listens: connections are refused
           l.fd.reset();
+          (void)!::write(ready[1], "r", 1);
           char byte = 0;
           (void)!::read(stop[0], &byte, 1);
           ::_exit(0);
