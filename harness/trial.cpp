@@ -357,7 +357,9 @@ int run_trial_here(const trial_request& request, const std::string& path) {
       }
       const char* token = std::getenv(wire::token_env);
       setup.token = token == nullptr ? "" : token;
-      setup.deadline = clock::now() + std::chrono::milliseconds(request.remote_timeout_ms);
+      setup.deadline = request.remote_deadline_ns != 0
+                           ? clock::time_point(std::chrono::nanoseconds(request.remote_deadline_ns))
+                           : clock::now() + std::chrono::milliseconds(request.remote_timeout_ms);
     }
 
     if (request.observe_fds.size() == 3) {
@@ -435,6 +437,16 @@ trial_result run_trial_process(const trial_request& request, std::chrono::millis
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   interrupts::install();
   interrupts::set_files(result_path, dir);
+  // The remote calls' deadline counts from now, before the trial's process starts, as its
+  // timeout does (from just after): the time the process takes to start (most of a second under
+  // a sanitizer on a busy machine) must not push the deadline past the timeout, or a hung node is
+  // reported as a bare timeout instead of by name.
+  const auto started = clock::now();
+  if (sent.remote_timeout_ms > 0) {
+    sent.remote_deadline_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  (started + std::chrono::milliseconds(sent.remote_timeout_ms)).time_since_epoch())
+                                  .count();
+  }
   const pid_t pid = start_trial(self_exe, nlohmann::json(sent).dump(), result_path, link);
   if (pid < 0) {
     failed.error = std::string("cannot start the trial process: ") + std::strerror(errno);

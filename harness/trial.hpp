@@ -31,6 +31,11 @@ struct trial_request {
   // How long the trial's remote calls may take, from the trial's start: a little less than the
   // trial's timeout, so a dead or hung node fails the run with its name. 0: no remote calls.
   std::int64_t remote_timeout_ms = 0;
+  // The same as a point in time, set by run_trial_process when it starts the trial process: the
+  // start plus remote_timeout_ms on the steady clock (CLOCK_MONOTONIC, one for every process of
+  // the host), so the time the trial process takes to start counts against it, as it counts
+  // against the trial's timeout. 0: from remote_timeout_ms, counted from when the trial reads it.
+  std::int64_t remote_deadline_ns = 0;
 };
 
 // One measurement of the memory of every process of the trial, with what was alive then.
@@ -87,7 +92,7 @@ struct trial_result {
 
 // Parent and child exchange requests and results as JSON, field for field.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(trial_request, workload, model, params, observe_fds, nodes,
-                                                remote_timeout_ms)
+                                                remote_timeout_ms, remote_deadline_ns)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_result, ok, error, limit_hit, timed_out, checksum, wall_ns, setup_ns,
                                    usage, rss_before_bytes, peak_rss_bytes, pss_before_bytes, peak_pss_bytes,
                                    peak_processes, processes_before, threads_before, gauge_used, at_peak,
