@@ -146,7 +146,7 @@ class trial_loop {
       ++counts_.from_journal;
       ++done_;
     } else {
-      trial_request request{r.workload->name, r.model->name, r.params, {}, {}, 0};
+      trial_request request{r.workload->name, r.model->name, r.params, {}, {}, 0, 0};
       t = r.workload->remote ? run_remote_trial(r, request) : run_trial_process(request, options_.timeout, options_.self_exe);
       if (interrupted()) return;  // stopped by the interrupt: not a result, --resume runs it again
       ++counts_.ran_here;

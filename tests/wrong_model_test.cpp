@@ -153,7 +153,7 @@ CMBENCH_REGISTER_MODEL(shortcuts);
 
 trial_result run_in_this_process(const std::string& workload, const std::string& model, const param_values& params) {
   const std::string path = ::testing::TempDir() + "wrong_model_result_" + std::to_string(::getpid()) + ".json";
-  EXPECT_EQ(run_trial_here(trial_request{workload, model, params, {}, {}, 0}, path), 0);
+  EXPECT_EQ(run_trial_here(trial_request{workload, model, params, {}, {}, 0, 0}, path), 0);
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
