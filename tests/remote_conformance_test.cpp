@@ -236,7 +236,9 @@ TEST_P(remote_conformance, waits_overlap_as_far_as_both_sides_allow) {
   const model_info& info = find_model(GetParam())->info;
   serving_node node(GetParam(), 3, state_);
   const std::uint32_t in_flight = 6;
-  const scatter_job j = job({node.address()}, 24, in_flight, 0, 20);
+  // Each wait outlasts the setting up of every unit both sides make for it (a fork per call and
+  // per connection takes milliseconds on a loaded machine, several times that under ASan).
+  const scatter_job j = job({node.address()}, 24, in_flight, 0, 100);
   auto coordinator = make(GetParam(), 3, in_flight);
   const std::uint64_t sum = coordinator->run_scatter(j);
   coordinator.reset();
