@@ -184,15 +184,6 @@ std::array<std::int64_t, 25> stat_fields(const char* fields) {
   return field;
 }
 
-// The first number in a /proc file, or -1.
-std::int64_t first_number(const std::string& path) {
-  FILE* file = std::fopen(path.c_str(), "r");
-  if (file == nullptr) return -1;
-  long long value = -1;
-  if (std::fscanf(file, "%lld", &value) != 1) value = -1;
-  std::fclose(file);
-  return value;
-}
 
 // This process's user and system time (every thread, tick-sampled) and its reaped children's.
 void read_rusage(trial_counters& c) {
@@ -233,9 +224,16 @@ void read_other(trial_counters& c, const char* pid, const char* fields) {
   p.reaped_user_ns = field[16] * ns_per_tick;  // cutime, cstime
   p.reaped_sys_ns = field[17] * ns_per_tick;
   const std::string dir = std::string("/proc/") + pid;
-  // Run time in ns, kept by the scheduler; utime and stime are only sampled at ticks.
-  p.cpu_ns = first_number(dir + "/schedstat");
-  if (p.cpu_ns <= 0) p.cpu_ns = (field[14] + field[15]) * ns_per_tick;
+  // Run time in ns of every thread the process has had, from its CPU clock (the scheduler's;
+  // utime and stime are only sampled at ticks, and /proc/PID/schedstat is its main thread's alone).
+  const pid_t process = static_cast<pid_t>(std::strtol(pid, nullptr, 10));
+  clockid_t clock_id{};
+  timespec t{};
+  if (clock_getcpuclockid(process, &clock_id) == 0 && clock_gettime(clock_id, &t) == 0) {
+    p.cpu_ns = std::int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
+  } else {
+    p.cpu_ns = (field[14] + field[15]) * ns_per_tick;
+  }
   std::ifstream status(dir + "/status");
   for (std::string line; std::getline(status, line);) {
     long long n = 0;
