@@ -235,13 +235,7 @@ inline void serve_connections(const serve_shape& shape, remote_state& state, std
   try {
     const std::byte* at = area + shape.token_offset;
     job.token = get_text(at);
-    struct connection {
-      wire::unique_fd fd;
-      std::string peer;
-      bool welcomed = false;
-      wire::deadline hello_by;
-    };
-    std::vector<connection> connections;
+    wire::polled_connections connections;
     std::vector<pollfd> fds;
     std::optional<wire::deadline> deferred;  // a connection seen waiting, left to the less loaded until then
     auto least_loaded = [&] {
@@ -260,51 +254,19 @@ inline void serve_connections(const serve_shape& shape, remote_state& state, std
       }
       const bool watch_listener = accepting || !deferred;
       fds.assign({{job.stop_fd, POLLIN, 0}, {watch_listener ? job.listen_fd : -1, POLLIN, 0}});
-      auto wake = deferred ? *deferred : wire::clock::time_point::max();
-      for (const connection& c : connections) {
-        fds.push_back({c.fd.get(), POLLIN, 0});
-        if (!c.welcomed) wake = std::min(wake, c.hello_by);
-      }
-      int timeout_ms = accepting && !eligible ? 0 : -1;  // a deferred connection: only if it still waits
-      if (timeout_ms < 0 && wake != wire::clock::time_point::max()) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wake - wire::clock::now()).count();
-        timeout_ms = static_cast<int>(std::max<long long>(0, left) + 1);
-      }
+      const int wake_ms = connections.watch(fds, deferred ? *deferred : wire::clock::time_point::max());
+      const int timeout_ms = accepting && !eligible ? 0 : wake_ms;  // a deferred connection: only if it still waits
       if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
         throw std::system_error(errno, std::generic_category(), "poll");
       }
       if (fds[0].revents != 0) break;
-      std::vector<bool> keep(connections.size(), true);
-      for (std::size_t i = 0; i < connections.size(); ++i) {
-        connection& c = connections[i];
-        if (fds[i + 2].revents == 0) {
-          if (!c.welcomed && wire::clock::now() >= c.hello_by) {
-            keep[i] = wire::accept_handshake(job, c.fd.get(), c.peer, std::chrono::milliseconds(0));  // refused at once, logged
-          }
-          continue;
-        }
-        if (!c.welcomed) {
-          keep[i] = c.welcomed = wire::accept_handshake(job, c.fd.get(), c.peer, wire::poll_loop_frame_time);
-          continue;
-        }
-        const auto request = wire::read_request(job, c.fd.get(), c.peer, wire::poll_loop_frame_time);
-        keep[i] = request && wire::answer(job, c.fd.get(), *request, [](std::uint32_t ms) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-        });
-      }
-      for (std::size_t i = connections.size(); i-- > 0;) {
-        if (!keep[i]) connections.erase(connections.begin() + static_cast<std::ptrdiff_t>(i));
-      }
+      connections.serve(job, fds, 2);
       if (fds[1].revents == 0) continue;
       if (!accepting) {
         deferred = wire::clock::now() + accept_defer;
         continue;
       }
-      if (wire::unique_fd fd = wire::try_accept_connection(job)) {
-        std::string peer = wire::peer_name(fd.get());
-        connections.push_back({std::move(fd), std::move(peer), false,
-                               wire::deadline_in(wire::default_handshake_timeout)});
-      }
+      if (wire::unique_fd fd = wire::try_accept_connection(job)) connections.add(std::move(fd));
     }
   } catch (const std::exception& e) {
     const std::string where = "serving worker " + std::to_string(worker) + ": ";

@@ -69,57 +69,18 @@ class serial_graph {
 // A connection's handshake is read only once its hello has started to arrive, so a client that
 // says nothing holds nobody up; it is refused after the handshake timeout.
 void serve_iteratively(const serve_job& job) {
-  struct connection {
-    wire::unique_fd fd;
-    std::string peer;
-    bool welcomed = false;
-    wire::deadline hello_by;
-  };
-  std::vector<connection> connections;
+  wire::polled_connections connections;
   std::vector<pollfd> fds;
   for (;;) {
     fds.assign({{job.stop_fd, POLLIN, 0}, {job.listen_fd, POLLIN, 0}});
-    auto wake = wire::clock::time_point::max();
-    for (const connection& c : connections) {
-      fds.push_back({c.fd.get(), POLLIN, 0});
-      if (!c.welcomed) wake = std::min(wake, c.hello_by);
-    }
-    int timeout_ms = -1;
-    if (wake != wire::clock::time_point::max()) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wake - wire::clock::now()).count();
-      timeout_ms = static_cast<int>(std::max<long long>(0, left) + 1);
-    }
+    const int timeout_ms = connections.watch(fds);
     if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
       throw std::system_error(errno, std::generic_category(), "serial/baseline: poll");
     }
     if (fds[0].revents != 0) return;
-    std::vector<bool> keep(connections.size(), true);
-    for (std::size_t i = 0; i < connections.size(); ++i) {
-      connection& c = connections[i];
-      if (fds[i + 2].revents == 0) {
-        if (!c.welcomed && wire::clock::now() >= c.hello_by) {
-          keep[i] = wire::accept_handshake(job, c.fd.get(), c.peer, std::chrono::milliseconds(0));  // refused at once, logged
-        }
-        continue;
-      }
-      if (!c.welcomed) {
-        keep[i] = c.welcomed = wire::accept_handshake(job, c.fd.get(), c.peer, wire::poll_loop_frame_time);
-        continue;
-      }
-      const auto request = wire::read_request(job, c.fd.get(), c.peer, wire::poll_loop_frame_time);
-      keep[i] = request && wire::answer(job, c.fd.get(), *request, [](std::uint32_t ms) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-      });
-    }
-    for (std::size_t i = connections.size(); i-- > 0;) {
-      if (!keep[i]) connections.erase(connections.begin() + static_cast<std::ptrdiff_t>(i));
-    }
+    connections.serve(job, fds, 2);
     if (fds[1].revents != 0) {
-      if (wire::unique_fd fd = wire::try_accept_connection(job)) {
-        std::string peer = wire::peer_name(fd.get());
-        connections.push_back({std::move(fd), std::move(peer), false,
-                               wire::deadline_in(wire::default_handshake_timeout)});
-      }
+      if (wire::unique_fd fd = wire::try_accept_connection(job)) connections.add(std::move(fd));
     }
   }
 }

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 namespace cmbench::wire {
 namespace {
@@ -205,6 +206,45 @@ unique_fd try_accept_connection(const serve_job& job) {
     }
     log_line(job, std::string("accept failed: ") + std::strerror(errno));
     return {};
+  }
+}
+
+void polled_connections::add(unique_fd fd) {
+  std::string peer = peer_name(fd.get());
+  connections_.push_back({std::move(fd), std::move(peer), false, deadline_in(default_handshake_timeout)});
+}
+
+int polled_connections::watch(std::vector<pollfd>& fds, clock::time_point wake) const {
+  for (const connection& c : connections_) {
+    fds.push_back({c.fd.get(), POLLIN, 0});
+    if (!c.welcomed) wake = std::min(wake, c.hello_by);
+  }
+  if (wake == clock::time_point::max()) return -1;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wake - clock::now()).count();
+  return static_cast<int>(std::max<long long>(0, left) + 1);
+}
+
+void polled_connections::serve(const serve_job& job, const std::vector<pollfd>& fds, std::size_t first) {
+  std::vector<bool> keep(connections_.size(), true);
+  for (std::size_t i = 0; i < connections_.size(); ++i) {
+    connection& c = connections_[i];
+    if (fds[first + i].revents == 0) {
+      if (!c.welcomed && clock::now() >= c.hello_by) {
+        keep[i] = accept_handshake(job, c.fd.get(), c.peer, std::chrono::milliseconds(0));  // refused at once
+      }
+      continue;
+    }
+    if (!c.welcomed) {
+      keep[i] = c.welcomed = accept_handshake(job, c.fd.get(), c.peer, poll_loop_frame_time);
+      continue;
+    }
+    const auto request = read_request(job, c.fd.get(), c.peer, poll_loop_frame_time);
+    keep[i] = request && answer(job, c.fd.get(), *request, [](std::uint32_t ms) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    });
+  }
+  for (std::size_t i = connections_.size(); i-- > 0;) {
+    if (!keep[i]) connections_.erase(connections_.begin() + static_cast<std::ptrdiff_t>(i));
   }
 }
 

@@ -5,6 +5,8 @@
 // the wire are the same for every model.
 #pragma once
 
+#include <poll.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -77,6 +79,31 @@ unique_fd accept_connection(const serve_job& job);
 // share it with other processes: the connection waiting now, or an empty fd when there is none
 // (another process took it, or running out of descriptors left it in the backlog: logged).
 unique_fd try_accept_connection(const serve_job& job);
+
+// The connections a one-thread poll-loop server holds, each served a request at a time to its end
+// (serial's iterative server, processes/pool's pre-forked workers): it adds their pollfds after
+// the caller's own, says when the next expired handshake is due, and after the poll steps every
+// connection (an expired handshake refused at once, a started hello or request read within
+// poll_loop_frame_time, a request answered with a blocking sleep), dropping those that ended.
+class polled_connections {
+ public:
+  void add(unique_fd fd);
+  std::size_t size() const { return connections_.size(); }
+  // Appends one pollfd per connection; returns the poll timeout (ms, -1: none) that the next
+  // handshake deadline, or `wake` if sooner, asks for.
+  int watch(std::vector<pollfd>& fds, clock::time_point wake = clock::time_point::max()) const;
+  // Steps every connection; `first` is the index of the first connection's pollfd in `fds`.
+  void serve(const serve_job& job, const std::vector<pollfd>& fds, std::size_t first);
+
+ private:
+  struct connection {
+    unique_fd fd;
+    std::string peer;
+    bool welcomed = false;
+    deadline hello_by;
+  };
+  std::vector<connection> connections_;
+};
 
 template <class Wait>
 bool answer(const serve_job& job, int fd, const task_request& request, Wait&& wait) {
