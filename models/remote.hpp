@@ -53,8 +53,10 @@ struct node_address {
 };
 
 // The coordinator's side. Task t's request is task_request{id = t, compute_us, wait_ms, payload}
-// with payload = payload_of(t) (payload_bytes bytes); any node may answer any task, and the
-// model chooses which (round robin over its connections is the natural choice). Before a call's
+// with payload = payload_of(t) (payload_size_of(t) bytes, or payload_bytes for every task when
+// payload_size_of is null), sent to node t % nodes: every model routes so, whatever its units and
+// connections, so a workload can address a task to a node (mapreduce's shuffle sends each block to
+// the node that reduces it; tests/remote_conformance_test.cpp checks it). Before a call's
 // request is written the unit that makes it calls call_started(t); once its result is read, it
 // calls call_finished(t, value), in that same unit (thread, process or coroutine). The job's
 // result is the wrapping sum of every value. A connection is opened with the handshake
@@ -69,11 +71,14 @@ struct scatter_job {
   std::uint32_t compute_us = 0;
   std::uint32_t wait_ms = 0;
   std::uint32_t payload_bytes = 0;
-  std::vector<node_address> nodes;
+  std::vector<node_address> nodes;  // task t goes to nodes[t % nodes.size()]
   std::string token;
   std::chrono::steady_clock::time_point deadline;
   remote_counters* counters = nullptr;  // shared memory
   void (*payload_of)(const void* context, std::uint64_t task, std::uint8_t* out, std::uint32_t bytes) = nullptr;
+  // Task t's payload size, when tasks differ (at most wire::max_payload less the request's 20 bytes);
+  // null: payload_bytes for every task.
+  std::uint32_t (*payload_size_of)(const void* context, std::uint64_t task) = nullptr;
   void (*call_started)(const void* context, std::uint64_t task) = nullptr;
   void (*call_finished)(const void* context, std::uint64_t task, std::uint64_t value) = nullptr;
   const void* context = nullptr;  // shared memory: every process of the model writes into it

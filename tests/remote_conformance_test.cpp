@@ -39,6 +39,7 @@ struct shared_state {
   std::atomic<std::uint64_t> started[max_tasks];
   std::atomic<std::uint64_t> finished[max_tasks];
   std::atomic<std::uint64_t> values[max_tasks];
+  std::atomic<std::uint64_t> served_by[max_tasks];  // 1 + the index of the node that served the task
   std::atomic<std::int64_t> outstanding;
   std::atomic<std::int64_t> peak_outstanding;
   std::atomic<std::uint64_t> hang_after;  // the node stops answering after this many requests (0: never)
@@ -51,9 +52,14 @@ void payload_of(const void*, std::uint64_t task, std::uint8_t* out, std::uint32_
   for (std::uint32_t i = 0; i < bytes; ++i) out[i] = static_cast<std::uint8_t>(kernels::mix64(task + i));
 }
 
+// The index a serving_node was given, set in its process before it serves (its model's processes
+// inherit it): which node served a task.
+int serving_index = -1;
+
 std::uint64_t task_value(const void* context, std::uint64_t task, std::uint32_t compute_us, const std::uint8_t* payload,
                          std::uint32_t bytes) {
   auto* s = static_cast<shared_state*>(const_cast<void*>(context));
+  s->served_by[task].store(static_cast<std::uint64_t>(serving_index + 1));
   const std::uint64_t served = s->node.requests.load() + 1;
   if (s->die_after.load() != 0 && served > s->die_after.load()) ::_exit(9);
   if (s->hang_after.load() != 0 && served > s->hang_after.load()) ::pause();
@@ -101,7 +107,7 @@ void log_line(const void* context, std::string_view line) {
 // stopped (its stop pipe closed, then waited for) when it goes out of scope.
 class serving_node {
  public:
-  serving_node(const std::string& model, unsigned workers, shared_state* state) {
+  serving_node(const std::string& model, unsigned workers, shared_state* state, int index = 0) {
     wire::listener l = wire::listen_tcp("127.0.0.1", 0);
     port_ = l.port;
     int stop[2];
@@ -111,6 +117,7 @@ class serving_node {
     if (pid_ == 0) {
       ::setpgid(0, 0);  // its own group: whatever it forks is stopped with it
       ::close(stop[1]);
+      serving_index = index;
       int rc = 0;
       try {
         auto instance = find_model(model)->make(model_config{workers, 0});
@@ -228,6 +235,43 @@ TEST_P(remote_conformance, gathers_every_result_from_nodes_serving_on_the_same_m
   EXPECT_EQ(b.stop(), 0);
   expect_every_call_answered(j, sum);
   EXPECT_LE(state_->peak_outstanding.load(), 8);
+}
+
+// The contract a workload addresses nodes by (models/remote.hpp): task t goes to node t % nodes,
+// whatever the model's units and connections, so every node serves exactly its own tasks.
+TEST_P(remote_conformance, task_t_goes_to_node_t_mod_nodes) {
+  serving_node a(GetParam(), 2, state_, 0);
+  serving_node b(GetParam(), 2, state_, 1);
+  serving_node c(GetParam(), 2, state_, 2);
+  for (const std::uint32_t in_flight : {1u, 2u, 5u}) {  // fewer, as many and more calls at once than nodes
+    for (std::uint64_t t = 0; t < max_tasks; ++t) state_->served_by[t].store(0);
+    const scatter_job j = job({a.address(), b.address(), c.address()}, 60, in_flight, 0, 0);
+    const std::uint64_t sum = make(GetParam(), 2, in_flight)->run_scatter(j);
+    std::uint64_t expected = 0;
+    for (std::uint64_t t = 0; t < j.tasks; ++t) {
+      expected += expected_value(t, j.compute_us, j.payload_bytes);
+      ASSERT_EQ(state_->served_by[t].load(), t % 3 + 1) << "task " << t << " with " << in_flight << " in flight";
+    }
+    EXPECT_EQ(sum, expected);
+  }
+  EXPECT_EQ(a.stop(), 0);
+  EXPECT_EQ(b.stop(), 0);
+  EXPECT_EQ(c.stop(), 0);
+}
+
+// Tasks of different payload sizes (payload_size_of): each request carries its own task's.
+std::uint32_t size_of_task(const void*, std::uint64_t task) { return static_cast<std::uint32_t>(task % 7 * 37); }
+
+TEST_P(remote_conformance, each_task_carries_its_own_payload_size) {
+  serving_node node(GetParam(), 2, state_);
+  scatter_job j = job({node.address()}, 60, 4, 0, 0);
+  j.payload_size_of = &size_of_task;
+  const std::uint64_t sum = make(GetParam(), 2, 4)->run_scatter(j);
+  EXPECT_EQ(node.stop(), 0);
+  std::uint64_t expected = 0;
+  for (std::uint64_t t = 0; t < j.tasks; ++t) expected += expected_value(t, 0, size_of_task(nullptr, t));
+  EXPECT_EQ(sum, expected);
+  EXPECT_EQ(state_->node.requests.load(), j.tasks);
 }
 
 // The waits overlap as far as both sides allow: the coordinator's calls in flight (its facts'

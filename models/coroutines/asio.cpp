@@ -49,8 +49,8 @@ class asio_single {
                   "(no spin)",
           .handoff = "the woken coroutine is resumed by a post to the one loop",
           .results = "summed by the coroutines on the loop thread",
-          .calls = "min(C, tasks) coroutines on the one loop, each owning an Asio socket to node (lane % nodes) and "
-                   "pulling the next task from a shared counter; async_write the request, async_read the result; one "
+          .calls = "min(C, tasks) coroutines on the one loop, each pulling the next task from a shared counter and "
+                   "calling its node (task t -> node t % nodes) on its own Asio socket to that node; async_write the request, async_read the result; one "
                    "timer at the deadline shuts every socket down",
           .serves = "an acceptor coroutine co_spawns a coroutine per connection on the one loop; each request's wait "
                     "is a steady_timer async_wait, so every connection's request is held at once",

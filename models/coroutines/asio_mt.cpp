@@ -153,8 +153,8 @@ class asio_mt {
           .handoff = "the waker posts the parked coroutine to its own loop, often another thread's",
           .results = "each loop's driver sums its share in plain integers and the caller adds the W drivers' "
                      "results; only a tree parent with children on other loops sums atomically",
-          .calls = "min(C, tasks) coroutines spread round robin over the loops, each owning an Asio socket to node "
-                   "(lane % nodes) and taking the next task from an atomic counter; one timer at the deadline shuts "
+          .calls = "min(C, tasks) coroutines spread round robin over the loops, each taking the next task from an "
+                   "atomic counter and calling its node (task t -> node t % nodes) on its own Asio socket to that node; one timer at the deadline shuts "
                    "every socket down",
           .serves = "an acceptor coroutine on loop 0 hands each accepted socket to the next loop round robin as a "
                     "coroutine of its own; each request's wait is a steady_timer async_wait on that loop",

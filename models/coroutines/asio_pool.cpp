@@ -223,8 +223,9 @@ class asio_pool {
                      "parked coroutine's resumption there and whichever of the W threads (started at setup with a "
                      "work guard) pops it first runs it, often the waker's own once it parks",
           .results = "atomic sums across the threads",
-          .calls = "min(C, tasks) coroutines on the one io_context, each owning an Asio socket to node (lane % nodes) "
-                   "with one operation at a time (no strand), taking the next task from an atomic counter; their "
+          .calls = "min(C, tasks) coroutines on the one io_context, each taking the next task from an atomic counter "
+                   "and calling its node (task t -> node t % nodes) on its own Asio socket to that node, with one "
+                   "operation at a time (no strand); their "
                    "completions run on whichever thread is free; one timer at the deadline shuts every socket down",
           .serves = "an acceptor coroutine co_spawns a coroutine per connection on the one io_context, run by "
                     "whichever of the W threads is free; each request's wait is a steady_timer async_wait",

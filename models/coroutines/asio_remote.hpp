@@ -3,9 +3,10 @@
 // on the models' io_contexts. The bytes on the wire, what is counted and what is logged are those
 // of models/wire/blocking.cpp, done with Asio's asynchronous sockets.
 //
-// Coordinator: min(in_flight, tasks) lanes, each a coroutine owning one socket to node
-// (lane % nodes), taking the next task from a shared counter and making one call at a time
-// (write the request, read the result). One timer at the job's deadline guards every lane: when it
+// Coordinator: min(in_flight, tasks) lanes, each a coroutine taking the next task from a shared
+// counter and making one call at a time (write the request, read the result) to the task's node
+// (task t -> node t % nodes, the contract of models/remote.hpp), on its own socket to that node,
+// opened at its first call there. One timer at the job's deadline guards every lane: when it
 // fires (or when a lane fails) every lane's socket is shut down (::shutdown, safe from any thread
 // while the lane still owns its descriptor), so whatever each lane is waiting on ends at once and
 // the lanes unwind; a lane's error after the deadline is a timeout.
@@ -44,6 +45,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -216,7 +218,8 @@ inline resolved_node resolve_node(const node_address& address) {
 // threads (asio-mt's loops, asio-pool's threads), so the task counter is an atomic.
 //
 // Ending the job early (the deadline, or a lane's failure): every lane's socket is registered
-// here while the lane owns it, and ending shuts each one down (both directions) under the lock.
+// here while the lane owns it (a slot per lane and node), and ending shuts each one down (both
+// directions) under the lock.
 // A shut-down socket makes the lane's pending or next read, write or connect complete at once, on
 // the lane's own loop, so no lane's socket is ever touched by another thread; a lane unregisters
 // its socket (under the same lock) before closing it, so no descriptor number is shut down after
@@ -227,7 +230,7 @@ class scatter_run {
   scatter_run(const scatter_job& job, std::uint64_t lanes)
       : job_(job),
         hello_(wire::encode_frame(wire::hello{wire::protocol_version, wire::role::coordinator, job.token})),
-        fds_(lanes, -1),
+        fds_(lanes * job.nodes.size(), -1),
         lanes_left_(lanes) {
     nodes_.reserve(job.nodes.size());
     for (const node_address& address : job.nodes) nodes_.push_back(resolve_node(address));
@@ -251,17 +254,20 @@ class scatter_run {
   bool ending() const { return ending_.load(std::memory_order_relaxed); }
   bool expired() const { return expired_.load(std::memory_order_relaxed); }
 
-  // A lane's socket, registered while the lane owns it; false (and not registered) if the job is
-  // already ending.
-  bool attach(std::size_t lane, int fd) {
+  // The slot of a lane's socket to a node.
+  std::size_t slot(std::size_t lane, std::size_t node) const { return lane * nodes_.size() + node; }
+
+  // A lane's socket, registered in its slot while the lane owns it; false (and not registered) if
+  // the job is already ending.
+  bool attach(std::size_t slot, int fd) {
     const std::lock_guard lock(mutex_);
     if (ending_.load(std::memory_order_relaxed)) return false;
-    fds_[lane] = fd;
+    fds_[slot] = fd;
     return true;
   }
-  void detach(std::size_t lane) {
+  void detach(std::size_t slot) {
     const std::lock_guard lock(mutex_);
-    fds_[lane] = -1;
+    fds_[slot] = -1;
   }
 
   // The watchdog: the deadline passed. Every wait of every lane ends now, as a timeout.
@@ -327,21 +333,30 @@ class scatter_run {
 template <bool Shared>
 class lane_registration {
  public:
-  lane_registration(scatter_run<Shared>& run, std::size_t lane) : run_(run), lane_(lane) {}
+  lane_registration(scatter_run<Shared>& run, std::size_t slot) : run_(run), slot_(slot) {}
   lane_registration(const lane_registration&) = delete;
   lane_registration& operator=(const lane_registration&) = delete;
-  ~lane_registration() { run_.detach(lane_); }
+  ~lane_registration() { run_.detach(slot_); }
 
  private:
   scatter_run<Shared>& run_;
-  std::size_t lane_;
+  std::size_t slot_;
+};
+
+// A lane's connection to one node: its socket, then the registration that unregisters it first.
+template <bool Shared>
+struct lane_connection {
+  lane_connection(const loop_executor& executor, scatter_run<Shared>& run, std::size_t slot)
+      : socket(executor), registration(run, slot) {}
+  tcp_socket socket;
+  const lane_registration<Shared> registration;
 };
 
 // Opens the lane's socket and connects it to its node (each of the node's addresses in turn, as
 // wire::connect_tcp does), TCP_NODELAY set, counted. Throws as call_connection's constructor does:
 // a std::system_error when out of descriptors, else "node N (...) is unreachable: ...".
 template <bool Shared>
-loop_task<void> connect_lane(scatter_run<Shared>& run, tcp_socket& socket, std::size_t lane, std::size_t node) {
+loop_task<void> connect_lane(scatter_run<Shared>& run, tcp_socket& socket, std::size_t slot, std::size_t node) {
   const scatter_job& job = run.job();
   const resolved_node& target = run.node(node);
   if (target.endpoints.empty()) throw std::runtime_error(node_name(job, node) + " is unreachable: " + target.error);
@@ -359,7 +374,7 @@ loop_task<void> connect_lane(scatter_run<Shared>& run, tcp_socket& socket, std::
       last = ec.value();
       continue;
     }
-    if (!run.attach(lane, fd)) {
+    if (!run.attach(slot, fd)) {
       socket.close(ec);
       last = ETIMEDOUT;  // the job is ending: the deadline passed, or another lane failed
       break;
@@ -371,7 +386,7 @@ loop_task<void> connect_lane(scatter_run<Shared>& run, tcp_socket& socket, std::
       co_return;
     }
     last = run.expired() ? ETIMEDOUT : connect_error.value();
-    run.detach(lane);
+    run.detach(slot);
     socket.close(ec);
     if (run.ending()) break;
   }
@@ -415,22 +430,21 @@ loop_task<void> lane_handshake(scatter_run<Shared>& run, tcp_socket& socket, fra
   job.counters->add_received(r.io.transferred);
 }
 
-// One lane: its connection, then one call at a time, each for the next task not yet taken, until
-// none is left or the job ends. Returns the sum of its calls' values.
+// One lane: one call at a time, each for the next task not yet taken, on the lane's connection to
+// the task's node (opened, with the handshake, at the lane's first call there), until no task is
+// left or the job ends. Returns the sum of its calls' values.
 template <bool Shared>
 loop_task<std::uint64_t> scatter_lane(scatter_run<Shared>& run, std::size_t lane) {
   const scatter_job& job = run.job();
-  const std::size_t node = lane % job.nodes.size();
-  tcp_socket socket(co_await asio::this_coro::executor);
-  const lane_registration<Shared> registration(run, lane);  // before the socket closes: unregistered
-  frame_buffers buffers;
+  const loop_executor executor = co_await asio::this_coro::executor;
+  std::vector<std::unique_ptr<lane_connection<Shared>>> connections(job.nodes.size());
+  frame_buffers buffers;  // a frame is read whole, header then payload: nothing is left between reads
   std::vector<std::uint8_t> request;
-  co_await connect_lane(run, socket, lane, node);
-  co_await lane_handshake(run, socket, buffers, node);
   std::uint64_t sum = 0;
   for (;;) {
     const std::uint64_t task = run.take_task();
     if (task >= job.tasks) break;
+    const std::size_t node = task % job.nodes.size();
     if (run.ending()) {
       // Another lane's failure is the job's; but after the deadline, a task left is one no node
       // answered in time (every lane may have seen its last reply arrive just before the end).
@@ -440,6 +454,12 @@ loop_task<std::uint64_t> scatter_lane(scatter_run<Shared>& run, std::size_t lane
       }
       break;
     }
+    if (!connections[node]) {
+      connections[node] = std::make_unique<lane_connection<Shared>>(executor, run, run.slot(lane, node));
+      co_await connect_lane(run, connections[node]->socket, run.slot(lane, node), node);
+      co_await lane_handshake(run, connections[node]->socket, buffers, node);
+    }
+    tcp_socket& socket = connections[node]->socket;
     wire::encode_request(job, task, request);
     job.call_started(job.context, task);
     const auto [write_error, written] = co_await asio::async_write(socket, asio::buffer(request), use_loop_tuple);

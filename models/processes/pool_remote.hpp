@@ -49,6 +49,7 @@ struct scatter_shape {
   std::chrono::steady_clock::time_point deadline;
   remote_counters* counters = nullptr;
   void (*payload_of)(const void*, std::uint64_t, std::uint8_t*, std::uint32_t) = nullptr;
+  std::uint32_t (*payload_size_of)(const void*, std::uint64_t) = nullptr;
   void (*call_started)(const void*, std::uint64_t) = nullptr;
   void (*call_finished)(const void*, std::uint64_t, std::uint64_t) = nullptr;
   const void* context = nullptr;
@@ -71,7 +72,7 @@ struct serve_shape {
 
 inline scatter_shape shape_scatter(const scatter_job& job) {
   return {job.tasks, job.compute_us, job.wait_ms, job.payload_bytes, job.deadline, job.counters,
-          job.payload_of, job.call_started, job.call_finished, job.context};
+          job.payload_of, job.payload_size_of, job.call_started, job.call_finished, job.context};
 }
 
 inline serve_shape shape_serve(const serve_job& job, std::uint32_t workers) {
@@ -181,6 +182,7 @@ inline scatter_job decode_scatter(const scatter_shape& shape, const std::byte* a
   job.deadline = shape.deadline;
   job.counters = shape.counters;
   job.payload_of = shape.payload_of;
+  job.payload_size_of = shape.payload_size_of;
   job.call_started = shape.call_started;
   job.call_finished = shape.call_finished;
   job.context = shape.context;

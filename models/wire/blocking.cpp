@@ -35,7 +35,12 @@ std::size_t welcome_bytes() { return encode_frame(welcome{}).size(); }
 
 void encode_request(const scatter_job& job, std::uint64_t task, std::vector<std::uint8_t>& frame) {
   // task_request payload: id u64, compute_us u32, wait_ms u32, payload (u32 length + bytes).
-  const std::uint32_t length = 8 + 4 + 4 + 4 + job.payload_bytes;
+  const std::uint32_t bytes = job.payload_size_of != nullptr ? job.payload_size_of(job.context, task) : job.payload_bytes;
+  if (bytes > max_payload - 20) {
+    throw std::length_error("task " + std::to_string(task) + "'s payload of " + std::to_string(bytes) +
+                            " bytes exceeds a frame's " + std::to_string(max_payload - 20));
+  }
+  const std::uint32_t length = 8 + 4 + 4 + 4 + bytes;
   frame.resize(header_size + length);
   const auto head = encode_header(header{protocol_version, frame_type::task_request, 0, length});
   std::memcpy(frame.data(), head.data(), header_size);
@@ -43,8 +48,8 @@ void encode_request(const scatter_job& job, std::uint64_t task, std::vector<std:
   put_u64(p, task);
   put_u32(p + 8, job.compute_us);
   put_u32(p + 12, job.wait_ms);
-  put_u32(p + 16, job.payload_bytes);
-  if (job.payload_bytes > 0) job.payload_of(job.context, task, p + 20, job.payload_bytes);
+  put_u32(p + 16, bytes);
+  if (bytes > 0) job.payload_of(job.context, task, p + 20, bytes);
 }
 
 std::uint64_t result_value(const scatter_job& job, std::size_t node, std::uint64_t task, const frame_read& r) {
