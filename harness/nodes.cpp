@@ -26,6 +26,7 @@
 #include "models/model.hpp"
 #include "models/shared_region.hpp"
 #include "models/wire/blocking.hpp"
+#include "workloads/node_control.hpp"
 
 namespace cmbench {
 namespace {
@@ -123,12 +124,13 @@ node_fault fault_for(long rank, std::uint64_t serving_index) {
 class serving_process {
  public:
   serving_process(const std::string& workload_name, const std::string& model_name, const param_values& params,
-                  const std::string& listen_host, const std::string& token, long rank, node_fault fault)
+                  std::size_t index, const std::string& listen_host, const std::string& token, long rank,
+                  node_fault fault)
       : shared_(sizeof(shared_part)) {
     const model_entry* model = find_model(model_name);
     if (model == nullptr) throw std::runtime_error("no model " + model_name);
     const workload_entry* workload = find_workload(workload_name);
-    if (workload == nullptr || workload->node_value == nullptr) {
+    if (workload == nullptr || (workload->node_value == nullptr && workload->node_prepare == nullptr)) {
       throw std::runtime_error("no distributed workload " + workload_name);
     }
     // Everything the serving process's units touch is in memory they share, made before the model
@@ -139,6 +141,13 @@ class serving_process {
     wire::listener l = wire::listen_tcp(listen_host, 0, 4096);
     ::fcntl(l.fd.get(), F_SETFL, ::fcntl(l.fd.get(), F_GETFL) | O_NONBLOCK);
     port_ = l.port;
+    // A working node's control port (workloads/node_control.hpp), where the coordinator says go.
+    wire::listener control;
+    if (workload->node_prepare != nullptr) {
+      control = wire::listen_tcp(listen_host, 0);
+      ::fcntl(control.fd.get(), F_SETFL, ::fcntl(control.fd.get(), F_GETFL) | O_NONBLOCK);
+      control_port_ = control.port;
+    }
     int stop[2];
     if (::pipe2(stop, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
     // A byte from the serving process once its model is constructed: its CPU is counted from
@@ -175,7 +184,12 @@ class serving_process {
           (void)!::read(stop[0], &byte, 1);
           ::_exit(0);
         }
+        // A working node's part first (its input and what its units share), then its two instances.
+        std::unique_ptr<node_work> work;
+        if (workload->node_prepare != nullptr) part_->context.work = (work = workload->node_prepare(params, index)).get();
         auto instance = model->make(config);
+        std::unique_ptr<model_instance> worker;
+        if (work) worker = model->make(config);
         (void)!::write(ready[1], "r", 1);
         ::close(ready[1]);
         serve_job job;
@@ -188,13 +202,35 @@ class serving_process {
                             std::uint32_t bytes) {
           const auto* context = static_cast<const serving_context*>(c);
           context->misbehave();
-          return context->workload->node_value(task, compute_us, payload, bytes);
+          return context->work != nullptr ? context->work->task_value(task, compute_us, payload, bytes)
+                                          : context->workload->node_value(task, compute_us, payload, bytes);
         };
         job.log = [](const void* c, std::string_view line) {
           std::fprintf(stderr, "cmbench node %ld: %.*s\n", static_cast<const serving_context*>(c)->rank,
                        static_cast<int>(line.size()), line.data());
         };
-        instance->serve(job);
+        if (!work) {
+          instance->serve(job);
+        } else {
+          // The serving instance serves the peers in a thread of its own while this one waits for
+          // the coordinator's go and runs the node's part on the working instance.
+          std::string serve_failure;
+          std::thread serving([&] {
+            try {
+              instance->serve(job);
+            } catch (const std::exception& e) {
+              serve_failure = e.what();
+            }
+          });
+          try {
+            serve_node_control(control.fd.get(), stop[0], token, index, *work, *worker, job.log, job.context);
+          } catch (...) {
+            serving.join();
+            throw;
+          }
+          serving.join();
+          if (!serve_failure.empty()) throw std::runtime_error(serve_failure);
+        }
       } catch (const std::exception& e) {
         std::fprintf(stderr, "cmbench node %ld: serving on %s failed: %s\n", rank, model_name.c_str(), e.what());
         std::snprintf(part_->failure, sizeof part_->failure, "%s", e.what());
@@ -221,6 +257,7 @@ class serving_process {
   }
 
   std::uint16_t port() const { return port_; }
+  std::uint16_t control_port() const { return control_port_; }  // 0: the workload's nodes only serve
 
   // Waits for the serving process's model to be constructed: its byte, or the pipe's end when it
   // failed (its reason in the shared part).
@@ -301,6 +338,7 @@ class serving_process {
     long rank;
     node_fault fault;
     const remote_counters* counters;
+    node_work* work = nullptr;  // a working node's part, set in the serving process
 
     void misbehave() const {
       if (fault.what == node_fault::kind::none || counters->requests.load() < fault.after) return;
@@ -322,6 +360,7 @@ class serving_process {
   system::trial_counters counters_before_;
   remote_counters* counters_ = nullptr;
   std::uint16_t port_ = 0;
+  std::uint16_t control_port_ = 0;
   pid_t pid_ = -1;
   int stop_ = -1;
   node_trial_stats stats_;
@@ -393,9 +432,9 @@ int run_node(const node_options& options) {
         try {
           serving.reset();
           serving.emplace(order.at("workload").get<std::string>(), order.at("model").get<std::string>(),
-                          order.at("params").get<param_values>(), listen_host, options.token, options.rank,
-                          fault_for(options.rank, ++servings));
-          answer({{"op", "serving"}, {"port", serving->port()}});
+                          order.at("params").get<param_values>(), order.value("index", std::size_t{0}), listen_host,
+                          options.token, options.rank, fault_for(options.rank, ++servings));
+          answer({{"op", "serving"}, {"port", serving->port()}, {"control_port", serving->control_port()}});
         } catch (const std::exception& e) {
           serving.reset();
           answer({{"op", "error"}, {"message", e.what()}});
@@ -521,6 +560,7 @@ node_pool::node_pool(node_pool&& o) noexcept
       control_(std::move(o.control_)),
       pids_(std::move(o.pids_)),
       serving_(o.serving_),
+      control_ports_(std::move(o.control_ports_)),
       orders_(o.orders_) {
   o.pids_.clear();
   o.control_.clear();
@@ -535,6 +575,7 @@ node_pool& node_pool::operator=(node_pool&& o) noexcept {
     control_ = std::move(o.control_);
     pids_ = std::move(o.pids_);
     serving_ = o.serving_;
+    control_ports_ = std::move(o.control_ports_);
     orders_ = o.orders_;
     o.pids_.clear();
     o.control_.clear();
@@ -582,16 +623,21 @@ std::vector<node_address> node_pool::start_serving(std::size_t count, const std:
   serving_ = 0;
   for (std::size_t i = 0; i < count; ++i) {
     send_control(control_[i].get(),
-                 {{"op", "serve"}, {"seq", seq}, {"workload", workload}, {"model", model}, {"params", params}},
+                 {{"op", "serve"}, {"seq", seq}, {"workload", workload}, {"model", model}, {"params", params},
+                  {"index", i}},
                  wire::deadline_in(answer_time), who(i));
     ++serving_;
   }
   std::vector<node_address> addresses;
+  control_ports_.clear();
   const auto until = wire::deadline_in(answer_time);
   for (std::size_t i = 0; i < count; ++i) {
     const nlohmann::json answer = read_answer(control_[i].get(), seq, until, who(i));
     if (answer.value("op", std::string()) != "serving") throw std::runtime_error(who(i) + ": unexpected answer");
     addresses.push_back({nodes_[i].host, answer.at("port").get<std::uint16_t>()});
+    if (const auto port = answer.value("control_port", std::uint16_t{0}); port != 0) {
+      control_ports_.push_back({nodes_[i].host, port});
+    }
   }
   return addresses;
 }

@@ -90,6 +90,9 @@ class node_pool {
   // with `params`; returns their addresses. Throws std::runtime_error naming the node that could not.
   std::vector<node_address> start_serving(std::size_t count, const std::string& workload, const std::string& model,
                                           const param_values& params);
+  // The control ports of the serving processes start_serving started, for a workload whose nodes
+  // work (workload_entry::node_prepare), in node order; empty otherwise.
+  const std::vector<node_address>& control_ports() const { return control_ports_; }
   // Stops the serving processes start_serving started; what each used. A node that does not
   // answer within a few seconds is reported as failed, never waited for longer.
   std::vector<node_trial_stats> stop_serving();
@@ -106,6 +109,7 @@ class node_pool {
   std::vector<wire::unique_fd> control_;
   std::vector<pid_t> pids_;  // embedded daemons
   std::size_t serving_ = 0;  // nodes with a serving process now
+  std::vector<node_address> control_ports_;
   std::uint64_t orders_ = 0; // the last order's number: every answer carries its order's
 };
 

@@ -170,6 +170,12 @@ nlohmann::ordered_json sides(const run_record& r) {
   if (!r.workload->remote) return nullptr;
   const model_entry& coordinator = side_model(*r.model, r.params, "coordinator_model");
   const model_entry& node = side_model(*r.model, r.params, "node_model");
+  // The workload's own coordinator runs no model work; the nodes both call (each other) and serve.
+  if (r.workload->own_coordinator) {
+    return {{"coordinator", {{"model", nullptr}, {"calls", "the workload's own code: no model work"}}},
+            {"node",
+             {{"model", node.name}, {"calls", node.info.mechanism.calls}, {"serves", node.info.mechanism.serves}}}};
+  }
   return {{"coordinator", {{"model", coordinator.name}, {"calls", coordinator.info.mechanism.calls}}},
           {"node", {{"model", node.name}, {"serves", node.info.mechanism.serves}}}};
 }

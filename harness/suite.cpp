@@ -171,6 +171,7 @@ class trial_loop {
       for (const node_address& a : nodes_->start_serving(count, r.workload->name, node_model.name, r.params)) {
         request.nodes.push_back(a.text());
       }
+      for (const node_address& a : nodes_->control_ports()) request.node_controls.push_back(a.text());
     } catch (const std::exception& e) {
       (void)nodes_->stop_serving();
       t.error = std::string("nodes: ") + e.what();
@@ -182,12 +183,14 @@ class trial_loop {
     t = run_trial_process(request, options_.timeout, options_.self_exe);
     const std::vector<node_trial_stats> stats = nodes_->stop_serving();
     for (const auto& [name, value] : node_figures(stats, nodes_->cpus_of_first(count))) t.observed[name] = value;
-    // What crossed the wire, counted on both sides, must agree: every byte the coordinator sent
-    // was read by a node and the other way round, over as many connections.
+    // What crossed the wire, counted on both sides, must agree: every byte the clients (the
+    // coordinator's calls; a working node's, workload_entry::client_metrics) sent was read by a
+    // node and the other way round, over as many connections.
     if (t.ok) {
-      for (const auto& [mine, theirs] : {std::pair{"coordinator_bytes_sent", "nodes_bytes_received"},
-                                         {"coordinator_bytes_received", "nodes_bytes_sent"},
-                                         {"coordinator_connections", "nodes_connections"}}) {
+      const std::string clients = r.workload->client_metrics;
+      for (const auto& [mine, theirs] : {std::pair{clients + "_bytes_sent", "nodes_bytes_received"},
+                                         {clients + "_bytes_received", "nodes_bytes_sent"},
+                                         {clients + "_connections", "nodes_connections"}}) {
         const auto a = t.observed.find(mine), b = t.observed.find(theirs);
         if (a == t.observed.end() || b == t.observed.end() || a->second != b->second) {
           t.ok = false;

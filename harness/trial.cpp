@@ -350,10 +350,20 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     if (workload->remote) {
       // The coordinator's side runs on the row's model, or the one coordinator_model pins.
       model_entry = &side_model(*model_entry, request.params, "coordinator_model");
+      // A coordinator that is the workload's own code runs no model work: the baseline stands for it.
+      if (workload->own_coordinator) {
+        for (const auto& m : all_models()) {
+          if (m.info.baseline) model_entry = &m;
+        }
+      }
       remote_setup& setup = current_remote_setup();
       for (const std::string& text : request.nodes) {
         const endpoint e = parse_endpoint(text, "a node's address");
         setup.nodes.push_back({e.host, e.port});
+      }
+      for (const std::string& text : request.node_controls) {
+        const endpoint e = parse_endpoint(text, "a node's control port");
+        setup.controls.push_back({e.host, e.port});
       }
       const char* token = std::getenv(wire::token_env);
       setup.token = token == nullptr ? "" : token;

@@ -36,6 +36,9 @@ struct trial_request {
   // the host), so the time the trial process takes to start counts against it, as it counts
   // against the trial's timeout. 0: from remote_timeout_ms, counted from when the trial reads it.
   std::int64_t remote_deadline_ns = 0;
+  // The nodes' control ports, in the same order, for a workload whose nodes work (workload_entry::
+  // node_prepare); empty otherwise.
+  std::vector<std::string> node_controls = {};
 };
 
 // One measurement of the memory of every process of the trial, with what was alive then.
@@ -92,7 +95,7 @@ struct trial_result {
 
 // Parent and child exchange requests and results as JSON, field for field.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(trial_request, workload, model, params, observe_fds, nodes,
-                                                remote_timeout_ms, remote_deadline_ns)
+                                                remote_timeout_ms, remote_deadline_ns, node_controls)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(trial_result, ok, error, limit_hit, timed_out, checksum, wall_ns, setup_ns,
                                    usage, rss_before_bytes, peak_rss_bytes, pss_before_bytes, peak_pss_bytes,
                                    peak_processes, processes_before, threads_before, gauge_used, at_peak,

@@ -14,6 +14,7 @@ namespace cmbench {
 
 struct remote_setup {
   std::vector<node_address> nodes;  // the serving processes of this trial, one per node
+  std::vector<node_address> controls;  // their control ports, for a workload whose nodes work (else empty)
   std::string token;
   // Every remote call ends by this, a little before the harness would kill the trial, so a dead or
   // hung node fails the run with its name rather than a bare timeout.

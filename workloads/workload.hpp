@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -126,6 +127,37 @@ inline double wait_rounds_seconds(const param_values& p, const model_info& model
   return static_cast<double>((tasks + at_once - 1) / at_once) * wait_seconds;
 }
 
+// A working node (below) is told to go: where its peers serve, and by when it must be done.
+struct node_go {
+  std::size_t index = 0;            // this node among the trial's nodes, from 0 (node index + 1 in the report)
+  std::vector<node_address> peers;  // every node's serving address, in node order, this one's included
+  std::string token;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+// What a working node answers once its part is done: its share of the checksum and its figures,
+// or why it failed.
+struct node_done {
+  std::uint64_t checksum = 0;
+  std::map<std::string, double> figures;
+  std::string error;  // empty: it did its part
+};
+
+// The node side of a distributed workload whose nodes work as well as serve (mapreduce). Built in
+// a node's serving process before either of its two model instances (a pool forks its workers
+// when constructed, so whatever their units touch must be mapped by then) and alive until the
+// serving process ends. The serving instance serves the peers' calls with task_value while the
+// working instance runs the node's part (its bulk jobs, its scatter jobs to the peers) in run().
+class node_work {
+ public:
+  virtual ~node_work() = default;
+  // A served task, in whatever unit or process of the serving instance serves it.
+  virtual std::uint64_t task_value(std::uint64_t task, std::uint32_t compute_us, const std::uint8_t* payload,
+                                   std::uint32_t bytes) = 0;
+  // The node's part of the run, on the working instance, once the coordinator says go.
+  virtual node_done run(model_instance& worker, const node_go& go) = 0;
+};
+
 struct workload_entry {
   std::string name;
   std::string description;
@@ -175,6 +207,19 @@ struct workload_entry {
   // serving process, whatever model serves it).
   std::uint64_t (*node_value)(std::uint64_t task, std::uint32_t compute_us, const std::uint8_t* payload,
                               std::uint32_t bytes) = nullptr;
+  // A distributed workload whose nodes work too: node `index`'s part (from 0), built in its serving
+  // process, which then holds two instances of the node's model (one serving, one working) and
+  // waits for the coordinator's go on a control port of its own (workloads/node_control.hpp).
+  std::unique_ptr<node_work> (*node_prepare)(const param_values&, std::size_t index) = nullptr;
+  // Its coordinator is its own code and runs no model work (it tells the nodes to go and gathers
+  // what they did): the trial constructs the baseline model (model_info::baseline) for that side.
+  bool own_coordinator = false;
+  // Metrics that split the headline time into phases, in order, so tools can stack them.
+  std::vector<std::string> phases = {};
+  // The prefix of the metrics counting the client side of the trial's model connections
+  // (PREFIX_connections, PREFIX_bytes_sent, PREFIX_bytes_received), which the harness checks
+  // against the nodes' server side.
+  std::string client_metrics = "coordinator";
 };
 
 // The names of the parameters that size the model, in the workload's order.
