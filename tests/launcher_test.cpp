@@ -81,6 +81,37 @@ TEST(launcher, mpirun_makes_rank_0_the_coordinator_and_the_other_ranks_its_nodes
   EXPECT_EQ(testing::entries_of(dir.file("")).size(), 1u) << r.output;
 }
 
+// mapreduce under mpirun: every node maps, shuffles to the others over the model's own sockets
+// and reduces; each receives exactly its own blocks (W x R of them: block p goes to node p % W).
+TEST(launcher, mpirun_runs_mapreduce_across_its_ranks) {
+  require_mpirun();
+  if (::testing::Test::IsSkipped() || ::testing::Test::HasFailure()) return;
+  temp_dir dir;
+  const std::string out = dir.file("mpirun.json");
+  const auto r = run_command(mpirun(3, "--workloads mapreduce --models serial,coroutines/asio --preset quick "
+                                       "--repetitions 1 --floors off --out " + out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = load_json(out);
+  EXPECT_EQ(report["context"]["distributed"]["launcher"], "openmpi");
+  std::size_t rows = 0;
+  for (const auto& row : report["benchmarks"]) {
+    if (row["run_type"] != "iteration") continue;
+    ++rows;
+    EXPECT_EQ(row["status"], "ok") << row.dump(1);
+    EXPECT_TRUE(row["verified"].get<bool>()) << row["name"];
+    const auto& m = row["metrics"];
+    const double blocks = row["params"]["nodes"].get<double>() * row["params"]["reduce_tasks"].get<double>();
+    EXPECT_EQ(m["node1_requests"].get<double>(), blocks) << row["name"];
+    EXPECT_EQ(m["node2_requests"].get<double>(), blocks) << row["name"];
+    EXPECT_EQ(m["nodes_bytes_received"].get<double>(), m["shuffle_bytes_sent"].get<double>());
+    EXPECT_EQ(m["reduced_words"].get<double>(), m["words"].get<double>());
+    EXPECT_GT(m["phase_map_ns"].get<double>(), 0);
+    EXPECT_GT(m["phase_shuffle_ns"].get<double>(), 0);
+    EXPECT_GT(m["phase_reduce_ns"].get<double>(), 0);
+  }
+  EXPECT_EQ(rows, 2u);
+}
+
 // The same under Slurm: a single-host Slurm (slurmctld and slurmd on localhost, everything in a
 // temporary directory, tests/slurm_local.sh) started for the test and stopped after it.
 TEST(launcher, srun_makes_task_0_the_coordinator_and_the_other_tasks_its_nodes) {
@@ -200,6 +231,35 @@ INSTANTIATE_TEST_SUITE_P(distributed, node_faults,
                            const std::string f = param_info.param.fault;
                            return f.substr(2, f.find(':', 2) - 2);
                          });
+
+// mapreduce's checks catch a node that loses data or counts it twice (its first reduce task
+// leaves out, or merges twice, a block it received: CMBENCH_MAPREDUCE_FAULT, NODE from 1): the
+// reducers' words no longer match the mappers', and the checksum is not the reference's.
+class mapreduce_faults : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(mapreduce_faults, fail_the_run_by_its_counts_and_its_checksum) {
+  temp_dir dir;
+  const std::string out = dir.file("r.json");
+  const auto r = run_command("CMBENCH_MAPREDUCE_FAULT=" + GetParam() + " timeout 120 " + exe +
+                             " run --workloads mapreduce --models serial,threads/pool --preset quick --repetitions 1 "
+                             "--floors off --out " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const auto report = load_json(out);
+  std::size_t rows = 0;
+  for (const auto& row : report["benchmarks"]) {
+    if (row["run_type"] != "iteration") continue;
+    ++rows;
+    EXPECT_EQ(row["status"], "failed") << row.dump(1);
+    EXPECT_NE(row["error"].get<std::string>().find("verification failed: the reducers counted"), std::string::npos)
+        << row["error"];
+    EXPECT_FALSE(row["verified"].get<bool>()) << row.dump(1);
+    EXPECT_NE(row["checksum"], row["expected_checksum"]) << row.dump(1);
+  }
+  EXPECT_EQ(rows, 2u) << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(distributed, mapreduce_faults, ::testing::Values("drop:1", "double:2"),
+                         [](const auto& param_info) { return param_info.param.substr(0, param_info.param.find(':')); });
 
 // The main command's promise: no launcher, no addresses, and the distributed workload runs on
 // nodes the run starts and stops itself; none outlives it.
