@@ -193,6 +193,10 @@ TEST_P(cli_conformance, every_model_verifies_at_quick_sizes) {
     for (const auto& figure : listed_entry("workloads", GetParam()).at("figures")) {
       EXPECT_TRUE(row.at("metrics").contains(figure.at("metric"))) << row.at("name") << ": " << figure.at("metric");
     }
+    // So is every phase it splits its time into.
+    for (const auto& phase : listed_entry("workloads", GetParam()).at("phases")) {
+      EXPECT_TRUE(row.at("metrics").contains(phase)) << row.at("name") << ": " << phase;
+    }
     verified.insert(row.at("model").get<std::string>());
   }
   EXPECT_EQ(verified.size(), listed_names("models").size()) << r.output;

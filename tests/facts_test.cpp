@@ -163,7 +163,7 @@ TEST(facts_json, lists_every_model_and_workload_in_order_with_every_field) {
     const auto& w = facts.at("workloads").at(i);
     EXPECT_EQ(w.at("name"), all_workloads()[i].name);
     for (const char* key : {"description", "measures", "order", "unit", "figures", "speedup", "memory_per_unit",
-                            "floor", "model_params", "params"}) {
+                            "floor", "remote", "own_coordinator", "phases", "model_params", "params"}) {
       EXPECT_TRUE(w.contains(key)) << all_workloads()[i].name << ": " << key;
     }
     for (const auto& f : w.at("figures")) {

@@ -258,6 +258,26 @@ TEST_P(mapreduce_faults, fail_the_run_by_its_counts_and_its_checksum) {
   EXPECT_EQ(rows, 2u) << r.output;
 }
 
+// A node whose serving process dies as blocks arrive fails the run, named, and the next run goes on.
+TEST(mapreduce, a_node_that_dies_mid_shuffle_fails_the_run_with_the_reason) {
+  temp_dir dir;
+  const std::string out = dir.file("r.json");
+  const auto r = run_command("CMBENCH_NODE_FAULT=1:die:1:2 timeout 120 " + exe +
+                             " run --workloads mapreduce --models serial,threads/pool --preset quick --repetitions 1 "
+                             "--floors off --timeout 6 --out " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  const auto report = load_json(out);
+  std::vector<nlohmann::json> rows;
+  for (const auto& row : report["benchmarks"]) {
+    if (row["run_type"] == "iteration") rows.push_back(row);
+  }
+  ASSERT_EQ(rows.size(), 2u) << r.output;
+  EXPECT_EQ(rows[0]["status"], "failed") << rows[0].dump(1);
+  EXPECT_NE(rows[0]["error"].get<std::string>().find("node 1"), std::string::npos) << rows[0]["error"];
+  EXPECT_NE(rows[0]["error"].get<std::string>().find("exit status 70"), std::string::npos) << rows[0]["error"];
+  EXPECT_EQ(rows[1]["status"], "ok") << rows[1].dump(1);
+}
+
 INSTANTIATE_TEST_SUITE_P(distributed, mapreduce_faults, ::testing::Values("drop:1", "double:2"),
                          [](const auto& param_info) { return param_info.param.substr(0, param_info.param.find(':')); });
 

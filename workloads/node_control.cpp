@@ -153,9 +153,11 @@ std::vector<node_done> run_working_nodes(const std::vector<node_address>& contro
     }
     fds.push_back(std::move(fd));
   }
-  // Every node is told before any answer is read: they start together.
+  // Every node is told before any answer is read: they start together. Their deadline comes a
+  // little before the coordinator's, so a node that waited in vain for another says for which.
   for (std::size_t i = 0; i < fds.size(); ++i) {
-    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+    const auto remaining = left - std::min<std::int64_t>(1000, left / 10);
     const nlohmann::json go = {
         {"op", "go"}, {"index", i}, {"peers", peer_list}, {"remaining_ms", std::max<std::int64_t>(1, remaining)}};
     if (const wire::io_result w = wire::write_frame(fds[i].get(), wire::control{go.dump()}, deadline); !w) {
