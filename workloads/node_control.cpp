@@ -130,66 +130,68 @@ void serve_node_control(int listen_fd, int stop_fd, const std::string& token, st
   }
 }
 
-std::vector<node_done> run_working_nodes(const std::vector<node_address>& controls,
-                                         const std::vector<node_address>& peers, const std::string& token,
-                                         clock::time_point deadline) {
-  if (controls.size() != peers.size()) {
-    throw std::runtime_error(std::to_string(peers.size()) + " nodes serve but " + std::to_string(controls.size()) +
+working_nodes::working_nodes(std::vector<node_address> controls, std::vector<node_address> peers, std::string token,
+                             clock::time_point deadline)
+    : controls_(std::move(controls)), peers_(std::move(peers)), deadline_(deadline) {
+  if (controls_.size() != peers_.size()) {
+    throw std::runtime_error(std::to_string(peers_.size()) + " nodes serve but " + std::to_string(controls_.size()) +
                              " have a control port");
   }
-  nlohmann::json peer_list = nlohmann::json::array();
-  for (const node_address& p : peers) peer_list.push_back(p.text());
-  std::vector<wire::unique_fd> fds;
-  for (std::size_t i = 0; i < controls.size(); ++i) {
+  for (std::size_t i = 0; i < controls_.size(); ++i) {
     wire::unique_fd fd;
     try {
-      fd = wire::connect_tcp(controls[i].host, controls[i].port, deadline);
+      fd = wire::connect_tcp(controls_[i].host, controls_[i].port, deadline_);
     } catch (const std::exception& e) {
-      throw std::runtime_error(node_text(i, controls[i]) + " is unreachable: " + e.what());
+      throw std::runtime_error(node_text(i, controls_[i]) + " is unreachable: " + e.what());
     }
-    if (const wire::handshake_result h = wire::client_handshake(fd.get(), token, wire::role::coordinator, deadline);
+    if (const wire::handshake_result h = wire::client_handshake(fd.get(), token, wire::role::coordinator, deadline_);
         !h) {
-      throw std::runtime_error(node_text(i, controls[i]) + " refused the coordinator: " + h.detail);
+      throw std::runtime_error(node_text(i, controls_[i]) + " refused the coordinator: " + h.detail);
     }
-    fds.push_back(std::move(fd));
+    fds_.push_back(std::move(fd));
   }
+}
+
+std::vector<node_done> working_nodes::run() {
+  nlohmann::json peer_list = nlohmann::json::array();
+  for (const node_address& p : peers_) peer_list.push_back(p.text());
   // Every node is told before any answer is read: they start together. Their deadline comes a
   // little before the coordinator's, so a node that waited in vain for another says for which.
-  for (std::size_t i = 0; i < fds.size(); ++i) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+  for (std::size_t i = 0; i < fds_.size(); ++i) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - clock::now()).count();
     const auto remaining = left - std::min<std::int64_t>(1000, left / 10);
     const nlohmann::json go = {
         {"op", "go"}, {"index", i}, {"peers", peer_list}, {"remaining_ms", std::max<std::int64_t>(1, remaining)}};
-    if (const wire::io_result w = wire::write_frame(fds[i].get(), wire::control{go.dump()}, deadline); !w) {
-      throw std::runtime_error(node_text(i, controls[i]) + ": sending go: " + w.describe());
+    if (const wire::io_result w = wire::write_frame(fds_[i].get(), wire::control{go.dump()}, deadline_); !w) {
+      throw std::runtime_error(node_text(i, controls_[i]) + ": sending go: " + w.describe());
     }
   }
   // Answers are taken as they come: a node that failed is named at once, not after the others
   // gave up waiting for it.
-  std::vector<node_done> all(fds.size());
-  std::vector<bool> answered(fds.size(), false);
-  for (std::size_t left = fds.size(); left > 0;) {
+  std::vector<node_done> all(fds_.size());
+  std::vector<bool> answered(fds_.size(), false);
+  for (std::size_t left = fds_.size(); left > 0;) {
     std::vector<pollfd> p;
     std::vector<std::size_t> which;
-    for (std::size_t i = 0; i < fds.size(); ++i) {
+    for (std::size_t i = 0; i < fds_.size(); ++i) {
       if (answered[i]) continue;
-      p.push_back({fds[i].get(), POLLIN, 0});
+      p.push_back({fds_[i].get(), POLLIN, 0});
       which.push_back(i);
     }
-    const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+    const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - clock::now()).count();
     const int n = wait_ms <= 0 ? 0 : ::poll(p.data(), p.size(), static_cast<int>(std::min<std::int64_t>(wait_ms, 1000)));
     if (n < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll of the control ports");
     if (n <= 0) {
-      if (clock::now() < deadline) continue;
-      throw std::runtime_error(node_text(which.front(), controls[which.front()]) +
+      if (clock::now() < deadline_) continue;
+      throw std::runtime_error(node_text(which.front(), controls_[which.front()]) +
                                " did not answer before the trial's deadline");
     }
     for (std::size_t k = 0; k < p.size(); ++k) {
       if (p[k].revents == 0) continue;
       const std::size_t i = which[k];
       std::string why;
-      const nlohmann::json done = read_object(fds[i].get(), deadline, why);
-      if (done.is_null()) throw std::runtime_error(node_text(i, controls[i]) + ": " + why);
+      const nlohmann::json done = read_object(fds_[i].get(), deadline_, why);
+      if (done.is_null()) throw std::runtime_error(node_text(i, controls_[i]) + ": " + why);
       try {
         if (done.at("op") != "done") {
           throw std::invalid_argument("expected done, got " + done.at("op").get<std::string>());
@@ -198,10 +200,10 @@ std::vector<node_done> run_working_nodes(const std::vector<node_address>& contro
         all[i].figures = done.at("figures").get<std::map<std::string, double>>();
         all[i].error = done.at("error").get<std::string>();
       } catch (const std::exception& e) {
-        throw std::runtime_error(node_text(i, controls[i]) + ": a bad answer: " + e.what());
+        throw std::runtime_error(node_text(i, controls_[i]) + ": a bad answer: " + e.what());
       }
       if (!all[i].error.empty()) {
-        throw std::runtime_error("node " + std::to_string(i + 1) + " (" + peers[i].text() + "): " + all[i].error);
+        throw std::runtime_error("node " + std::to_string(i + 1) + " (" + peers_[i].text() + "): " + all[i].error);
       }
       answered[i] = true;
       --left;

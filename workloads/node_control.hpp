@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "models/model.hpp"
+#include "models/wire/io.hpp"
 #include "workloads/workload.hpp"
 
 namespace cmbench {
@@ -26,12 +27,22 @@ void serve_node_control(int listen_fd, int stop_fd, const std::string& token, st
                         model_instance& worker, void (*log)(const void* context, std::string_view line),
                         const void* log_context);
 
-// The coordinator's end: tells node i (control port controls[i]) to go with `peers` (the nodes'
-// serving addresses) and returns what each answered, in node order. Throws std::runtime_error
+// The coordinator's end: connected to node i's control port controls[i] (with the handshake) when
+// constructed, before the measured region; run() tells every node to go with `peers` (the nodes'
+// serving addresses) and returns what each answered, in node order. Both throw std::runtime_error
 // naming the node that could not be reached, answered badly, failed, or did not answer by
 // `deadline`.
-std::vector<node_done> run_working_nodes(const std::vector<node_address>& controls,
-                                         const std::vector<node_address>& peers, const std::string& token,
-                                         std::chrono::steady_clock::time_point deadline);
+class working_nodes {
+ public:
+  working_nodes(std::vector<node_address> controls, std::vector<node_address> peers, std::string token,
+                std::chrono::steady_clock::time_point deadline);
+  std::vector<node_done> run();
+
+ private:
+  std::vector<node_address> controls_;
+  std::vector<node_address> peers_;
+  std::chrono::steady_clock::time_point deadline_;
+  std::vector<wire::unique_fd> fds_;
+};
 
 }  // namespace cmbench

@@ -524,19 +524,17 @@ class node_part final : public node_work {
 // The coordinator: tells every node to go, gathers what each did. No model work of its own.
 class mapreduce_run final : public prepared_run {
  public:
-  explicit mapreduce_run(const param_values& p) : config_{static_cast<unsigned>(p.at("workers")), 0} {
-    const remote_setup& setup = current_remote_setup();
-    if (setup.nodes.size() != static_cast<std::size_t>(p.at("nodes"))) {
-      throw std::runtime_error("mapreduce needs " + std::to_string(p.at("nodes")) +
-                               " serving nodes, the trial was given " + std::to_string(setup.nodes.size()));
-    }
-  }
+  // Connected to every node's control port here, before the measured region: it runs from the
+  // go to the last node's answer.
+  explicit mapreduce_run(const param_values& p)
+      : config_{static_cast<unsigned>(p.at("workers")), 0},
+        nodes_(checked_setup(p).controls, current_remote_setup().nodes, current_remote_setup().token,
+               current_remote_setup().deadline) {}
 
   model_config config() const override { return config_; }
 
   std::uint64_t run(model_instance& /*coordinator: no model work*/) override {
-    const remote_setup& setup = current_remote_setup();
-    done_ = run_working_nodes(setup.controls, setup.nodes, setup.token, setup.deadline);
+    done_ = nodes_.run();
     std::uint64_t checksum = 0;
     for (const node_done& d : done_) checksum += d.checksum;
     return checksum;
@@ -582,7 +580,17 @@ class mapreduce_run final : public prepared_run {
   }
 
  private:
+  static const remote_setup& checked_setup(const param_values& p) {
+    const remote_setup& setup = current_remote_setup();
+    if (setup.nodes.size() != static_cast<std::size_t>(p.at("nodes"))) {
+      throw std::runtime_error("mapreduce needs " + std::to_string(p.at("nodes")) +
+                               " serving nodes, the trial was given " + std::to_string(setup.nodes.size()));
+    }
+    return setup;
+  }
+
   model_config config_;
+  working_nodes nodes_;
   std::vector<node_done> done_;
 };
 
