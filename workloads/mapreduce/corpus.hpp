@@ -55,19 +55,34 @@ class vocabulary {
       for (std::uint64_t s = 0; s < mixed % 7; ++s) letters_.push_back(static_cast<char>('a' + (mixed >> (8 + 5 * s)) % 26));
     }
     offsets_[words] = static_cast<std::uint32_t>(letters_.size());
+    // Where each of `guides` equal slices of [0, total) starts in the table: a draw searches its
+    // slice only (a whole search of a million-word table per word would dominate the set-up).
+    guide_.resize(guides + 1);
+    for (std::size_t g = 0; g <= guides; ++g) {
+      const double x = total * static_cast<double>(g) / guides;
+      guide_[g] = static_cast<std::uint32_t>(std::lower_bound(cdf_.begin(), cdf_.end(), x) - cdf_.begin());
+    }
   }
 
-  // A word drawn from the Zipf distribution by a uniform 64-bit number.
+  // A word drawn from the Zipf distribution by a uniform 64-bit number: the first word whose
+  // cumulative weight exceeds it (found in its guide slice, checked, else by a whole search).
   std::uint32_t draw(std::uint64_t random) const {
     const double u = static_cast<double>(random >> 11) * 0x1.0p-53 * cdf_.back();
-    const auto at = std::upper_bound(cdf_.begin(), cdf_.end(), u);
+    const auto g = std::min<std::size_t>(guides - 1, static_cast<std::size_t>(u / cdf_.back() * guides));
+    const auto first = cdf_.begin() + guide_[g];
+    const auto last = cdf_.begin() + std::min<std::size_t>(cdf_.size(), guide_[g + 1] + std::size_t{1});
+    auto at = std::upper_bound(first, last, u);
+    const bool found = at != last && (at == cdf_.begin() || *(at - 1) <= u);
+    if (!found) at = std::upper_bound(cdf_.begin(), cdf_.end(), u);
     return static_cast<std::uint32_t>(std::min<std::size_t>(at - cdf_.begin(), cdf_.size() - 1));
   }
   const char* spelling(std::uint32_t word) const { return letters_.data() + offsets_[word]; }
   std::size_t length(std::uint32_t word) const { return offsets_[word + 1] - offsets_[word]; }
 
  private:
+  static constexpr std::size_t guides = 1 << 16;
   std::vector<double> cdf_;
+  std::vector<std::uint32_t> guide_;
   std::vector<std::uint32_t> offsets_;
   std::string letters_;
 };
