@@ -125,6 +125,11 @@ std::string facts_table() {
     if (w.speedup) reads += "; speedup over the baseline model";
     if (w.memory_per_unit) reads += "; memory per unit alive";
     if (w.read_against_floor) reads += "; against each model's round-trip floor";
+    if (w.own_coordinator) reads += "; its coordinator is its own code (no model work: the baseline stands for it)";
+    if (!w.phases.empty()) {
+      reads += "; phases";
+      for (const auto& phase : w.phases) reads += (phase == w.phases.front() ? " " : ", ") + phase;
+    }
     out << "  reads:    " << wrapped(reads, 12, width - 12) << "\n";
     for (const auto& p : w.params) {
       char line[160];
