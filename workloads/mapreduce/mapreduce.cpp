@@ -621,10 +621,14 @@ void validate(const param_values& p) {
     throw std::invalid_argument("mapreduce: chunk_kb (" + std::to_string(p.at("chunk_kb")) +
                                 ") must not exceed mb_per_node in KiB (" + std::to_string(s.bytes_per_node >> 10) + ")");
   }
-  // A block holds a node's counts for one partition: about 3 x its text / the partitions at most
-  // when the words spread evenly (a bigger one fails the run, naming reduce_tasks).
-  if (3 * s.bytes_per_node / s.partitions() > wire::max_payload / 2) {
-    throw std::invalid_argument("mapreduce: blocks of up to " + std::to_string(3 * s.bytes_per_node / s.partitions()) +
+  // A block holds a node's counts for one partition: when the words spread evenly, at most its
+  // share of 3 x the node's text, or of every chunk holding every word (a bigger one fails the
+  // run, naming reduce_tasks).
+  const std::uint64_t chunks = (s.bytes_per_node + s.chunk_bytes - 1) / s.chunk_bytes;
+  const std::uint64_t most = std::min<std::uint64_t>(3 * s.bytes_per_node,
+                                                     chunks * s.vocabulary * (5 + mapreduce::max_word_letters));
+  if (most / s.partitions() > wire::max_payload / 2) {
+    throw std::invalid_argument("mapreduce: blocks of up to " + std::to_string(most / s.partitions()) +
                                 " bytes would not fit a frame: raise reduce_tasks");
   }
 }
