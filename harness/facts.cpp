@@ -80,6 +80,8 @@ nlohmann::ordered_json workload_facts(const workload_entry& workload) {
                     : workload.floor_probe.empty() ? nlohmann::ordered_json("round_trip_floor")
                                                    : nlohmann::ordered_json(workload.floor_probe)},
           {"remote", workload.remote},
+          {"own_coordinator", workload.own_coordinator.empty() ? nlohmann::ordered_json(nullptr)
+                                                               : nlohmann::ordered_json(workload.own_coordinator)},
           {"model_params", model_params(workload)},
           {"params", params}};
 }

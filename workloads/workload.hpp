@@ -175,6 +175,11 @@ struct workload_entry {
   // serving process, whatever model serves it).
   std::uint64_t (*node_value)(std::uint64_t task, std::uint32_t compute_us, const std::uint8_t* payload,
                               std::uint32_t bytes) = nullptr;
+  // A distributed workload whose coordinator is its own code, the same for every model (a load
+  // generator), not the row's model: what it is, in one line. The trial then constructs the
+  // baseline model, which makes no units, and the row's `sides` names this instead. Empty: the
+  // coordinator runs on the row's model (or the one coordinator_model pins).
+  std::string own_coordinator = {};
 };
 
 // The names of the parameters that size the model, in the workload's order.
