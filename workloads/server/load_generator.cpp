@@ -29,6 +29,11 @@ std::uint64_t ns_between(clock::time_point from, clock::time_point to) {
                    : 0;
 }
 
+// from + span, or `limit` if sooner (without overflowing when the limit is time_point::max()).
+clock::time_point capped(clock::time_point from, std::chrono::nanoseconds span, clock::time_point limit) {
+  return limit <= from || span >= limit - from ? limit : from + span;
+}
+
 }  // namespace
 
 // A connection: its socket lives on one loop and is touched only by that loop's thread.
@@ -48,6 +53,7 @@ struct tally {
   clock::time_point last_answer{};
   std::uint64_t connections_left = 0;
   detail::loop_timer* watchdog = nullptr;
+  bool expired = false;  // the drain deadline passed: the connections still waiting were dropped
 };
 
 // The schedule of one step.
@@ -161,7 +167,8 @@ struct load_generator::impl {
                                                                                      wire::type_of(r.msg))) +
                                                                 " frame"
                                                           : "answered request " + std::to_string(result->id);
-        lose(c, t, node_name(job, c.server) + ", request " + std::to_string(id) + ": " + why);
+        lose(c, t, node_name(job, c.server) + ", request " + std::to_string(id) + ": " +
+                       (t.expired ? "no answer by the step's drain deadline" : why));
         continue;
       }
       if (setup.expected != nullptr && result->value != setup.expected[id % setup.slots]) {
@@ -194,10 +201,11 @@ struct load_generator::impl {
 
   // At the drain deadline every connection still waiting on its loop is shut down: its read ends
   // at once, as an error.
-  loop_task<void> watch(std::size_t loop, detail::loop_timer& timer, const plan& p) {
+  loop_task<void> watch(std::size_t loop, detail::loop_timer& timer, const plan& p, tally& t) {
     timer.expires_at(p.drain_deadline);
     const auto [cancelled] = co_await timer.async_wait(use_loop_tuple);
     if (cancelled) co_return;  // every connection of this loop finished first
+    t.expired = true;
     for (std::size_t c = loop; c < connections.size(); c += loops.size()) {
       std::error_code ignored;
       connections[c]->socket.shutdown(asio::socket_base::shutdown_both, ignored);
@@ -211,7 +219,7 @@ struct load_generator::impl {
       watchdogs.push_back(std::make_unique<detail::loop_timer>(loops[l]->get_executor()));
       tallies[l].watchdog = watchdogs.back().get();
       tallies[l].connections_left = (connections.size() + loops.size() - 1 - l) / loops.size();
-      asio::co_spawn(loops[l]->get_executor(), watch(l, *watchdogs[l], p), asio::detached);
+      asio::co_spawn(loops[l]->get_executor(), watch(l, *watchdogs[l], p, tallies[l]), asio::detached);
     }
     for (std::size_t c = 0; c < connections.size(); ++c) {
       const std::size_t l = c % loops.size();
@@ -264,7 +272,7 @@ step_result load_generator::open_loop(double rate, std::chrono::nanoseconds dura
   // A little lead, so every connection's coroutine is waiting before the first request is due.
   p.start = clock::now() + std::chrono::milliseconds(1);
   p.cutoff = p.start + duration + cutoff_after;
-  p.drain_deadline = std::min(p.cutoff + drain, impl_->setup.deadline);
+  p.drain_deadline = capped(p.cutoff, drain, impl_->setup.deadline);
   return impl_->run(p, rate);
 }
 
@@ -274,7 +282,7 @@ step_result load_generator::closed_loop(std::uint64_t first_id, std::uint64_t co
   p.count = count;
   p.first_id = first_id;
   p.start = clock::now();
-  p.cutoff = std::min(p.start + drain, impl_->setup.deadline);
+  p.cutoff = capped(p.start, drain, impl_->setup.deadline);
   p.drain_deadline = p.cutoff;
   return impl_->run(p, 0);
 }

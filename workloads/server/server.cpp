@@ -5,7 +5,7 @@
 // A trial first measures the generator's own capacity against a trivial echo server, then warms
 // every connection up with one request per slot closed loop (their answers are the checksum), then
 // either offers one rate (`rate` > 0) for `duration_ms`, or (`rate` = 0) searches the saturation
-// rate: steps of `duration_ms` at 100, 400, 1,600, ... requests per second until one fails, then
+// rate: steps of `duration_ms` at 25, 100, 400, ... requests per second until one fails, then
 // four bisections between the last that passed and the first that failed. A step passes when no
 // request failed or went unsent, the rate achieved is within `tolerance_pct` of the offered one,
 // and the p99 latency (from each request's due time) is under `p99_limit_ms`. The saturation is
@@ -29,7 +29,7 @@ using namespace std::chrono_literals;
 
 // Distinct requests: request id i is slot i % slots's task, so its answer is known in advance.
 constexpr std::uint32_t slots = 1024;
-constexpr double search_from_rps = 100;
+constexpr double search_from_rps = 25;
 constexpr double search_factor = 4;
 constexpr int bisections = 4;
 constexpr double search_to_rps = 10'000'000;
@@ -105,7 +105,9 @@ class server_run final : public prepared_run {
 
   std::uint64_t run(model_instance& /*generator's side runs no model*/) override {
     server::load_generator generator(setup_);
-    const server::step_result warm = generator.closed_loop(0, slots, std::max<std::chrono::nanoseconds>(duration_, 5s));
+    // Closed loop, as fast as the server answers (a slow one takes long: no deadline but the trial's).
+    const server::step_result warm =
+        generator.closed_loop(0, slots, current_remote_setup().deadline - std::chrono::steady_clock::now());
     errors_ += warm.errors;
     if (warm.completed != slots) {
       throw std::runtime_error("the warm-up got " + std::to_string(warm.completed) + " of " + std::to_string(slots) +
@@ -159,7 +161,9 @@ class server_run final : public prepared_run {
   // every later one), and a search found a rate that passed.
   std::string verify(const model_info& /*model*/, std::map<std::string, double>& /*metrics*/) const override {
     if (wrong_ > 0) return std::to_string(wrong_) + " answers were wrong: " + first_wrong_;
-    if (rate_ == 0 && saturation_rps_ <= 0) {
+    // A server slower than the first step is a finding (saturation_rps 0); one whose requests
+    // failed even then is broken.
+    if (rate_ == 0 && saturation_rps_ <= 0 && errors_ > 0) {
       return "no step passed, not even " + std::to_string(static_cast<int>(search_from_rps)) +
              " requests per second: " + why_failed_;
     }
@@ -258,7 +262,14 @@ workload_entry make_server() {
                  {"generator_threads", "the load generator's event loops, one thread each", 1, 64, 1, 1, 1},
                  {"nodes", "servers (nodes) the connections are spread over", 1, 1024, 1, 1, 1},
                  workers_param(8, 32, 32)},
-      .validate = nullptr,
+      .validate = [](const param_values& p) {
+        if (p.at("p99_limit_ms") * 1000 <= p.at("wait_ms") * 1000 + p.at("compute_us")) {
+          throw std::invalid_argument("server: p99_limit_ms (" + std::to_string(p.at("p99_limit_ms")) +
+                                      ") must exceed each request's own wait and compute (wait_ms " +
+                                      std::to_string(p.at("wait_ms")) + ", compute_us " +
+                                      std::to_string(p.at("compute_us")) + "), or no rate can pass");
+        }
+      },
       .prepare = [](const param_values& p) -> std::unique_ptr<prepared_run> {
         return std::make_unique<server_run>(p);
       },
@@ -276,7 +287,7 @@ workload_entry make_server() {
       .units = [](const param_values& p) { return static_cast<std::uint64_t>(p.at("connections")); },
       .cost = [](const param_values& p, const model_info& /*model*/, unsigned /*cpus*/) {
         const double step_s = static_cast<double>(p.at("duration_ms")) * 1e-3;
-        const double steps = p.at("rate") > 0 ? 1.0 : 3.0 + bisections;
+        const double steps = p.at("rate") > 0 ? 1.0 : 4.0 + bisections;
         return cost_estimate{steps * step_s, slots * static_cast<double>(p.at("compute_us")) * 1e-6};
       },
       .metrics = [](const param_values& /*p*/, const trial_figures& f) {
