@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <optional>
 #include <thread>
 
 #include "models/wire/blocking.hpp"
@@ -323,49 +324,84 @@ loop_task<void> echo_accept(detail::tcp_acceptor& acceptor) {
   }
 }
 
+
+// The generator with an echo server on its own loop and thread in this process, for as long as
+// it lives.
+class echo_bench {
+ public:
+  echo_bench(unsigned connections, unsigned threads, std::uint32_t payload_bytes)
+      : acceptor_(loop_.get_executor(), asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
+        payload_(std::max<std::uint32_t>(1, payload_bytes), 0x5a) {
+    asio::co_spawn(loop_.get_executor(), echo_accept(acceptor_), asio::detached);
+    server_ = std::thread([this] { loop_.run(); });
+    generator_setup setup;
+    setup.servers = {{"127.0.0.1", acceptor_.local_endpoint().port()}};
+    setup.connections = connections;
+    setup.threads = threads;
+    setup.payload_bytes = payload_bytes;
+    setup.payloads = payload_.data();
+    setup.counters = &counters_;
+    try {
+      generator_.emplace(std::move(setup));
+    } catch (...) {
+      stop();
+      throw;
+    }
+  }
+  ~echo_bench() {
+    generator_.reset();
+    stop();
+  }
+  echo_bench(const echo_bench&) = delete;
+  echo_bench& operator=(const echo_bench&) = delete;
+
+  // `count` requests closed loop: how long they took, connections already open.
+  step_result requests(std::uint64_t count) {
+    step_result r = generator_->closed_loop(next_, count, std::chrono::seconds(10));
+    next_ += count;
+    if (r.errors > 0) throw std::runtime_error("the generator against an echo server failed: " + r.first_error);
+    return r;
+  }
+
+ private:
+  void stop() {
+    loop_.stop();
+    if (server_.joinable()) server_.join();
+  }
+
+  asio::io_context loop_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(loop_);
+  detail::tcp_acceptor acceptor_;
+  std::vector<std::uint8_t> payload_;
+  remote_counters counters_;
+  std::thread server_;
+  std::optional<load_generator> generator_;
+  std::uint64_t next_ = 0;
+};
+
 }  // namespace
 
 double echo_capacity_rps(unsigned connections, unsigned threads, std::uint32_t payload_bytes,
                          std::chrono::nanoseconds duration) {
-  asio::io_context loop(1);
-  detail::tcp_acceptor acceptor(loop.get_executor(),
-                                asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  asio::co_spawn(loop.get_executor(), echo_accept(acceptor), asio::detached);
-  auto work = asio::make_work_guard(loop);
-  std::thread server([&] { loop.run(); });
-  struct stop_server {
-    asio::io_context& loop;
-    std::thread& thread;
-    ~stop_server() {
-      loop.stop();
-      thread.join();
-    }
-  } stop{loop, server};
-
-  remote_counters counters;
-  std::vector<std::uint8_t> payload(std::max<std::uint32_t>(1, payload_bytes), 0x5a);
-  generator_setup setup;
-  setup.servers = {{"127.0.0.1", acceptor.local_endpoint().port()}};
-  setup.connections = connections;
-  setup.threads = threads;
-  setup.payload_bytes = payload_bytes;
-  setup.payloads = payload.data();
-  setup.counters = &counters;
-  setup.deadline = clock::now() + duration + std::chrono::seconds(10);
-  load_generator generator(std::move(setup));
+  echo_bench bench(connections, threads, payload_bytes);
   // Closed loop in rounds until `duration` has passed: the rate over all of them.
   std::uint64_t completed = 0;
   double seconds = 0;
   std::uint64_t round = 1000;
   const clock::time_point until = clock::now() + duration;
   do {
-    const step_result r = generator.closed_loop(completed, round, std::chrono::seconds(5));
-    if (r.errors > 0) throw std::runtime_error("the echo server's capacity run failed: " + r.first_error);
+    const step_result r = bench.requests(round);
     completed += r.completed;
     seconds += r.elapsed_seconds;
     round = std::min<std::uint64_t>(round * 2, 1u << 20);
   } while (clock::now() < until);
   return seconds > 0 ? static_cast<double>(completed) / seconds : 0.0;
+}
+
+std::int64_t echo_requests_ns(unsigned connections, unsigned threads, std::uint32_t payload_bytes,
+                              std::uint64_t count) {
+  echo_bench bench(connections, threads, payload_bytes);
+  return static_cast<std::int64_t>(bench.requests(count).elapsed_seconds * 1e9);
 }
 
 }  // namespace cmbench::server

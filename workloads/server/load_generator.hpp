@@ -89,4 +89,9 @@ class load_generator {
 double echo_capacity_rps(unsigned connections, unsigned threads, std::uint32_t payload_bytes,
                          std::chrono::nanoseconds duration);
 
+// The same run as a floor: `count` requests closed loop against the echo server, in nanoseconds
+// (connections opened before the clock starts).
+std::int64_t echo_requests_ns(unsigned connections, unsigned threads, std::uint32_t payload_bytes,
+                              std::uint64_t count);
+
 }  // namespace cmbench::server

@@ -17,6 +17,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "models/floors/probes.hpp"
 #include "workloads/kernels.hpp"
 #include "workloads/remote_setup.hpp"
 #include "workloads/server/load_generator.hpp"
@@ -316,8 +317,18 @@ workload_entry make_server() {
   };
 }
 
+// The generator's floor, in every report's floors: a request of the load generator answered by a
+// trivial echo server, closed loop on the presets' default connections, one thread each side.
+std::int64_t generator_echo_requests(std::uint64_t n, std::vector<std::uint32_t>* /*each*/) {
+  return server::echo_requests_ns(32, 1, 64, n);
+}
+
 }  // namespace
 
 CMBENCH_REGISTER_WORKLOAD(server, make_server);
+CMBENCH_REGISTER_PROBE(server_generator_echo,
+                       "a request of the server workload's load generator (32 connections, one loop) answered by a "
+                       "trivial Asio echo server (one loop), closed loop: the generator's own cost",
+                       "request", generator_echo_requests);
 
 }  // namespace cmbench
