@@ -203,6 +203,7 @@ class server_run final : public prepared_run {
       step_figures s = step(generator, rate);
       if (!s.passed) {
         failed_at = rate;
+        if (!best) shown_ = std::move(s);  // not even the first rate: the row shows how it failed
         break;
       }
       best = std::move(s);
