@@ -82,6 +82,10 @@ nlohmann::ordered_json workload_facts(const workload_entry& workload) {
           {"remote", workload.remote},
           {"own_coordinator", workload.own_coordinator.empty() ? nlohmann::ordered_json(nullptr)
                                                                : nlohmann::ordered_json(workload.own_coordinator)},
+          {"headline_bound", workload.headline_bound.metric.empty()
+                                 ? nlohmann::ordered_json(nullptr)
+                                 : nlohmann::ordered_json{{"metric", workload.headline_bound.metric},
+                                                          {"why", workload.headline_bound.why}}},
           {"model_params", model_params(workload)},
           {"params", params}};
 }

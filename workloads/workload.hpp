@@ -180,6 +180,15 @@ struct workload_entry {
   // baseline model, which makes no units, and the row's `sides` names this instead. Empty: the
   // coordinator runs on the row's model (or the one coordinator_model pins).
   std::string own_coordinator = {};
+  // A metric that, when a row's value is 1, makes the row's headline figure a bound rather than the
+  // model's own figure, and why (the load generator, not the server, limited the rate): the
+  // summary marks the figure ">=" or "<=" and says why; the report carries it to the scripts.
+  // Empty metric: none.
+  struct bound_flag {
+    std::string metric;
+    std::string why;
+  };
+  bound_flag headline_bound = {};
 };
 
 // The names of the parameters that size the model, in the workload's order.

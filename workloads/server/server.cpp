@@ -315,6 +315,9 @@ workload_entry make_server() {
       .remote = true,
       .node_value = &request_value,
       .own_coordinator = "an open-loop Asio load generator, the same for every model",
+      .headline_bound = {"generator_bound",
+                         "the load generator, not the server, limited the rate (at 90% or more of its own capacity "
+                         "against an echo server, generator_capacity_rps)"},
   };
 }
 
