@@ -80,7 +80,12 @@ nlohmann::ordered_json workload_facts(const workload_entry& workload) {
                     : workload.floor_probe.empty() ? nlohmann::ordered_json("round_trip_floor")
                                                    : nlohmann::ordered_json(workload.floor_probe)},
           {"remote", workload.remote},
-          {"own_coordinator", workload.own_coordinator},
+          {"own_coordinator", workload.own_coordinator.empty() ? nlohmann::ordered_json(nullptr)
+                                                               : nlohmann::ordered_json(workload.own_coordinator)},
+          {"headline_bound", workload.headline_bound.metric.empty()
+                                 ? nlohmann::ordered_json(nullptr)
+                                 : nlohmann::ordered_json{{"metric", workload.headline_bound.metric},
+                                                          {"why", workload.headline_bound.why}}},
           {"phases", workload.phases},
           {"model_params", model_params(workload)},
           {"params", params}};
@@ -125,7 +130,7 @@ std::string facts_table() {
     if (w.speedup) reads += "; speedup over the baseline model";
     if (w.memory_per_unit) reads += "; memory per unit alive";
     if (w.read_against_floor) reads += "; against each model's round-trip floor";
-    if (w.own_coordinator) reads += "; its coordinator is its own code (no model work: the baseline stands for it)";
+    if (!w.own_coordinator.empty()) reads += "; its coordinator is its own code: " + w.own_coordinator;
     if (!w.phases.empty()) {
       reads += "; phases";
       for (const auto& phase : w.phases) reads += (phase == w.phases.front() ? " " : ", ") + phase;

@@ -111,7 +111,9 @@ figures figures_of(const run_record& r, const trial_result& t) {
   latency_histogram h;
   t.latency.add_to(h);
   if (h.count() > 0) {
-    for (const auto& [name, q] : {std::pair{"latency_p50_ns", 50.0}, {"latency_p99_ns", 99.0}}) {
+    for (const auto& [name, q] : {std::pair{"latency_p50_ns", 50.0}, {"latency_p90_ns", 90.0},
+                                  {"latency_p99_ns", 99.0}, {"latency_p999_ns", 99.9}, {"latency_p9999_ns", 99.99},
+                                  {"latency_max_ns", 100.0}}) {
       f.metrics[name] = static_cast<double>(h.percentile(q));
     }
   }
@@ -168,16 +170,16 @@ nlohmann::ordered_json pooled_latency(const std::vector<const trial_result*>& tr
 // (null for a local run).
 nlohmann::ordered_json sides(const run_record& r) {
   if (!r.workload->remote) return nullptr;
-  const model_entry& coordinator = side_model(*r.model, r.params, "coordinator_model");
   const model_entry& node = side_model(*r.model, r.params, "node_model");
-  // The workload's own coordinator runs no model work; the nodes both call (each other) and serve.
-  if (r.workload->own_coordinator) {
-    return {{"coordinator", {{"model", nullptr}, {"calls", "the workload's own code: no model work"}}},
-            {"node",
-             {{"model", node.name}, {"calls", node.info.mechanism.calls}, {"serves", node.info.mechanism.serves}}}};
+  nlohmann::ordered_json served = {{"model", node.name}, {"serves", node.info.mechanism.serves}};
+  // Working nodes (mapreduce) call each other as well as serve.
+  if (r.workload->node_prepare != nullptr) served["calls"] = node.info.mechanism.calls;
+  if (!r.workload->own_coordinator.empty()) {
+    return {{"coordinator", {{"model", nullptr}, {"calls", r.workload->own_coordinator}}}, {"node", served}};
   }
+  const model_entry& coordinator = side_model(*r.model, r.params, "coordinator_model");
   return {{"coordinator", {{"model", coordinator.name}, {"calls", coordinator.info.mechanism.calls}}},
-          {"node", {{"model", node.name}, {"serves", node.info.mechanism.serves}}}};
+          {"node", served}};
 }
 
 nlohmann::ordered_json identity(const run_record& r) {

@@ -59,11 +59,16 @@ std::string line_without_figures(const run_record& r, const std::string& status)
   return line;
 }
 
-// The floors a block's figures were read against, said after the block: which, measured at what.
-class floors_note {
+// What is said after a block: the floors its figures were read against (which, measured at what), and
+// why a figure marked as a bound is one.
+class block_notes {
  public:
   void add(const run_record& r) { floors_[r.round_trip_floor] = &r; }
+  // A row whose headline is a bound: the block says why once.
+  void bound(const run_record& r) { bound_why_ = r.workload->headline_bound.why; }
   void flush(std::ostringstream& out) {
+    if (!bound_why_.empty()) out << ">= or <=: a bound, not the model's own figure: " << bound_why_ << "\n";
+    bound_why_.clear();
     if (floors_.empty()) return;
     auto time = [](double ns) { return duration_text(std::chrono::duration<double>(ns * 1e-9)); };
     out << "(x): the p50 round trip (or remote call) over the round-trip floor it is read against (its p50 where timed "
@@ -82,11 +87,12 @@ class floors_note {
 
  private:
   std::map<std::string, const run_record*> floors_;
+  std::string bound_why_;
 };
 
 // The workload's headline figure (its first figure of merit), as the run's aggregate row has it;
 // where the workload is read against a floor, also its ratio to the model's.
-std::string figure_cell(const run_record& r, const json& row, floors_note& floors) {
+std::string figure_cell(const run_record& r, const json& row, block_notes& notes) {
   if (r.workload->figures.empty()) return figure_text(std::nan(""));
   const figure_of_merit& headline = r.workload->figures.front();
   const double figure = number_in(row, "metrics", headline.metric.c_str());
@@ -96,12 +102,18 @@ std::string figure_cell(const run_record& r, const json& row, floors_note& floor
     std::snprintf(text, sizeof(text), "%.2fx", figure);
     cell = text;
   }
+  // A bound, not the model's own figure: at least this much of a higher-is-better figure.
+  if (const auto& bound = r.workload->headline_bound;
+      !bound.metric.empty() && number_in(row, "metrics", bound.metric.c_str()) > 0 && !std::isnan(figure)) {
+    cell = (headline.direction == better::higher ? ">=" : "<=") + cell;
+    notes.bound(r);
+  }
   // The report's own ratio: the run's pooled p50 round trip over the floor (a median set against a
   // median), whatever the headline figure is.
   if (const double over = number_in(row, "metrics", "p50_over_floor"); r.workload->read_against_floor && !std::isnan(over)) {
     std::snprintf(text, sizeof(text), over < 10 ? " (%.2gx)" : " (%.0fx)", over);
     cell += text;
-    floors.add(r);
+    notes.add(r);
   }
   return cell;
 }
@@ -138,11 +150,11 @@ std::string summary_table(const std::vector<run_record>& runs, const nlohmann::o
   for (const auto& r : runs) block_of.push_back(r.workload->name + "  " + params_label(*r.workload, r.params));
   std::ostringstream out;
   std::string current;
-  floors_note floors;
+  block_notes notes;
   for (const std::size_t index : block_order(block_of)) {
     const run_record& r = runs[index];
     if (block_of[index] != current) {
-      floors.flush(out);
+      notes.flush(out);
       current = block_of[index];
       char header[512];
       std::snprintf(header, sizeof(header), line_format, "model", "status", "median ms", "min..max ms",
@@ -152,9 +164,9 @@ std::string summary_table(const std::vector<run_record>& runs, const nlohmann::o
     }
     const json& row = *aggregates.at(r.run_name());
     const bool has_figures = row.at("ok_repetitions").get<std::size_t>() > 0;
-    out << run_line(r, row, has_figures ? figure_cell(r, row, floors) : std::string());
+    out << run_line(r, row, has_figures ? figure_cell(r, row, notes) : std::string());
   }
-  floors.flush(out);
+  notes.flush(out);
   return out.str();
 }
 

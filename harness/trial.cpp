@@ -348,14 +348,10 @@ int run_trial_here(const trial_request& request, const std::string& path) {
     if (workload == nullptr) throw std::invalid_argument("unknown workload " + request.workload);
     if (model_entry == nullptr) throw std::invalid_argument("unknown model " + request.model);
     if (workload->remote) {
-      // The coordinator's side runs on the row's model, or the one coordinator_model pins.
-      model_entry = &side_model(*model_entry, request.params, "coordinator_model");
-      // A coordinator that is the workload's own code runs no model work: the baseline stands for it.
-      if (workload->own_coordinator) {
-        for (const auto& m : all_models()) {
-          if (m.info.baseline) model_entry = &m;
-        }
-      }
+      // The coordinator's side runs on the row's model, or the one coordinator_model pins, or on
+      // the baseline model (no units) when the workload's own code is the coordinator.
+      model_entry = workload->own_coordinator.empty() ? &side_model(*model_entry, request.params, "coordinator_model")
+                                                      : &baseline_model();
       remote_setup& setup = current_remote_setup();
       for (const std::string& text : request.nodes) {
         const endpoint e = parse_endpoint(text, "a node's address");

@@ -271,6 +271,9 @@ struct model_entry {
 // All registered models, sorted by their order key (then name).
 const std::vector<model_entry>& all_models();
 const model_entry* find_model(std::string_view name);
+// The reference model (model_info::baseline): the 1x of speedups, and the model a coordinator that
+// is a workload's own code runs on, as it makes no units.
+const model_entry& baseline_model();
 
 namespace detail {
 

@@ -22,6 +22,13 @@ const model_entry* find_model(std::string_view name) {
   return nullptr;
 }
 
+const model_entry& baseline_model() {
+  for (const auto& m : registry()) {
+    if (m.info.baseline) return m;
+  }
+  throw std::logic_error("no baseline model is registered");
+}
+
 namespace detail {
 
 bool add_model(model_entry entry) {

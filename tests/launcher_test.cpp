@@ -112,6 +112,31 @@ TEST(launcher, mpirun_runs_mapreduce_across_its_ranks) {
   EXPECT_EQ(rows, 2u);
 }
 
+// The server workload under mpirun: the load generator on rank 0, the server on rank 1, what
+// crossed the wire counted alike on both.
+TEST(launcher, mpirun_runs_the_server_workload_with_the_generator_on_rank_0) {
+  require_mpirun();
+  if (::testing::Test::IsSkipped() || ::testing::Test::HasFailure()) return;
+  temp_dir dir;
+  const std::string out = dir.file("server.json");
+  const auto r = run_command(mpirun(2, "--workloads server --models threads/pool,coroutines/asio --preset quick "
+                                       "--repetitions 1 --floors off --out " + out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = load_json(out);
+  EXPECT_EQ(report["context"]["distributed"]["launcher"], "openmpi");
+  std::size_t rows = 0;
+  for (const auto& row : report["benchmarks"]) {
+    if (row["run_type"] != "iteration") continue;
+    ++rows;
+    EXPECT_EQ(row["status"], "ok") << row.dump(1);
+    const auto& m = row["metrics"];
+    EXPECT_GT(m["saturation_rps"].get<double>(), 0) << row["name"];
+    EXPECT_EQ(m["nodes_bytes_received"].get<double>(), m["coordinator_bytes_sent"].get<double>());
+    EXPECT_EQ(row["sides"]["coordinator"]["model"], nullptr);
+  }
+  EXPECT_EQ(rows, 2u);
+}
+
 // The same under Slurm: a single-host Slurm (slurmctld and slurmd on localhost, everything in a
 // temporary directory, tests/slurm_local.sh) started for the test and stopped after it.
 TEST(launcher, srun_makes_task_0_the_coordinator_and_the_other_tasks_its_nodes) {

@@ -207,13 +207,24 @@ struct workload_entry {
   // serving process, whatever model serves it).
   std::uint64_t (*node_value)(std::uint64_t task, std::uint32_t compute_us, const std::uint8_t* payload,
                               std::uint32_t bytes) = nullptr;
+  // A distributed workload whose coordinator is its own code, the same for every model (a load
+  // generator), not the row's model: what it is, in one line. The trial then constructs the
+  // baseline model, which makes no units, and the row's `sides` names this instead. Empty: the
+  // coordinator runs on the row's model (or the one coordinator_model pins).
+  std::string own_coordinator = {};
+  // A metric that, when a row's value is 1, makes the row's headline figure a bound rather than the
+  // model's own figure, and why (the load generator, not the server, limited the rate): the
+  // summary marks the figure ">=" or "<=" and says why; the report carries it to the scripts.
+  // Empty metric: none.
+  struct bound_flag {
+    std::string metric;
+    std::string why;
+  };
+  bound_flag headline_bound = {};
   // A distributed workload whose nodes work too: node `index`'s part (from 0), built in its serving
   // process, which then holds two instances of the node's model (one serving, one working) and
   // waits for the coordinator's go on a control port of its own (workloads/node_control.hpp).
   std::unique_ptr<node_work> (*node_prepare)(const param_values&, std::size_t index) = nullptr;
-  // Its coordinator is its own code and runs no model work (it tells the nodes to go and gathers
-  // what they did): the trial constructs the baseline model (model_info::baseline) for that side.
-  bool own_coordinator = false;
   // Metrics that split the headline time into phases, in order, so tools can stack them.
   std::vector<std::string> phases = {};
   // The prefix of the metrics counting the client side of the trial's model connections

@@ -668,7 +668,7 @@ workload_entry make_mapreduce() {
         if (words != f.observed.end() && f.wall_seconds > 0) m["words_per_second"] = words->second / f.wall_seconds;
         return m;
       },
-      .order = 110,
+      .order = 120,
       .figures = {{"makespan_ns", "makespan: go to the last node's totals", "makespan ns", figure_kind::time_ns,
                    better::lower},
                   {"words_per_second", "words counted per second", "words/s", figure_kind::rate, better::higher},
@@ -682,10 +682,11 @@ workload_entry make_mapreduce() {
                                        static_cast<std::uint64_t>(p.at("in_flight")));
       },
       .remote = true,
+      .own_coordinator = "common code: tells each node to go on its control port and gathers what it did (no model "
+                         "work)",
       .node_prepare = [](const param_values& p, std::size_t index) -> std::unique_ptr<node_work> {
         return std::make_unique<node_part>(p, index);
       },
-      .own_coordinator = true,
       .phases = {"phase_map_ns", "phase_shuffle_ns", "phase_reduce_ns"},
       .client_metrics = "shuffle",
   };
