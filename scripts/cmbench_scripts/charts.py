@@ -26,6 +26,7 @@ from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib import ticker, transforms  # noqa: E402
 import matplotlib.cm  # noqa: E402
 
+from . import link as L  # noqa: E402
 from . import results as R  # noqa: E402
 from . import style as S  # noqa: E402
 
@@ -782,7 +783,8 @@ def load_chart(results, workload):
             ax_t.set_title("%s against %s achieved" % (time_fig.short, rate_fig.short), loc="left")
         elif facet:
             ax_a.set_title(_facet_title(facet), loc="left")
-    title = "%s: %s and %s under offered load" % (workload, rate_fig.label, time_fig.label)
+    title = "%s: %s against the rate offered, %s against %s achieved" % (
+        workload, rate_fig.short, time_fig.short, rate_fig.short)
     sub = [s for s in (_fixed_params(results, workload, swept + list(dependent)),
                        "median of the ok repetitions; rows that searched instead of offering one rate are "
                        "left out" + ("; showing %d of %d combinations of %s" % (len(facets), total, ", ".join(others))
@@ -1322,40 +1324,71 @@ def overview_chart(results, at=None):
 
 # --- everything --------------------------------------------------------------------------------
 
+def _workload_charts(results, workload, at):
+    """The charts of one workload's points."""
+    out = []
+
+    def add(chart):
+        if chart is not None:
+            out.append(chart)
+    # Rows that searched a saturation rate say something else than rows offered one rate: the
+    # sweeps show the fixed rates (or, with none, the searches), the saturation chart the rest.
+    searched = [p for p in results.points_for(workload) if R.is_search(p)]
+    mixed = searched and len(searched) < len(results.points_for(workload))
+    view = results.subset(lambda p: not R.is_search(p)) if mixed else results
+    swept, _ = view.chart_params(workload)
+    # A line needs two values of the parameter with the others fixed: a value that changes
+    # only together with another swept one (memory's hold_ms, 500 only at a million units, in
+    # a different report) would make a chart of single points.
+    lines = [param for param in swept if view.forms_lines(workload, param)]
+    if swept:
+        for param in lines or swept:
+            add(sweep_chart(view, workload, param))
+    elif not searched or mixed:
+        add(single_config_chart(view, workload))
+    add(load_chart(view, workload))
+    add(saturation_chart(results, workload))
+    add(phases_chart(results, workload, at))
+    add(speedup_chart(results, workload))
+    add(latency_chart(results, workload))
+    add(cpu_chart(results, workload, at))
+    return out
+
+
+def _on_link(chart, link):
+    """A chart of the runs on one link's conditions, of several: it says which, in its slug,
+    title, caption and figure."""
+    flag = L.flag(link)
+    chart.slug += "-link-" + (flag.replace("=", "").replace(",", "-").replace(".", "_") if flag else "none")
+    chart.title += " (%s)" % L.describe(link)
+    chart.caption += " Runs on the link: %s." % L.describe(link)
+    chart.figure.text(0.99, 1 - 0.12 / chart.figure.get_figheight(), "link: %s" % L.describe(link),
+                      ha="right", va="top", fontsize=8.5, color="#7b241c")
+    return chart
+
+
 def build_charts(results, at=None, workloads=None):
     """Every chart the results support, overview first."""
     charts = []
     selected = [w for w in results.workloads() if workloads is None or w in workloads]
-
-    def add(chart):
-        if chart is not None:
-            charts.append(chart)
-
-    add(overview_chart(results, at))
+    overview = overview_chart(results, at)
+    if overview is not None:
+        charts.append(overview)
     for workload in selected:
-        # Rows that searched a saturation rate say something else than rows offered one rate: the
-        # sweeps show the fixed rates (or, with none, the searches), the saturation chart the rest.
-        searched = [p for p in results.points_for(workload) if R.is_search(p)]
-        mixed = searched and len(searched) < len(results.points_for(workload))
-        view = results.subset(lambda p: not R.is_search(p)) if mixed else results
-        swept, _ = view.chart_params(workload)
-        # A line needs two values of the parameter with the others fixed: a value that changes
-        # only together with another swept one (memory's hold_ms, 500 only at a million units, in
-        # a different report) would make a chart of single points.
-        lines = [param for param in swept if view.forms_lines(workload, param)]
-        if swept:
-            for param in lines or swept:
-                add(sweep_chart(view, workload, param))
-        elif not searched or mixed:
-            add(single_config_chart(view, workload))
-        add(load_chart(view, workload))
-        add(saturation_chart(results, workload))
-        add(phases_chart(results, workload, at))
-        add(speedup_chart(results, workload))
-        add(latency_chart(results, workload))
-        add(cpu_chart(results, workload, at))
+        # The same runs over different link conditions are not points of one line: a set of
+        # charts per link.
+        links = {}
+        for p in results.points_for(workload):
+            links.setdefault(L.key(p.link), p.link)
+        if len(links) < 2:
+            charts.extend(_workload_charts(results, workload, at))
+            continue
+        for key in sorted(links):
+            view = results.subset(lambda p, key=key: p.workload != workload or L.key(p.link) == key)
+            charts.extend(_on_link(c, links[key]) for c in _workload_charts(view, workload, at))
     mem = memory_chart(_Subset(results, selected)) if selected else None
-    add(mem)
+    if mem is not None:
+        charts.append(mem)
     return charts
 
 

@@ -246,7 +246,8 @@ class DistributedWorkloadCharts(unittest.TestCase):
     def test_the_rate_sweep_is_throughput_against_offered_and_tail_against_throughput(self):
         self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
         load = self.charts["server-load"]
-        self.assertIn("requests answered per second", load["title"])  # the facts' labels
+        self.assertEqual(load["title"], "server: req/s against the rate offered, p99 against req/s achieved")
+        self.assertIn("requests answered per second", load["caption"])  # the facts' labels
         self.assertIn("did not keep up", load["caption"])
         svg = self.svg("server-load")
         for text in ("req/s against the rate offered", "p99 against req/s achieved", "hollow: did not keep up",
@@ -264,6 +265,25 @@ class DistributedWorkloadCharts(unittest.TestCase):
         for text in ("p99 at 50% of saturation", "p99 at 90% of saturation", "p99 limit of the search",
                      "generator-bound: a lower bound", "38.0k/s"):
             self.assertTrue(text in svg, text)
+
+    def test_runs_over_other_links_get_charts_of_their_own(self):
+        tmp = TempDir()
+        try:
+            rows = [syn.scatter_row(m, tps, link=link, in_flight=c) for m, tps in (("threads/pool", 4000),
+                                                                                  ("coroutines/asio", 9000))
+                    for link in (None, {"delay_ms": 5}) for c in (16, 64)]
+            path = tmp.join("links.json")
+            with open(path, "w") as f:
+                json.dump(syn.report(rows), f)
+            proc = run_script("plot", path, "--out", tmp.join("charts"), "--format", "svg")
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            charts = {c["slug"]: c for c in manifest(tmp.join("charts"))["charts"]}
+            self.assertIn("scatter-vs-in_flight-link-none", charts)
+            self.assertIn("scatter-vs-in_flight-link-delay5ms", charts)
+            self.assertIn("(delay 5.00 ms)", charts["scatter-vs-in_flight-link-delay5ms"]["title"])
+            self.assertNotIn("scatter-vs-in_flight", charts)
+        finally:
+            tmp.cleanup()
 
     def test_phases_are_stacked_in_the_facts_order_with_their_labels(self):
         self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
