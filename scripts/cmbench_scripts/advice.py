@@ -550,7 +550,8 @@ def _read_search(p, rate, q):
                  "of the server's saturation)" % S.fmt_int(sat) if bound else ""
     if rate is not None and sat < rate:
         why = "saturates at %s, below the %s requests/s of the profile (run %s)%s" % (
-            sat_text, S.fmt_int(rate), p.name, bound_note)
+            sat_text if sat > 0 else "less than the search's first rate (no rate passed)", S.fmt_int(rate), p.name,
+            bound_note)
         # A generator-bound search proves only that much: the server may well serve more.
         return _Served(p, fails=None if bound else why, saturation=sat, bound=bound, text=why)
     tails = [(share * sat, p.metrics[m]) for share, m in R.TAILS_AT_SHARE if p.metrics.get(m)]

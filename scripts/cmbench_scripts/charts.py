@@ -816,14 +816,14 @@ def saturation_chart(results, workload):
     where the load generator limited it: a lower bound) and, beside it, the p99 the search
     measured at shares of it, with the p99 limit a passing rate had to meet."""
     pts = [p for p in results.points_for(workload) if R.is_search(p)]
-    if not any(p.metrics.get(R.SATURATION) for p in pts):
+    if not any(p.ok and R.SATURATION in p.metrics for p in pts):
         return None
     rate_fig, time_fig = _figure_of_kind(results, workload, "rate"), _figure_of_kind(results, workload, "time_ns")
     combos = {}
     for p in pts:
         combos.setdefault(tuple(sorted(p.params.items())), []).append(p)
     # One configuration: the one most models searched ok at, then the largest.
-    chosen = max(combos.values(), key=lambda ps: (sum(1 for p in ps if p.metrics.get(R.SATURATION)),
+    chosen = max(combos.values(), key=lambda ps: (sum(1 for p in ps if p.ok and R.SATURATION in p.metrics),
                                                   sum(math.log1p(abs(v)) for v in ps[0].params.values())))
     by_model = {p.model: p for p in chosen}
     models = [m for m in results.models(workload) if m in by_model]
@@ -838,8 +838,12 @@ def saturation_chart(results, workload):
         p = by_model[model]
         y = n - 1 - i
         colour = results.colour(model)
-        sat = p.metrics.get(R.SATURATION)
-        if not sat:
+        sat = p.metrics.get(R.SATURATION) if p.ok else None
+        if sat == 0:  # a finding, not a failure: not even the search's first rate passed
+            ax_s.text(0.01, y, " 0: no rate of the search passed", va="center", fontsize=7.3, color="#555555",
+                      transform=transforms.blended_transform_factory(ax_s.transAxes, ax_s.transData))
+            continue
+        if sat is None:
             for ax in (ax_s, ax_t):
                 ax.text(0.01, y, " %s: %s" % (p.status, _short(_reason(p), 60)), va="center", fontsize=7.3,
                         color=S.FAILED_COLOUR if p.status == "failed" else S.SKIPPED_COLOUR,

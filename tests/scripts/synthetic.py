@@ -68,9 +68,11 @@ def row(workload, model, params, metrics, p99_ns=None, link=None):
 def search_row(model, saturation, p99_at_50, p99_at_90, generator_bound=False, **params):
     """A server row that searched the saturation rate (rate 0)."""
     metrics = {"saturation_rps": saturation, "achieved_rps": saturation, "offered_rps": 0.9 * saturation,
-               "kept_up": 1.0, "p99_at_50pct_ns": p99_at_50, "p99_at_90pct_ns": p99_at_90,
-               "generator_bound": 1.0 if generator_bound else 0.0, "generator_capacity_rps": 100_000.0}
-    return row("server", model, dict(SERVER_PARAMS, rate=0, **params), metrics, p99_ns=p99_at_90)
+               "kept_up": 1.0 if saturation else 0.0, "generator_bound": 1.0 if generator_bound else 0.0,
+               "generator_capacity_rps": 100_000.0}
+    if p99_at_50 is not None:  # none: no rate passed, so no share of it was offered
+        metrics.update(p99_at_50pct_ns=p99_at_50, p99_at_90pct_ns=p99_at_90)
+    return row("server", model, dict(SERVER_PARAMS, rate=0, **params), metrics, p99_ns=p99_at_90 or 50e6)
 
 
 def fixed_row(model, rate, achieved, p99_ns, kept_up=True, generator_bound=False, **params):

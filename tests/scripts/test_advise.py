@@ -319,8 +319,10 @@ class ServerEvidence(unittest.TestCase):
 
     def test_a_model_that_saturates_below_the_rate_is_excluded(self):
         rows = [syn.search_row("threads/pool", 15000, 200e3, 800e3),
-                syn.search_row("processes/pool", 5000, 100e3, 300e3)]
+                syn.search_row("processes/pool", 5000, 100e3, 300e3),
+                syn.search_row("processes/spawn", 0, None, None)]
         result, by, text = advise_on(rows, LATENCY)
+        self.assertIn("less than the search's first rate (no rate passed)", by["processes/spawn"].problems[0])
         slow = by["processes/pool"]
         self.assertEqual(slow.group, 1)
         self.assertIn("saturates at 5,000 requests/s, below the 10,000", slow.problems[0])

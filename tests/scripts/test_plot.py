@@ -224,6 +224,7 @@ class DistributedWorkloadCharts(unittest.TestCase):
                 rows.append(syn.fixed_row(model, rate, min(rate, cap), 1e5 * (1 + rate / cap), kept_up=rate < cap,
                                           generator_bound=rate == 64000 and cap > 30000))
             rows.append(syn.search_row(model, cap * 0.95, 150e3, 600e3, generator_bound=cap > 30000))
+        rows.append(syn.search_row("processes/spawn", 0, None, None))  # a finding: no rate passed
         for model, phases in (("threads/pool", (30, 12, 8)), ("coroutines/asio", (20, 15, 5))):
             rows.append(syn.row("mapreduce", model, {"tasks": 100, "nodes": 2, "workers": 2},
                                 dict(zip(("phase_map_ms", "phase_shuffle_ms", "phase_reduce_ms"), phases),
@@ -263,7 +264,7 @@ class DistributedWorkloadCharts(unittest.TestCase):
         self.assertIn("50% and 90%", chart["title"])
         svg = self.svg("server-saturation")
         for text in ("p99 at 50% of saturation", "p99 at 90% of saturation", "p99 limit of the search",
-                     "generator-bound: a lower bound", "38.0k/s"):
+                     "generator-bound: a lower bound", "38.0k/s", "0: no rate of the search passed"):
             self.assertTrue(text in svg, text)
 
     def test_runs_over_other_links_get_charts_of_their_own(self):
