@@ -572,20 +572,20 @@ def _read_search(p, rate, q):
         return _Served(p, v, use_q, text + bound_note, extra, saturation=sat, bound=bound)
     if x <= tails[0][0]:
         v = tails[0][1]
-        how = "the p99 at %s requests/s (%s%% of the saturation), at or above the profile's rate" % (
-            S.fmt_int(tails[0][0]), S.fmt_count(100 * tails[0][0] / sat))
+        how = "the p99 at %s requests/s (%.0f%% of the saturation), at or above the profile's rate" % (
+            S.fmt_int(tails[0][0]), 100 * tails[0][0] / sat)
     elif x <= tails[-1][0]:
         (x0, y0), (x1, y1) = next(((a, b) for a, b in zip(tails, tails[1:]) if a[0] <= x <= b[0]))
         v = _interpolate_log(x, x0, y0, x1, y1)
-        how = "interpolated between the p99 at %s%% (%s) and at %s%% of the saturation (%s)" % (
-            S.fmt_count(100 * x0 / sat), S.fmt_time_ns(y0), S.fmt_count(100 * x1 / sat), S.fmt_time_ns(y1))
+        how = "interpolated between the p99 at %.0f%% (%s) and at %.0f%% of the saturation (%s)" % (
+            100 * x0 / sat, S.fmt_time_ns(y0), 100 * x1 / sat, S.fmt_time_ns(y1))
     else:
         x0, y0 = tails[-1]
         top = max(y0, (limit or 0) * 1e6)
         v = _interpolate_log(x, x0, y0, sat, top)
-        how = "interpolated between the p99 at %s%% of the saturation (%s) and the search's p99 limit at " \
-              "saturation (%s)" % (S.fmt_count(100 * x0 / sat), S.fmt_time_ns(y0), S.fmt_time_ns(top))
-        extra = "past %s%% of the saturation, toward the p99 limit: not measured" % S.fmt_count(100 * x0 / sat)
+        how = "interpolated between the p99 at %.0f%% of the saturation (%s) and the search's p99 limit at " \
+              "saturation (%s)" % (100 * x0 / sat, S.fmt_time_ns(y0), S.fmt_time_ns(top))
+        extra = "past %.0f%% of the saturation, toward the p99 limit: not measured" % (100 * x0 / sat)
     text = "p99 %s at %s requests/s: saturation %s; %s%s" % (
         S.fmt_time_ns(v), S.fmt_int(x), sat_text, how, bound_note)
     return _Served(p, v, 99.0, text, extra, saturation=sat, bound=bound)
@@ -639,11 +639,10 @@ def _server_latency(res, model, profile, a, server):
     best = min(pool, key=lambda r: r.latency)
     a.latency_ns = best.latency
     a.latency_is_bound = False
-    # A run that could not serve the rate though the one cited did: noise, or a marginal model.
-    shown_at = best.point.metrics.get(R.OFFERED) if best.direct else None
+    # A run that could not serve a rate the one cited shows served: noise, or a marginal model.
+    shown_at = best.point.metrics.get(R.OFFERED) if best.direct else best.saturation
     for r in reads:
-        if r.fails and (R.is_search(r.point) or shown_at is None
-                        or r.point.metrics.get(R.OFFERED, 0) <= shown_at):
+        if r.fails and (R.is_search(r.point) or r.point.metrics.get(R.OFFERED, 0) <= shown_at):
             a.unproven.append("contradicted: %s" % r.fails)
     extra = "; ".join(e for e in (best.extra, link_note) if e) or None
     if extra and not any(n.workload == server for n in a.needs):

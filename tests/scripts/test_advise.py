@@ -336,7 +336,14 @@ class ServerEvidence(unittest.TestCase):
         self.assertEqual(fast.saturation_rps, 15000)
         ev = next(e for e in fast.evidence if e.kind == "latency")
         self.assertEqual(ev.rows, [rows[0]["name"]])
-        self.assertIn("interpolated between the p99 at 50%", ev.text)
+        self.assertIn("interpolated between the p99 at 50% (200 µs) and at 90% of the saturation (800 µs)", ev.text)
+        # A fixed rate above the saturation that did not keep up contradicts nothing.
+        rows.append(syn.fixed_row("threads/pool", 30000, 16000, 50e6, kept_up=False))
+        result, by, text = advise_on(rows, LATENCY)
+        self.assertFalse([u for u in by["threads/pool"].unproven if "contradicted" in u])
+        rows.append(syn.fixed_row("threads/pool", 12000, 9000, 50e6, kept_up=False))
+        result, by, text = advise_on(rows, LATENCY)
+        self.assertTrue([u for u in by["threads/pool"].unproven if "contradicted" in u and "12,000" in u])
         self.assertIn("from %s" % rows[0]["name"], text)
 
     def test_a_fixed_rate_that_kept_up_is_the_measurement_and_one_that_did_not_excludes(self):
