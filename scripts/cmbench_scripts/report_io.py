@@ -27,8 +27,10 @@ what they mean. The scripts hold no table of names; the facts come from the repo
             it or to run it again. Its rows' `mechanism` prose is ignored.
   schema 0  the first format: refused (run it again).
 
-Every normalised row also gets `real_time_ms` and `cpu_time_ms` (time_unit applied) and
-`source` (the report's path).
+Every normalised row also gets `real_time_ms` and `cpu_time_ms` (time_unit applied),
+`source` (the report's path) and `link`: the link conditions to the nodes it ran over (link.py),
+its own `link` field, else, for a workload whose facts say `remote`, the report's `context.link`,
+else None.
 """
 
 import json
