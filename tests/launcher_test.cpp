@@ -119,8 +119,9 @@ TEST(launcher, mpirun_runs_the_server_workload_with_the_generator_on_rank_0) {
   if (::testing::Test::IsSkipped() || ::testing::Test::HasFailure()) return;
   temp_dir dir;
   const std::string out = dir.file("server.json");
+  // A generous p99 limit: the test checks the wiring, and a loaded machine must not fail the first rate.
   const auto r = run_command(mpirun(2, "--workloads server --models threads/pool,coroutines/asio --preset quick "
-                                       "--repetitions 1 --floors off --out " + out));
+                                       "--param p99_limit_ms=500 --repetitions 1 --floors off --out " + out));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto report = load_json(out);
   EXPECT_EQ(report["context"]["distributed"]["launcher"], "openmpi");

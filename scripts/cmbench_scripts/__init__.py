@@ -4,6 +4,7 @@ Modules:
   report_io  load, validate and normalise reports (older versions with --facts), atomic writes
   results    the reports' facts (models, workloads), one measured point per (workload, model,
              params), figures of merit, CIs, speedups
+  link       network link conditions (cmbench run --link): read, compared, written back
   style      a distinct colour, line style and marker per model from the facts; number formatting
   charts     matplotlib figures (Agg), returned as Chart objects; never writes files itself
   html       the self-contained HTML page

@@ -22,22 +22,46 @@ model the report has runs of, the estimate is
 Waiting and computing are assumed not to overlap (conservative, the same for every model).
 Throughput = N / T_wave. The interval of T_wave comes from the intervals of R and S.
 
+A fan-out profile (`remote_calls`, optionally `nodes` and `in_flight`: N remote calls over W
+nodes, C in flight, each `compute_us` and `wait_ms` on its node) is scored from the `scatter`
+runs instead: the configuration of tasks, nodes, in_flight, compute_us and wait_ms nearest the
+profile's (by the sum of log ratios) that any model ran ok, the same for every model; each
+model's best tasks_per_second there (over workers, payload) gives T = remote_calls /
+tasks_per_second, its makespan_over_ideal cited. A run of the model there that failed excludes
+it; a configuration away from the profile's is flagged, with the command for the exact run.
+
+A `link` in the profile (as `cmbench run --link` takes it: "delay=5ms,jitter=1ms,rate=100mbit")
+picks, for the workloads that call nodes (server, scatter), the runs on the nearest conditions
+(the delay first, then the jitter, then the rate; no link is a delay of 0; a row's own `link`,
+else the report's `context.link`). Runs on other conditions still count, and the evidence says
+it used them, with the command for the run on the profile's link.
+
 Constraints; a model that breaks one is ranked after every model that does not:
   - concurrency: an `io` run with at least N tasks alive at once ran ok. A failed or skipped
     run at N or more excludes the model with that run's error; no run at N or more leaves it
     "unproven" (ranked, flagged, and the run to make is printed).
   - memory (with `memory_budget_mb` and wait_ms > 0): bytes_per_unit of that io run x N must fit.
-  - latency (with `latency_target_ms`): the `server` run at the offered rate nearest
-    `request_rate` (or the lowest rate run) at `latency_percentile` must meet the target;
-    `pingpong` round trips (a lower bound) stand in only when no model has server runs.
+  - latency (with `latency_target_ms`): a `server` run must show the model serving
+    `request_rate` with its `latency_percentile` (p99 by default) under the target, at the
+    compute_us and wait_ms nearest the profile's:
+      a fixed-rate run offered at or above the rate that kept up: its latency (from each
+        request's due time) as measured; a run offered near the rate (within 2x) is preferred;
+      a saturation search whose saturation_rps >= the rate: the p99 at the rate interpolated
+        (log scale) between the p99 it measured at 50% and at 90% of saturation (below 50%: the
+        p99 at 50%; past 90%: toward the search's p99 limit, which every passing rate met).
+    A fixed rate that did not keep up, or a saturation below the rate, excludes the model; a run
+    the load generator limited (generator_bound) is a lower bound of the server's and only
+    leaves the model unproven (with the command for a run with more load). Every run cited is
+    named. `pingpong` round trips (a lower bound) stand in only when no model has server runs.
   - correctness: a run of the model in any workload whose checksum differed from
     its workload's reference excludes it ("wrong result"); only ok runs are ever cited.
 The baseline model is ranked too: on one CPU with nothing to wait for, it can be the answer.
 Which workload stands for each part is an input, not a name the scripts know: `cpu` (compute),
-`io` (wait), `server` (latency) and `pingpong` (latency_bound) above are the defaults of
+`io` (wait), `server` (latency), `pingpong` (latency_bound) and `scatter` (fan_out) above are the
+defaults of
 scripts/profiles/evidence.json, which a profile's own "evidence" object overrides.
-With `objective: latency` the measured latency ranks first and T_wave breaks ties, when it is
-a server's latency. When only pingpong's lower bounds stand in, they decide who meets the target
+With `objective: latency` the measured latency at the rate ranks first, then the saturation
+rate (higher first), and T_wave breaks ties, when it is a server's latency. When only pingpong's lower bounds stand in, they decide who meets the target
 but not the order (a pool hands a pingpong peer off on one worker, a server request wakes a
 thread in every model): T_wave ranks the models that meet it, and the bound breaks ties.
 
@@ -53,6 +77,8 @@ import json
 import math
 import os
 
+from . import link as L
+from . import results as R
 from . import style as S
 from .report_io import ReportError
 
@@ -68,10 +94,22 @@ PROFILE_FIELDS = {
     "request_rate": ((int, float), None, "offered requests per second (server evidence)"),
     "cpus": ((int, float), None, "CPUs the project will run on (default: the report's)"),
     "objective": (str, "throughput", "throughput (rank by T_wave) or latency (by measured latency)"),
+    "remote_calls": ((int, float), None, "fan-out: remote calls (tasks) to make; ranks by the fan_out "
+                                         "workload's runs"),
+    "nodes": ((int, float), None, "fan-out: nodes the calls are spread over"),
+    "in_flight": ((int, float), None, "fan-out: the most calls in flight at once"),
+    "link": ((str, dict), None, "network link conditions to the nodes, as `cmbench run --link` takes them "
+                                "(\"delay=5ms,jitter=1ms,rate=100mbit\"); default: none"),
     "evidence": (dict, None, "which workload stands for each part: compute, wait, latency, "
-                             "latency_bound (default: scripts/profiles/evidence.json)"),
+                             "latency_bound, fan_out (default: scripts/profiles/evidence.json)"),
 }
-EVIDENCE_ROLES = ("compute", "wait", "latency", "latency_bound")
+EVIDENCE_ROLES = ("compute", "wait", "latency", "latency_bound", "fan_out")
+# The fan-out workload's parameters, each the profile field it is matched with, and its figures
+# (README, "scatter"): the throughput scored and the makespan over ideal cited.
+FAN_OUT_PARAMS = (("tasks", "remote_calls"), ("nodes", "nodes"), ("in_flight", "in_flight"),
+                  ("compute_us", "compute_us"), ("wait_ms", "wait_ms"))
+FAN_OUT_RATE = "tasks_per_second"
+FAN_OUT_RATIO = "makespan_over_ideal"
 EVIDENCE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "profiles",
                              "evidence.json")
 
@@ -131,6 +169,12 @@ def make_profile(doc, where="profile", evidence=None):
         if types is dict:  # checked below, field by field
             out[key] = v
             continue
+        if key == "link":
+            try:
+                out[key] = L.parse(v)
+            except L.LinkError as e:
+                raise ReportError("%s: link: %s" % (where, e))
+            continue
         if v is not None and (not isinstance(v, types) or isinstance(v, bool)):
             raise ReportError("%s: %s is %r, expected a %s" % (
                 where, key, v, "number" if types != str else "string"))
@@ -140,7 +184,13 @@ def make_profile(doc, where="profile", evidence=None):
         out[key] = v
     if out["concurrent_requests"] < 1:
         raise ReportError("%s: concurrent_requests must be at least 1" % where)
-    if out["compute_us"] == 0 and out["wait_ms"] == 0:
+    fan_out = [k for _, k in FAN_OUT_PARAMS[1:3] if out[k] is not None]
+    if fan_out and out["remote_calls"] is None:
+        raise ReportError("%s: %s describe a fan-out: give remote_calls too" % (where, " and ".join(fan_out)))
+    for k in ("remote_calls",) + tuple(fan_out):
+        if out[k] is not None and out[k] < 1:
+            raise ReportError("%s: %s must be at least 1" % (where, k))
+    if out["remote_calls"] is None and out["compute_us"] == 0 and out["wait_ms"] == 0:
         raise ReportError("%s: compute_us and wait_ms are both 0: nothing to estimate" % where)
     if not 0 < out["latency_percentile"] < 100:
         raise ReportError("%s: latency_percentile must be between 0 and 100" % where)
@@ -156,10 +206,17 @@ def make_profile(doc, where="profile", evidence=None):
 
 
 def describe_profile(p, cpus):
-    bits = ["compute %s + %s per request" % (
+    per = "remote call" if p["remote_calls"] is not None else "request"
+    bits = ["compute %s + %s per %s" % (
                 S.fmt_time_ns(p["compute_us"] * 1e3),
-                "wait %s" % S.fmt_time_ns(p["wait_ms"] * 1e6) if p["wait_ms"] else "no wait"),
-            "%s in flight" % S.fmt_int(p["concurrent_requests"])]
+                "wait %s" % S.fmt_time_ns(p["wait_ms"] * 1e6) if p["wait_ms"] else "no wait", per)]
+    if p["remote_calls"] is not None:
+        bits.append("%s remote calls%s%s" % (
+            S.fmt_int(p["remote_calls"]), " over %s nodes" % S.fmt_int(p["nodes"]) if p["nodes"] else "",
+            ", %s in flight" % S.fmt_int(p["in_flight"]) if p["in_flight"] else ""))
+    else:
+        bits.append("%s in flight" % S.fmt_int(p["concurrent_requests"]))
+    bits.append("link: %s" % L.describe(p["link"]))
     if p["memory_budget_mb"] is not None:
         bits.append("memory budget %s" % S.fmt_bytes(p["memory_budget_mb"] * (1 << 20)))
     if p["latency_target_ms"] is not None:
@@ -191,9 +248,10 @@ class Evidence:
 class Need:
     """A run the report lacks: (workload, params, models)."""
 
-    def __init__(self, workload, params, model, why, repetitions=None):
+    def __init__(self, workload, params, model, why, repetitions=None, link=None):
         self.workload, self.params, self.model, self.why = workload, params, model, why
         self.repetitions = repetitions
+        self.link = link  # the link conditions to run it on (link.py), None: none
 
 
 def _nearest(values, target, prefer_at_least=False):
@@ -228,6 +286,8 @@ class Assessment:
         self.t_hi = None
         self.latency_ns = None
         self.latency_is_bound = False  # the latency is a pingpong stand-in, not a server's
+        self.saturation_rps = None     # the highest saturation a server search showed
+        self.saturation_is_bound = False  # ... where the generator limited it: a lower bound
         self.memory_bytes = None
 
     @property
@@ -242,6 +302,7 @@ class Assessment:
         return {"model": self.model, "estimate_ms": self.t_wave,
                 "estimate_interval_ms": [self.t_lo, self.t_hi],
                 "latency_ns": self.latency_ns, "latency_is_lower_bound": self.latency_is_bound,
+                "saturation_rps": self.saturation_rps, "saturation_is_lower_bound": self.saturation_is_bound,
                 "memory_bytes": self.memory_bytes,
                 "excluded_by": self.problems, "unproven": self.unproven,
                 "missing": self.missing,
@@ -392,59 +453,248 @@ def _memory_evidence(profile, io_point, a):
     return ev
 
 
+def _on_link(points, profile, a, where):
+    """The points on the link nearest the profile's (no link: the nearest to none). A model whose
+    runs are all on other conditions is still scored from them, and the evidence says so
+    (returned as the note for `extrapolated`), with the command for the run on the profile's
+    link."""
+    if not points:
+        return points, None
+    want = profile["link"]
+    best = min(L.distance(p.link, want) for p in points)
+    chosen = [p for p in points if L.distance(p.link, want) == best]
+    got = chosen[0].link
+    if L.same(got, want):
+        return chosen, None
+    return chosen, "%s measured on %s, the profile's link is %s" % (where, L.describe(got), L.describe(want))
+
+
+def _nearest_work(res, workload, points, profile, keys=(("compute_us", "compute_us"), ("wait_ms", "wait_ms"))):
+    """The points at the per-request work nearest the profile's: for each (param, profile field),
+    the value nearest over every model's runs of the workload (so models are compared at one
+    work), then this model's points at it."""
+    everyone = res.points_for(workload)
+    out = points
+    for param, field in keys:
+        if profile.get(field) is None or not any(param in p.params for p in everyone):
+            continue
+        target = _nearest([p.params.get(param) for p in everyone], profile[field])
+        out = [p for p in out if p.params.get(param) == target]
+    return out
+
+
+def _interpolate_log(x, x0, y0, x1, y1):
+    """y at x on the line through (x0, y0) and (x1, y1), the y on a log scale (a tail grows
+    geometrically with the load)."""
+    if x1 == x0 or y0 <= 0 or y1 <= 0:
+        return max(y0, y1)
+    t = (x - x0) / (x1 - x0)
+    return math.exp(math.log(y0) + t * (math.log(y1) - math.log(y0)))
+
+
+def _percentile(p, q):
+    """(the percentile used, its value in ns) of the point's latency at q or the next above."""
+    pcts = p.latency["percentiles_ns"] if p.latency else {}
+    if not pcts:
+        return None, None
+    use_q = q if q in pcts else min((k for k in pcts if k >= q), default=max(pcts))
+    return use_q, pcts[use_q]
+
+
+class _Served:
+    """What one server run says about a model at the profile's rate: its latency there (or None)
+    and why, the saturation it showed, or the reason it cannot serve that rate."""
+
+    def __init__(self, point, latency=None, q=None, text="", extra=None, fails=None, saturation=None,
+                 bound=False, direct=False, rate_gap=1.0):
+        self.point, self.latency, self.q, self.text, self.extra = point, latency, q, text, extra
+        self.fails, self.saturation, self.bound, self.direct = fails, saturation, bound, direct
+        self.rate_gap = rate_gap  # how far (x) from the profile's rate the latency was measured
+
+
+def _read_fixed(p, rate, q):
+    """A row offered one rate: its latency counts when it kept up at or above the profile's rate."""
+    offered = p.metrics.get(R.OFFERED, p.params.get(R.SEARCH_PARAM))
+    achieved = p.metrics.get("achieved_rps")
+    bound = R.generator_bound(p)
+    note = " (generator-bound: the generator, not the server, limited the rate, a lower bound of the server's)" \
+        if bound else ""
+    if rate is not None and offered < rate:
+        return None  # says nothing about a higher rate
+    if not p.metrics.get(R.KEPT_UP):
+        why = "offered %s requests/s, achieved %s and did not keep up (rate or p99 limit missed) (run %s)%s" % (
+            S.fmt_int(offered), S.fmt_int(achieved or 0), p.name, note)
+        return _Served(p, fails=None if bound else why, bound=bound, text=why)
+    use_q, v = _percentile(p, q)
+    if v is None:
+        return None
+    gap = offered / rate if rate else 1.0
+    text = "p%g %s at an offered %s requests/s, kept up (achieved %s)%s" % (
+        use_q, S.fmt_time_ns(v), S.fmt_int(offered), S.fmt_int(achieved or offered), note)
+    extra = None
+    if rate is None:
+        extra = "no request_rate in the profile: the lightest load measured"
+    elif _far(offered, rate, 1.5):
+        extra = "measured at %s requests/s, the profile offers %s" % (S.fmt_int(offered), S.fmt_int(rate))
+    return _Served(p, v, use_q, text, extra, bound=bound, direct=True, rate_gap=gap)
+
+
+def _read_search(p, rate, q):
+    """A row that searched the saturation rate: at the profile's rate, if it is below saturation,
+    the p99 between the ones measured at shares of it (log-interpolated; past the last share,
+    toward the search's p99 limit, which every passing rate met)."""
+    sat = p.metrics[R.SATURATION]
+    bound = R.generator_bound(p)
+    sat_text = "%s%s requests/s" % ("at least " if bound else "", S.fmt_int(sat))
+    bound_note = " (generator-bound: the generator, not the server, limited the search, so %s is a lower bound " \
+                 "of the server's saturation)" % S.fmt_int(sat) if bound else ""
+    if rate is not None and sat < rate:
+        why = "saturates at %s, below the %s requests/s of the profile (run %s)%s" % (
+            sat_text if sat > 0 else "less than the search's first rate (no rate passed)", S.fmt_int(rate), p.name,
+            bound_note)
+        # A generator-bound search proves only that much: the server may well serve more.
+        return _Served(p, fails=None if bound else why, saturation=sat, bound=bound, text=why)
+    tails = [(share * sat, p.metrics[m]) for share, m in R.TAILS_AT_SHARE if p.metrics.get(m)]
+    limit = p.params.get(R.P99_LIMIT_PARAM)
+    x = rate if rate is not None else (tails[0][0] if tails else sat)
+    extra = None if rate is not None else "no request_rate in the profile: the lightest load measured"
+    if q != 99 or not tails:
+        # Only the shown step's (at the last share) whole distribution: an upper bound below it.
+        use_q, v = _percentile(p, q)
+        if v is None:
+            return None
+        share = R.TAILS_AT_SHARE[-1][0]
+        text = "p%g %s at %s%% of the saturation (%s), at or above the profile's rate" % (
+            use_q, S.fmt_time_ns(v), S.fmt_count(share * 100), sat_text)
+        if x > share * sat:
+            extra = "the profile's rate is past %s%% of the saturation: only the p99 limit bounds its tail" % (
+                S.fmt_count(share * 100))
+        return _Served(p, v, use_q, text + bound_note, extra, saturation=sat, bound=bound)
+    if x <= tails[0][0]:
+        v = tails[0][1]
+        how = "the p99 at %s requests/s (%.0f%% of the saturation), at or above the profile's rate" % (
+            S.fmt_int(tails[0][0]), 100 * tails[0][0] / sat)
+    elif x <= tails[-1][0]:
+        (x0, y0), (x1, y1) = next(((a, b) for a, b in zip(tails, tails[1:]) if a[0] <= x <= b[0]))
+        v = _interpolate_log(x, x0, y0, x1, y1)
+        how = "interpolated between the p99 at %.0f%% (%s) and at %.0f%% of the saturation (%s)" % (
+            100 * x0 / sat, S.fmt_time_ns(y0), 100 * x1 / sat, S.fmt_time_ns(y1))
+    else:
+        x0, y0 = tails[-1]
+        top = max(y0, (limit or 0) * 1e6)
+        v = _interpolate_log(x, x0, y0, sat, top)
+        how = "interpolated between the p99 at %.0f%% of the saturation (%s) and the search's p99 limit at " \
+              "saturation (%s)" % (100 * x0 / sat, S.fmt_time_ns(y0), S.fmt_time_ns(top))
+        extra = "past %.0f%% of the saturation, toward the p99 limit: not measured" % (100 * x0 / sat)
+    text = "p99 %s at %s requests/s: saturation %s; %s%s" % (
+        S.fmt_time_ns(v), S.fmt_int(x), sat_text, how, bound_note)
+    return _Served(p, v, 99.0, text, extra, saturation=sat, bound=bound)
+
+
+def _server_latency(res, model, profile, a, server):
+    """The latency at the profile's rate from the model's server runs (fixed rates and saturation
+    searches): the ones that show it, best over the other parameters; a model whose runs show it
+    cannot serve the rate is excluded. Returns False when the model has no server runs at all."""
+    q = float(profile["latency_percentile"])
+    rate = profile["request_rate"]
+    pts = _nearest_work(res, server, res.points_for(server, model), profile)
+    if not pts:
+        return False
+    pts, link_note = _on_link(pts, profile, a, "the server runs were")
+    reads, bad = [], []
+    for p in pts:
+        if not p.ok:
+            bad.append(p)
+            continue
+        r = _read_search(p, rate, q) if R.is_search(p) else _read_fixed(p, rate, q) if R.is_fixed_rate(p) else None
+        if r is not None:
+            reads.append(r)
+    sats = [r for r in reads if r.saturation is not None]
+    if sats:
+        top = max(sats, key=lambda r: (r.saturation, not r.bound))
+        a.saturation_rps, a.saturation_is_bound = top.saturation, top.bound
+    served = [r for r in reads if r.latency is not None]
+    # A run offered near the rate that kept up is the measurement itself; then a search's
+    # interpolation; then a fixed rate further away.
+    near = [r for r in served if r.direct and r.rate_gap <= 2]
+    pool = near or [r for r in served if not r.direct] or served
+    if not pool:
+        fails = [r for r in reads if r.fails]
+        bounds = [r for r in reads if r.bound and r.latency is None]
+        if fails and not bounds:
+            a.problems.append("latency: %s" % fails[0].fails)
+            a.evidence.append(Evidence("latency", fails[0].text, [fails[0].point.name]))
+        elif bounds:
+            a.unproven.append("latency: %s" % bounds[0].text)
+            a.missing.append("no server run shows %s serving %s requests/s: the generator limited the runs"
+                             % (model, S.fmt_int(rate or 0)))
+            a.needs.append(Need(server, dict(_server_need(profile), generator_threads=2), model,
+                                "more load than one generator thread offers", link=profile["link"]))
+        elif bad:
+            a.problems.append("latency: %s %s: %s" % (bad[0].name, bad[0].status, bad[0].error))
+        else:
+            a.missing.append("no server run of %s at or above %s requests/s" % (model, S.fmt_int(rate or 0)))
+            a.needs.append(Need(server, _server_need(profile), model, "latency at p%g" % q, link=profile["link"]))
+        return True
+    best = min(pool, key=lambda r: r.latency)
+    a.latency_ns = best.latency
+    a.latency_is_bound = False
+    # A run that could not serve a rate the one cited shows served: noise, or a marginal model.
+    shown_at = best.point.metrics.get(R.OFFERED) if best.direct else best.saturation
+    for r in reads:
+        if r.fails and (R.is_search(r.point) or r.point.metrics.get(R.OFFERED, 0) <= shown_at):
+            a.unproven.append("contradicted: %s" % r.fails)
+    extra = "; ".join(e for e in (best.extra, link_note) if e) or None
+    if extra and not any(n.workload == server for n in a.needs):
+        a.needs.append(Need(server, _server_need(profile), model, "latency at the profile's rate and link",
+                            link=profile["link"]))
+    verdict = ""
+    if profile["latency_target_ms"] is not None:
+        target = profile["latency_target_ms"] * 1e6
+        verdict = "; target %s: %s" % (S.fmt_time_ns(target), "meets" if best.latency <= target else "MISSES")
+        if best.latency > target:
+            a.problems.append("latency: p%g %s misses the target of %s (%s)" % (
+                best.q, S.fmt_time_ns(best.latency), S.fmt_time_ns(target), best.point.name))
+    a.evidence.append(Evidence("latency", best.text + verdict, [best.point.name], value=best.latency, extrapolated=extra))
+    return True
+
+
+def _server_need(profile):
+    """The server run that measures the profile: at its rate (a fixed rate), else a search."""
+    params = {"rate": int(round(profile["request_rate"])) if profile["request_rate"] else 0}
+    if profile["compute_us"]:
+        params["compute_us"] = max(0, int(round(profile["compute_us"])))
+    if profile["wait_ms"]:
+        params["wait_ms"] = max(0, int(round(profile["wait_ms"])))
+    return params
+
+
 def _latency_evidence(res, model, profile, a):
     q = float(profile["latency_percentile"])
     server_workload, bound_workload = profile["evidence"]["latency"], profile["evidence"]["latency_bound"]
-    server = [p for p in res.points_for(server_workload, model)]
-    source = None
-    if server:
-        if profile["request_rate"] is not None and any("rate" in p.params for p in server):
-            rate = _nearest([p.params.get("rate") for p in server if "rate" in p.params], profile["request_rate"],
-                            prefer_at_least=True)
-            pts = [p for p in server if p.params.get("rate") == rate]
-            note = "server at rate=%s" % S.fmt_int(rate)
-            extra = ("measured at %s requests/s, the profile offers %s" % (S.fmt_int(rate), S.fmt_int(profile["request_rate"]))
-                     if _far(rate, profile["request_rate"], 1.5) else None)
-        else:
-            rate = min((p.params.get("rate", 0) for p in server), default=0)
-            pts = [p for p in server if p.params.get("rate", 0) == rate]
-            note = "server at its lightest load (rate=%s)" % S.fmt_int(rate)
-            extra = "no request_rate in the profile: the lightest load measured"
-        bad = [p for p in pts if not p.ok]
-        pts = [p for p in pts if p.ok and p.latency]
-        if not pts and bad:
-            a.problems.append("latency: %s %s: %s" % (bad[0].name, bad[0].status, bad[0].error))
-            return None
-        source = (pts, note, extra)
-    any_server = any(p.workload == server_workload and p.ok and p.latency for p in res.points)
+    any_server = any(p.workload == server_workload for p in res.points)
+    if any_server:
+        if _server_latency(res, model, profile, a, server_workload):
+            return
+        # The build that wrote the report has the server workload: its runs are the evidence.
+        a.missing.append("no server run of %s" % model)
+        a.needs.append(Need(server_workload, _server_need(profile), model, "latency at p%g" % q, link=profile["link"]))
+        return
+    # No server runs at all: pingpong's round trips stand in as lower bounds (comparable only
+    # with each other). The baseline's "round trip" is a function call, not a hand-off between two
+    # units running at once: no evidence of how it would serve concurrent requests.
     baseline = res.facts.is_baseline(model)
-    if (source is None or not source[0]) and not any_server:
-        # A lower bound is only comparable with other lower bounds: never against server runs.
-        # The baseline's "round trip" is a function call, not a hand-off between two units
-        # running at once: no evidence of how it would serve concurrent requests.
-        ping = [p for p in res.points_for(bound_workload, model) if p.ok and p.latency and not baseline]
-        if ping:
-            source = (ping, "%s round trip" % bound_workload,
-                      "%s is a lower bound on a request's latency" % bound_workload)
-    if source is None or not source[0]:
-        if baseline and not any_server:
-            # No run of this build measures it: its pingpong "round trip" is a function call.
+    ping = [p for p in res.points_for(bound_workload, model) if p.ok and p.latency and not baseline]
+    if not ping:
+        if baseline:
             a.missing.append("no latency measurement of %s: it serves one request at a time" % model)
-            return None
-        a.missing.append("no %slatency measurement of %s" % ("server " if any_server else "", model))
-        if any_server:  # the build that wrote the report has the server workload
-            params = {"rate": int(profile["request_rate"])} if profile["request_rate"] else {}
-            a.needs.append(Need(server_workload, params, model, "latency at p%g" % q))
-        else:
-            a.needs.append(Need(bound_workload, {}, model,
-                                "a lower bound on latency (%s round trips)" % bound_workload))
-        return None
-    pts, note, extra = source
-    a.latency_is_bound = pts[0].workload == bound_workload
-    p = min(pts, key=lambda x: x.latency["percentiles_ns"].get(q, math.inf))
-    pcts = p.latency["percentiles_ns"]
-    use_q = q if q in pcts else min((k for k in pcts if k >= q), default=max(pcts))
-    v = pcts[use_q]
+            return
+        a.missing.append("no latency measurement of %s" % model)
+        a.needs.append(Need(bound_workload, {}, model, "a lower bound on latency (%s round trips)" % bound_workload))
+        return
+    a.latency_is_bound = True
+    p = min(ping, key=lambda x: x.latency["percentiles_ns"].get(q, math.inf))
+    use_q, v = _percentile(p, q)
     a.latency_ns = v
     verdict = ""
     if profile["latency_target_ms"] is not None:
@@ -453,8 +703,66 @@ def _latency_evidence(res, model, profile, a):
         if v > target:
             a.problems.append("latency: p%g %s misses the target of %s (%s)" % (
                 use_q, S.fmt_time_ns(v), S.fmt_time_ns(target), p.name))
-    ev = Evidence("latency", "p%g %s, %s%s" % (use_q, S.fmt_time_ns(v), note, verdict), [p.name], value=v,
-                  extrapolated=extra)
+    a.evidence.append(Evidence("latency", "p%g %s, %s round trip%s" % (use_q, S.fmt_time_ns(v), bound_workload, verdict),
+                               [p.name], value=v,
+                               extrapolated="%s is a lower bound on a request's latency" % bound_workload))
+
+
+def _fan_out_evidence(res, model, profile, a):
+    """The time for the profile's remote calls from the `fan_out` workload's runs (scatter) at the
+    parameters nearest the profile's, on the nearest link: remote_calls / tasks per second, the
+    best over the parameters the profile leaves open (workers, payload)."""
+    wl = profile["evidence"]["fan_out"]
+    want = {k: profile[f] for k, f in FAN_OUT_PARAMS if profile.get(f) is not None}
+    need = {k: int(round(v)) for k, v in want.items()}
+    everyone = [p for p in res.points_for(wl) if p.ok and p.metrics.get(FAN_OUT_RATE)]
+    mine_all = res.points_for(wl, model)
+    if not everyone or not mine_all:
+        a.missing.append("no %s run of %s" % (wl, model))
+        a.needs.append(Need(wl, need, model, "remote calls at the profile's fan-out", link=profile["link"]))
+        return None
+
+    def distance(params):
+        return sum(abs(math.log((params.get(k, 0) + 1.0) / (v + 1.0))) for k, v in want.items())
+    # One configuration for every model (the nearest any model ran ok), so they are compared alike.
+    target = min(({k: p.params.get(k) for k in want} for p in everyone),
+                 key=lambda c: (distance(c), sorted(c.items())))
+    mine = [p for p in mine_all if all(p.params.get(k) == v for k, v in target.items())]
+    mine, link_note = _on_link(mine, profile, a, "the %s runs were" % wl)
+    where = ", ".join("%s=%s" % (k, S.fmt_int(v)) for k, v in target.items())
+    if not mine:
+        a.missing.append("no %s run of %s at %s" % (wl, model, where))
+        a.needs.append(Need(wl, dict(need) if distance(target) else dict(target), model,
+                            "remote calls at the profile's fan-out", link=profile["link"]))
+        return None
+    ok = [p for p in mine if p.ok and p.metrics.get(FAN_OUT_RATE)]
+    if not ok:
+        p = mine[0]
+        a.problems.append("%s at %s %s: %s (run %s)" % (wl, where, p.status, p.error or "no reason given", p.name))
+        return None
+    p = max(ok, key=lambda q: q.metrics[FAN_OUT_RATE])
+    tps = p.metrics[FAN_OUT_RATE]
+    iv = p.metric_ci(FAN_OUT_RATE) or (tps, tps)
+    calls = profile["remote_calls"]
+    t_ms = calls / tps * 1e3
+    extra = []
+    far = [k for k, v in want.items() if _far(target.get(k), v, 1.5) or (target.get(k) == 0) != (v == 0)]
+    if far:
+        extra.append("measured at %s, the profile has %s" % (
+            ", ".join("%s=%s" % (k, S.fmt_int(target[k])) for k in far),
+            ", ".join("%s=%s" % (k, S.fmt_int(want[k])) for k in far)))
+    if link_note:
+        extra.append(link_note)
+    if extra:
+        a.needs.append(Need(wl, need, model, "remote calls at the profile's fan-out", link=profile["link"]))
+    knobs = ", ".join("%s=%s" % (k, S.fmt_int(v)) for k, v in p.params.items() if k not in want)
+    ratio = p.metrics.get(FAN_OUT_RATIO)
+    ev = Evidence("fan-out", "%s tasks/s at %s (%s)%s -> %s remote calls: %s" % (
+        S.fmt_count(tps), where, knobs or "as run",
+        ", makespan/ideal %s" % S.fmt_ratio(ratio) if ratio is not None else "",
+        S.fmt_int(calls), S.fmt_time_ns(t_ms * 1e6)),
+        [p.name], value=t_ms, lo=calls / iv[1] * 1e3, hi=calls / iv[0] * 1e3,
+        extrapolated="; ".join(extra) or None)
     a.evidence.append(ev)
     return ev
 
@@ -473,7 +781,12 @@ def assess(res, profile, cpus):
             if p.model == model and _wrong_result(p):
                 a.problems.append("wrong result: %s: %s" % (p.name, p.error))
         t, lo, hi = 0.0, 0.0, 0.0
-        if profile["wait_ms"] > 0:
+        if profile["remote_calls"] is not None:
+            # A fan-out: its compute and wait are the nodes', measured by the fan-out runs alone.
+            ev = _fan_out_evidence(res, model, profile, a)
+            if ev is not None:
+                t, lo, hi = ev.value, ev.lo, ev.hi
+        elif profile["wait_ms"] > 0:
             # Waiting requests are units alive at once: concurrency, wait and memory from io.
             got = _wait_evidence(res, model, profile, a)
             if got is not None:
@@ -482,7 +795,7 @@ def assess(res, profile, cpus):
                 lo += ev.lo
                 hi += ev.hi
                 _memory_evidence(profile, io_point, a)
-        if profile["compute_us"] > 0:
+        if profile["compute_us"] > 0 and profile["remote_calls"] is None:
             ev = _compute_evidence(res, model, profile, cpus, a)
             if ev is not None:
                 t += ev.value
@@ -492,7 +805,7 @@ def assess(res, profile, cpus):
             _latency_evidence(res, model, profile, a)
         if not a.missing:
             a.t_wave, a.t_lo, a.t_hi = t, lo, hi
-        if profile["objective"] == "latency" and a.latency_ns is not None and a.missing:
+        if profile["objective"] == "latency" and (a.latency_ns is not None or a.problems) and a.missing:
             # Latency decides; the estimate only breaks ties, so its gaps do not unrank.
             a.unproven.extend("no tie-break estimate: %s" % m for m in a.missing)
             a.missing = []
@@ -500,7 +813,10 @@ def assess(res, profile, cpus):
 
     def key(a):
         if profile["objective"] == "latency" and not a.latency_is_bound:
+            # The measured tail at the rate, then the saturation (the headroom above the rate).
             primary = a.latency_ns if a.latency_ns is not None else math.inf
+            return (a.group, primary, -(a.saturation_rps or 0), a.t_wave if a.t_wave is not None else math.inf,
+                    res.facts.model_key(a.model))
         elif profile["objective"] == "latency":
             # Only pingpong's lower bounds: they decide whether a model can meet the target (a
             # model whose bound misses it is already ranked after), not the order of those that
@@ -566,16 +882,18 @@ def what_would_change(res, profile, cpus, ranked):
     labels = {"compute_us": ("compute per request", lambda v: S.fmt_time_ns(v * 1e3)),
               "wait_ms": ("wait per request", lambda v: S.fmt_time_ns(v * 1e6)),
               "concurrent_requests": ("requests in flight", S.fmt_int),
-              "request_rate": ("offered rate", lambda v: "%s requests/s" % S.fmt_int(v))}
+              "request_rate": ("offered rate", lambda v: "%s requests/s" % S.fmt_int(v)),
+              "remote_calls": ("remote calls", S.fmt_int),
+              "in_flight": ("calls in flight", S.fmt_int)}
     for field, (label, fmt) in labels.items():
         base = profile[field]
-        if not base:
+        if not base or (field == "concurrent_requests" and profile["remote_calls"] is not None):
             continue
         for direction in (1, -1):
             for f in factors:
                 changed = dict(profile)
                 changed[field] = base * f if direction > 0 else base / f
-                if field == "concurrent_requests":
+                if field in ("concurrent_requests", "remote_calls", "in_flight"):
                     changed[field] = max(1, int(round(changed[field])))
                     if changed[field] == base:
                         continue
@@ -602,6 +920,10 @@ def what_would_change(res, profile, cpus, ranked):
     if profile["latency_target_ms"] is not None and top.latency_ns is not None:
         out.append("a p%g target below %s would exclude %s." % (profile["latency_percentile"],
                                                                S.fmt_time_ns(top.latency_ns), top.model))
+    if profile["request_rate"] and top.saturation_rps:
+        out.append("a request rate above %s requests/s (%s's %ssaturation) would exclude it%s." % (
+            S.fmt_int(top.saturation_rps), top.model, "measured, generator-bound " if top.saturation_is_bound else "",
+            ", unless a run with more load shows more" if top.saturation_is_bound else ""))
     for e in top.evidence:
         if e.extrapolated:
             out.append("%s's %s figure is extrapolated (%s): measuring it could change the answer."
@@ -624,7 +946,7 @@ def commands(ranked, res, cmbench, preset, profile):
     merged = {}
     for a in ranked:
         for need in a.needs:
-            key = (need.workload, tuple(sorted(need.params.items())), need.repetitions)
+            key = (need.workload, tuple(sorted(need.params.items())), need.repetitions, L.flag(need.link))
             entry = merged.setdefault(key, {"models": [], "why": [], "left_out": []})
             wait = next((e for e in a.evidence if e.kind == "wait"), None)
             if need.workload == wait_workload and wait is not None and wait.value and wait.value / 1e3 > TRIAL_TIMEOUT_S:
@@ -640,7 +962,8 @@ def commands(ranked, res, cmbench, preset, profile):
             if need.why not in entry["why"]:
                 entry["why"].append(need.why)
     out = []
-    for (workload, params, reps), entry in sorted(merged.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
+    for (workload, params, reps, link), entry in sorted(merged.items(),
+                                                        key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0, kv[0][3] or "")):
         if entry["left_out"]:
             entry["why"].append("left out: " + ", ".join(entry["left_out"]))
         if not entry["models"]:
@@ -652,6 +975,9 @@ def commands(ranked, res, cmbench, preset, profile):
                 continue
             parts += ["--param", "%s=%s" % (k, int(v) if float(v).is_integer() else v)]
         slug = "-".join([workload] + ["%s%s" % (k, int(v)) for k, v in params if v is not None])
+        if link and res.facts.remote(workload):
+            parts += ["--link", link]
+            slug += "-link-" + link.replace("=", "").replace(",", "-")
         parts += ["--preset", preset]
         if reps:
             parts += ["--repetitions", str(reps)]
@@ -706,15 +1032,27 @@ def to_text(result, res):
             lines.append("warning: %s" % w)
     lines.append("")
     n = p["concurrent_requests"]
+    fan_out = p["remote_calls"] is not None
+    if fan_out:
+        n = p["remote_calls"]
+    wave = "for the %s remote calls" % S.fmt_int(n) if fan_out else "per wave"
     bound_only = any(a.latency_is_bound for a in result["ranking"])
-    if p["objective"] == "latency" and bound_only:
+    if p["objective"] == "latency" and fan_out:
+        lines.append("Ranking by measured p%g latency (lower is better); the estimated time for %s remote "
+                     "calls breaks ties:" % (p["latency_percentile"], S.fmt_int(n)))
+    elif fan_out:
+        lines.append("Ranking by the estimated time for %s remote calls (lower is better):" % S.fmt_int(n))
+        lines.append("  T = remote calls / tasks per second of the %s run nearest the profile's calls, nodes, "
+                     "calls in flight and work" % p["evidence"]["fan_out"])
+    elif p["objective"] == "latency" and bound_only:
         lines.append("No server runs: pingpong round trips stand in as lower bounds on a request's p%g "
                      "latency. They decide who can meet the target, not the order: ranking those by the "
                      "estimated time for a wave of %s requests (lower is better), the bound breaking ties:"
                      % (p["latency_percentile"], S.fmt_int(n)))
     elif p["objective"] == "latency":
-        lines.append("Ranking by measured p%g latency (lower is better); the estimated time for a "
-                     "wave of %s requests breaks ties:" % (p["latency_percentile"], S.fmt_int(n)))
+        lines.append("Ranking by measured p%g latency at the offered rate (lower is better), then by the "
+                     "saturation rate (higher is better); the estimated time for a wave of %s requests "
+                     "breaks ties:" % (p["latency_percentile"], S.fmt_int(n)))
     else:
         lines.append("Ranking by the estimated time for one wave of %s requests (lower is better):"
                      % S.fmt_int(n))
@@ -728,15 +1066,21 @@ def to_text(result, res):
             continue
         rank += 1
         head = "%2d. %-20s" % (rank, a.model)
+        figures = []
         if a.t_wave is not None:
             rel = (" %s" % ("best" if a is best else S.fmt_ratio(a.t_wave / best.t_wave))) if best and best.t_wave else ""
-            head += " est. %s per wave (%s-%s), %s requests/s%s" % (
-                S.fmt_time_ns(a.t_wave * 1e6),
+            figures.append("est. %s %s (%s-%s), %s %s/s%s" % (
+                S.fmt_time_ns(a.t_wave * 1e6), wave,
                 S.fmt_time_ns(a.t_lo * 1e6), S.fmt_time_ns(a.t_hi * 1e6),
-                S.fmt_count(round(n / (a.t_wave / 1000.0))) if a.t_wave > 0 else "n/a", rel)
+                S.fmt_count(round(n / (a.t_wave / 1000.0))) if a.t_wave > 0 else "n/a",
+                "calls" if fan_out else "requests", rel))
         if a.latency_ns is not None:
-            head += "%s p%g %s measured" % ("," if a.t_wave is not None else "", p["latency_percentile"],
-                                            S.fmt_time_ns(a.latency_ns))
+            figures.append("p%g %s measured" % (p["latency_percentile"], S.fmt_time_ns(a.latency_ns)))
+        if a.saturation_rps is not None:
+            figures.append("saturation %s%s requests/s%s" % (
+                "at least " if a.saturation_is_bound else "", S.fmt_int(a.saturation_rps),
+                " (generator-bound: a lower bound)" if a.saturation_is_bound else ""))
+        head += " " + ", ".join(figures)
         lines.append(head)
         if a.group == 1:
             lines.append("       EXCLUDED: %s" % a.problems[0])

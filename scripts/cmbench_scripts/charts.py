@@ -26,6 +26,7 @@ from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib import ticker, transforms  # noqa: E402
 import matplotlib.cm  # noqa: E402
 
+from . import link as L  # noqa: E402
 from . import results as R  # noqa: E402
 from . import style as S  # noqa: E402
 
@@ -664,6 +665,335 @@ def latency_chart(results, workload):
     return Chart("%s-latency" % workload, "latency", title, caption, fig, marked, workload)
 
 
+# --- a server under load: throughput and tail against the offered rate ------------------------
+
+def _figure_of_kind(results, workload, kind):
+    """The workload's first figure of merit of this kind ("rate", "time_ns"), or None."""
+    return next((f for f in results.figures_for(workload) if f.kind == kind), None)
+
+
+def _log_if_wide(ax, axis, values, kind, ratio=10.0):
+    """A log axis (labelled in units) where the values span more than `ratio`."""
+    if not _use_log(values, ratio):
+        return False
+    fn = _value_text(kind)
+    getattr(ax, "set_%sscale" % axis)("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_formatter(_UnitLogFormatter(fn, labelOnlyBase=False))
+    target.set_minor_formatter(_UnitLogFormatter(fn, labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+    return True
+
+
+def load_chart(results, workload):
+    """Rows offered fixed rates (R.is_fixed_rate): the workload's rate figure against the rate
+    offered (with the line where achieved = offered), and its time figure (a tail) against the
+    rate achieved; one line per model, one row of panels per combination of the other swept
+    parameters. Runs that did not keep up are hollow; runs the load generator limited are ringed."""
+    rate_fig, time_fig = _figure_of_kind(results, workload, "rate"), _figure_of_kind(results, workload, "time_ns")
+    pts = [p for p in results.points_for(workload) if R.is_fixed_rate(p)]
+    if rate_fig is None or time_fig is None or not any(rate_fig.value(p) is not None for p in pts):
+        return None
+    swept, dependent = results.chart_params(workload)
+    lines = [n for n in swept if results.forms_lines(workload, n)]
+    if not lines:
+        return None
+    param = lines[0]
+    others = [n for n in swept if n != param]
+    facets, total = _facets(results, workload, others, max_facets=3)
+    models = results.models(workload)
+    fig = MplFigure(figsize=(11.0, 3.5 * len(facets) + 1.0))
+    axes = fig.subplots(len(facets), 2, squeeze=False)
+    marked, statuses = [], set()
+    hollow = ringed = False
+
+    def offered(p):
+        return p.metrics.get(R.OFFERED, p.params.get(param))
+    for r, facet in enumerate(facets):
+        ax_a, ax_t = axes[r]
+        xs_all, ys_all, ach_all, tail_all = [], [], [], []
+        bad_slots = {}
+        for model in models:
+            style = results.style(model)
+            mine = sorted((p for p in pts if p.model == model and _matches(results, p, facet)), key=offered)
+            line = []
+            for p in mine:
+                x = offered(p)
+                if x is not None:
+                    xs_all.append(x)
+                ach, tail = rate_fig.value(p), time_fig.value(p)
+                if ach is None:
+                    if p.status != "ok" and x is not None:
+                        slot = bad_slots.get(x, 0)
+                        bad_slots[x] = slot + 1
+                        _mark_bad(ax_a, x, style["color"], p.status, slot)
+                        statuses.add(p.status)
+                        marked.append((model, _where(p, swept), p.status, p.error))
+                    continue
+                line.append((x, ach, tail, p))
+            if not line:
+                continue
+            ax_a.plot([l[0] for l in line], [l[1] for l in line], zorder=3, **style)
+            with_tail = [l for l in line if l[2] is not None]
+            ax_t.plot([l[1] for l in with_tail], [l[2] for l in with_tail], zorder=3, **style)
+            ys_all.extend(l[1] for l in line)
+            ach_all.extend(l[1] for l in with_tail)
+            tail_all.extend(l[2] for l in with_tail)
+            for x, ach, tail, p in line:
+                if not p.metrics.get(R.KEPT_UP, 1):
+                    hollow = True
+                    for ax, xy in ((ax_a, (x, ach)), (ax_t, (ach, tail))):
+                        if xy[1] is not None:
+                            ax.plot([xy[0]], [xy[1]], linestyle="", marker=style["marker"], markersize=6,
+                                    markerfacecolor="white", markeredgecolor=style["color"], zorder=4)
+                if R.generator_bound(p):
+                    ringed = True
+                    for ax, xy in ((ax_a, (x, ach)), (ax_t, (ach, tail))):
+                        if xy[1] is not None:
+                            ax.plot([xy[0]], [xy[1]], linestyle="", marker="o", markersize=13,
+                                    markerfacecolor="none", markeredgecolor="#888888", zorder=2)
+        both = [v for v in xs_all + ys_all if v]
+        if both:
+            lo, hi = min(both), max(both)
+            ax_a.plot([lo, hi], [lo, hi], color="#999999", linestyle="--", linewidth=1.1, zorder=1)
+        _log_if_wide(ax_a, "x", xs_all, "rate")
+        if ax_a.get_xscale() == "log":
+            _log_if_wide(ax_a, "y", ys_all, "rate", ratio=1.0)
+        else:
+            ax_a.set_ylim(bottom=0)
+            ax_a.set_xlim(left=0)
+        ax_a.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: S.fmt_rate(v) if v > 0 else "0")) \
+            if ax_a.get_xscale() == "linear" else None
+        ax_a.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: S.fmt_rate(v) if v > 0 else "0")) \
+            if ax_a.get_yscale() == "linear" else None
+        if bad_slots:
+            _make_strip(ax_a)
+        _log_if_wide(ax_t, "x", ach_all, "rate")
+        if ax_t.get_xscale() == "linear":
+            ax_t.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: S.fmt_rate(v) if v > 0 else "0"))
+        if not _log_if_wide(ax_t, "y", tail_all, "time_ns"):
+            ax_t.set_ylim(bottom=0)
+            ax_t.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: S.fmt_time_ns(v) if v > 0 else "0"))
+        ax_a.set_xlabel(S.param_label(param))
+        ax_a.set_ylabel("%s (higher is better)" % rate_fig.short)
+        ax_t.set_xlabel("%s achieved" % rate_fig.short)
+        ax_t.set_ylabel("%s (lower is better)" % time_fig.short)
+        if r == 0:
+            ax_a.set_title("%s against the rate offered%s" % (rate_fig.short, (": " + _facet_title(facet)) if facet else ""),
+                           loc="left")
+            ax_t.set_title("%s against %s achieved" % (time_fig.short, rate_fig.short), loc="left")
+        elif facet:
+            ax_a.set_title(_facet_title(facet), loc="left")
+    title = "%s: %s against the rate offered, %s against %s achieved" % (
+        workload, rate_fig.short, time_fig.short, rate_fig.short)
+    sub = [s for s in (_fixed_params(results, workload, swept + list(dependent)),
+                       "median of the ok repetitions; rows that searched instead of offering one rate are "
+                       "left out" + ("; showing %d of %d combinations of %s" % (len(facets), total, ", ".join(others))
+                                     if total > len(facets) else "")) if s]
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    fig.text(0.01, 1 - 0.42 / fig.get_figheight(), " \u00b7 ".join(sub), ha="left", va="top", fontsize=8,
+             color="#555555")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))
+    handles = _model_handles(results, models)
+    handles.append(Line2D([], [], color="#999999", linestyle="--", label="achieved = offered"))
+    if hollow:
+        handles.append(Line2D([], [], linestyle="", marker="o", markerfacecolor="white", markeredgecolor="#555555",
+                              label="hollow: did not keep up"))
+    if ringed:
+        handles.append(Line2D([], [], linestyle="", marker="o", markersize=11, markerfacecolor="none",
+                              markeredgecolor="#888888", label="ringed: generator-bound (a lower bound)"))
+    _legend(fig, handles + _status_handles(statuses))
+    _footnotes(fig, marked, y=-0.01)
+    caption = ("%s. Left: %s against the rate offered, the dashed line where every request offered was "
+               "answered; right: %s against %s achieved, one line per model in order of the rate offered. "
+               "Hollow markers: the run did not keep up (it missed the rate or its p99 limit); ringed: the "
+               "load generator, not the server, limited the rate, so the rate is a lower bound of the "
+               "server's." % (title, rate_fig.label, time_fig.label, rate_fig.short))
+    return Chart("%s-load" % workload, "sweep", title, caption, fig, marked, workload)
+
+
+def saturation_chart(results, workload):
+    """Rows that searched the saturation rate (R.is_search): the rate per model as bars (hatched
+    where the load generator limited it: a lower bound) and, beside it, the p99 the search
+    measured at shares of it, with the p99 limit a passing rate had to meet."""
+    pts = [p for p in results.points_for(workload) if R.is_search(p)]
+    if not any(p.ok and R.SATURATION in p.metrics for p in pts):
+        return None
+    rate_fig, time_fig = _figure_of_kind(results, workload, "rate"), _figure_of_kind(results, workload, "time_ns")
+    combos = {}
+    for p in pts:
+        combos.setdefault(tuple(sorted(p.params.items())), []).append(p)
+    # One configuration: the one most models searched ok at, then the largest.
+    chosen = max(combos.values(), key=lambda ps: (sum(1 for p in ps if p.ok and R.SATURATION in p.metrics),
+                                                  sum(math.log1p(abs(v)) for v in ps[0].params.values())))
+    by_model = {p.model: p for p in chosen}
+    models = [m for m in results.models(workload) if m in by_model]
+    n = len(models)
+    fig = MplFigure(figsize=(12.5, 0.4 * n + 2.0))
+    ax_s, ax_t = fig.subplots(1, 2)
+    marked, sats, tails = [], [], []
+    share_markers = ["o", "D", "s", "^"]
+    limit = chosen[0].params.get(R.P99_LIMIT_PARAM)
+    any_bound = False
+    for i, model in enumerate(models):
+        p = by_model[model]
+        y = n - 1 - i
+        colour = results.colour(model)
+        sat = p.metrics.get(R.SATURATION) if p.ok else None
+        if sat == 0:  # a finding, not a failure: not even the search's first rate passed
+            ax_s.text(0.01, y, " 0: no rate of the search passed", va="center", fontsize=7.3, color="#555555",
+                      transform=transforms.blended_transform_factory(ax_s.transAxes, ax_s.transData))
+            continue
+        if sat is None:
+            for ax in (ax_s, ax_t):
+                ax.text(0.01, y, " %s: %s" % (p.status, _short(_reason(p), 60)), va="center", fontsize=7.3,
+                        color=S.FAILED_COLOUR if p.status == "failed" else S.SKIPPED_COLOUR,
+                        transform=transforms.blended_transform_factory(ax.transAxes, ax.transData))
+            marked.append((model, p.params_label(), p.status, p.error))
+            continue
+        bound = R.generator_bound(p)
+        any_bound = any_bound or bound
+        sats.append(sat)
+        ax_s.barh(y, sat, color=colour, height=0.62, hatch="////" if bound else None,
+                  edgecolor="white" if bound else None, linewidth=0)
+        ax_s.text(sat, y, " %s%s" % ("\u2265 " if bound else "", S.fmt_rate(sat)) +
+                  (" (generator-bound)" if bound else ""), va="center", fontsize=7.3)
+        vals = []
+        for k, (share, metric) in enumerate(R.TAILS_AT_SHARE):
+            v = p.metrics.get(metric)
+            if v:
+                vals.append(v)
+                ax_t.plot([v], [y], linestyle="", marker=share_markers[k % len(share_markers)], markersize=7,
+                          markerfacecolor=colour if k else "white", markeredgecolor=colour, zorder=4)
+        if len(vals) > 1:
+            ax_t.plot([min(vals), max(vals)], [y, y], color=colour, linewidth=1.2, zorder=3)
+        tails.extend(vals)
+    for ax in (ax_s, ax_t):
+        ax.set_yticks(range(n))
+        ax.set_yticklabels(list(reversed(models)))
+        ax.grid(axis="y", visible=False)
+        ax.set_ylim(-0.6, n - 0.4)
+    if sats:
+        if _use_log(sats, 30):
+            ax_s.set_xscale("log")
+            ax_s.set_xlim(min(sats) / 2, max(sats) * 8)
+        else:
+            ax_s.set_xlim(0, max(sats) * 1.45)
+    ax_s.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: S.fmt_rate(v) if v > 0 else "0"))
+    short = rate_fig.short if rate_fig else "rate"
+    ax_s.set_xlabel("saturation rate, %s (higher is better)" % short)
+    ax_s.set_title("the highest rate served within its tolerance and p99 limit", loc="left")
+    shares = " and ".join("%s%%" % S.fmt_count(share * 100) for share, _ in R.TAILS_AT_SHARE)
+    if limit:
+        ax_t.axvline(limit * 1e6, color=S.FAILED_COLOUR, linestyle=":", linewidth=1.1, zorder=1)
+        tails.append(limit * 1e6)
+    if tails:
+        _log_if_wide(ax_t, "x", tails, "time_ns", ratio=5.0)
+        if ax_t.get_xscale() == "linear":
+            ax_t.set_xlim(0, max(tails) * 1.15)
+            ax_t.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: S.fmt_time_ns(v) if v > 0 else "0"))
+    tail_label = time_fig.short if time_fig else "p99"
+    ax_t.set_xlabel("%s at %s of the saturation rate (lower is better)" % (tail_label, shares))
+    ax_t.set_title("the tail below saturation", loc="left")
+    title = "%s: saturation rate per model, and the tail at %s of it" % (workload, shares)
+    label = ", ".join("%s=%s" % (k, S.fmt_count(v)) for k, v in sorted(chosen[0].params.items()))
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    fig.text(0.01, 1 - 0.42 / fig.get_figheight(), "at %s; median of the ok repetitions" % label,
+             ha="left", va="top", fontsize=8, color="#555555")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))
+    handles = [Line2D([], [], linestyle="", marker=share_markers[k % len(share_markers)], markersize=7,
+                      markerfacecolor="white" if k == 0 else "#777777", markeredgecolor="#555555",
+                      label="%s at %s%% of saturation" % (tail_label, S.fmt_count(share * 100)))
+               for k, (share, _) in enumerate(R.TAILS_AT_SHARE)]
+    if limit:
+        handles.append(Line2D([], [], color=S.FAILED_COLOUR, linestyle=":", label="%s limit of the search" % tail_label))
+    if any_bound:
+        handles.append(Patch(facecolor="#999999", hatch="////", edgecolor="white",
+                             label="generator-bound: a lower bound"))
+    _legend(fig, handles)
+    _footnotes(fig, marked, y=-0.01)
+    caption = ("%s, at %s. The saturation rate is the highest offered rate the model served within the "
+               "tolerance with its %s under the limit (dotted); beside it, the %s measured at %s of that rate. A "
+               "hatched bar is a lower bound: the load generator, not the server, limited the rate." % (
+                   title, label, tail_label, tail_label, shares))
+    return Chart("%s-saturation" % workload, "sweep", title, caption, fig, marked, workload)
+
+
+# --- phases -------------------------------------------------------------------------------------
+
+_TIME_SUFFIX_NS = (("_ns", 1.0), ("_us", 1e3), ("_ms", 1e6), ("_s", 1e9))
+
+
+def _phase_scale(metric, kind):
+    """(multiplier to the kind's unit, kind) for a phase metric: its fact's kind, else the unit
+    its name ends with (phase_map_ms: milliseconds, drawn as time)."""
+    if kind:
+        return 1.0, kind
+    for suffix, mult in _TIME_SUFFIX_NS:
+        if metric.endswith(suffix):
+            return mult, "time_ns"
+    return 1.0, None
+
+
+def phases_chart(results, workload, at=None):
+    """A workload with phases (its `phases` fact): each model's phases as stacked bars, in the
+    fact's order, at the overview's configuration."""
+    phases = results.facts.phases(workload)
+    if not phases:
+        return None
+    params = results.headline_params(workload, at)
+    if params is None:
+        return None
+    models = results.models(workload)
+    pts = [(m, results.find(workload, m, params)) for m in models]
+    pts = [(m, p) for m, p in pts if p is not None]
+    if not any(p.ok and any(p.metrics.get(ph[0]) is not None for ph in phases) for _, p in pts):
+        return None
+    scales = [_phase_scale(metric, kind) for metric, _, kind in phases]
+    kinds = {k for _, k in scales}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    cmap = matplotlib.colormaps["tab10"] if hasattr(matplotlib, "colormaps") else matplotlib.cm.get_cmap("tab10")
+    colours = [cmap(i % 10) for i in range(len(phases))]
+    n = len(pts)
+    fig = MplFigure(figsize=(10.5, 0.4 * n + 1.9))
+    ax = fig.add_subplot(1, 1, 1)
+    marked, totals = [], []
+    for i, (model, p) in enumerate(pts):
+        y = n - 1 - i
+        if not p.ok:
+            ax.text(0.01, y, " %s: %s" % (p.status, _short(_reason(p), 70)), va="center", fontsize=7.3,
+                    color=S.FAILED_COLOUR if p.status == "failed" else S.SKIPPED_COLOUR,
+                    transform=transforms.blended_transform_factory(ax.transAxes, ax.transData))
+            marked.append((model, p.params_label(), p.status, p.error))
+            continue
+        left = 0.0
+        for k, ((metric, _, _), (mult, _)) in enumerate(zip(phases, scales)):
+            v = p.metrics.get(metric)
+            if v is None:
+                continue
+            ax.barh(y, v * mult, left=left, color=colours[k], height=0.62, edgecolor="white", linewidth=0.6)
+            left += v * mult
+        totals.append(left)
+        ax.text(left, y, " " + S.fmt_value(kind, left), va="center", fontsize=7.3)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([m for m, _ in reversed(pts)])
+    ax.grid(axis="y", visible=False)
+    ax.set_ylim(-0.6, n - 0.4)
+    if totals:
+        ax.set_xlim(0, max(totals) * 1.25)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: S.fmt_value(kind, v) if v > 0 else "0"))
+    ax.set_xlabel("time in each phase, stacked (lower is better)" if kind == "time_ns" else "each phase, stacked")
+    label = ", ".join("%s=%s" % (k, S.fmt_count(v)) for k, v in params.items())
+    title = "%s: %s by model" % (workload, " + ".join(lbl for _, lbl, _ in phases))
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    fig.text(0.01, 1 - 0.42 / fig.get_figheight(), "at %s (the overview's configuration); median of the ok "
+             "repetitions" % label, ha="left", va="top", fontsize=8, color="#555555")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / fig.get_figheight()))
+    _legend(fig, [Patch(facecolor=colours[k], label=lbl) for k, (_, lbl, _) in enumerate(phases)], title="phase")
+    _footnotes(fig, marked, y=-0.01)
+    caption = "%s at %s: each model's phases stacked in the workload's order, the total at the end." % (title, label)
+    return Chart("%s-phases" % workload, "sweep", title, caption, fig, marked, workload)
+
+
 # --- memory and the largest count -------------------------------------------------------------
 
 def _reason(point):
@@ -998,32 +1328,71 @@ def overview_chart(results, at=None):
 
 # --- everything --------------------------------------------------------------------------------
 
+def _workload_charts(results, workload, at):
+    """The charts of one workload's points."""
+    out = []
+
+    def add(chart):
+        if chart is not None:
+            out.append(chart)
+    # Rows that searched a saturation rate say something else than rows offered one rate: the
+    # sweeps show the fixed rates (or, with none, the searches), the saturation chart the rest.
+    searched = [p for p in results.points_for(workload) if R.is_search(p)]
+    mixed = searched and len(searched) < len(results.points_for(workload))
+    view = results.subset(lambda p: not R.is_search(p)) if mixed else results
+    swept, _ = view.chart_params(workload)
+    # A line needs two values of the parameter with the others fixed: a value that changes
+    # only together with another swept one (memory's hold_ms, 500 only at a million units, in
+    # a different report) would make a chart of single points.
+    lines = [param for param in swept if view.forms_lines(workload, param)]
+    if swept:
+        for param in lines or swept:
+            add(sweep_chart(view, workload, param))
+    elif not searched or mixed:
+        add(single_config_chart(view, workload))
+    add(load_chart(view, workload))
+    add(saturation_chart(results, workload))
+    add(phases_chart(results, workload, at))
+    add(speedup_chart(results, workload))
+    add(latency_chart(results, workload))
+    add(cpu_chart(results, workload, at))
+    return out
+
+
+def _on_link(chart, link):
+    """A chart of the runs on one link's conditions, of several: it says which, in its slug,
+    title, caption and figure."""
+    flag = L.flag(link)
+    chart.slug += "-link-" + (flag.replace("=", "").replace(",", "-").replace(".", "_") if flag else "none")
+    chart.title += " (%s)" % L.describe(link)
+    chart.caption += " Runs on the link: %s." % L.describe(link)
+    chart.figure.text(0.99, 1 - 0.12 / chart.figure.get_figheight(), "link: %s" % L.describe(link),
+                      ha="right", va="top", fontsize=8.5, color="#7b241c")
+    return chart
+
+
 def build_charts(results, at=None, workloads=None):
     """Every chart the results support, overview first."""
     charts = []
     selected = [w for w in results.workloads() if workloads is None or w in workloads]
-
-    def add(chart):
-        if chart is not None:
-            charts.append(chart)
-
-    add(overview_chart(results, at))
+    overview = overview_chart(results, at)
+    if overview is not None:
+        charts.append(overview)
     for workload in selected:
-        swept, _ = results.chart_params(workload)
-        # A line needs two values of the parameter with the others fixed: a value that changes
-        # only together with another swept one (memory's hold_ms, 500 only at a million units, in
-        # a different report) would make a chart of single points.
-        lines = [param for param in swept if results.forms_lines(workload, param)]
-        if swept:
-            for param in lines or swept:
-                add(sweep_chart(results, workload, param))
-        else:
-            add(single_config_chart(results, workload))
-        add(speedup_chart(results, workload))
-        add(latency_chart(results, workload))
-        add(cpu_chart(results, workload, at))
+        # The same runs over different link conditions are not points of one line: a set of
+        # charts per link.
+        links = {}
+        for p in results.points_for(workload):
+            links.setdefault(L.key(p.link), p.link)
+        if len(links) < 2:
+            charts.extend(_workload_charts(results, workload, at))
+            continue
+        for key in sorted(links):
+            view = results.subset(lambda p, key=key: p.workload != workload or L.key(p.link) == key)
+            charts.extend(_on_link(c, links[key]) for c in _workload_charts(view, workload, at))
     mem = memory_chart(_Subset(results, selected)) if selected else None
-    add(mem)
+    if mem is not None:
+        charts.append(mem)
     return charts
 
 

@@ -27,8 +27,10 @@ what they mean. The scripts hold no table of names; the facts come from the repo
             it or to run it again. Its rows' `mechanism` prose is ignored.
   schema 0  the first format: refused (run it again).
 
-Every normalised row also gets `real_time_ms` and `cpu_time_ms` (time_unit applied) and
-`source` (the report's path).
+Every normalised row also gets `real_time_ms` and `cpu_time_ms` (time_unit applied),
+`source` (the report's path) and `link`: the link conditions to the nodes it ran over (link.py),
+its own `link` field, else, for a workload whose facts say `remote`, the report's `context.link`,
+else None.
 """
 
 import json
@@ -37,6 +39,7 @@ import os
 import tempfile
 
 from . import OLDEST_SCHEMA_VERSION, SUPPORTED_SCHEMA_VERSION
+from . import link as L
 
 TIME_UNIT_TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 STATUSES = ("ok", "failed", "skipped")
@@ -157,7 +160,11 @@ def parse_report(doc, path="<report>", facts=None):
         context["models"], context["workloads"] = facts["models"], facts["workloads"]
         notes.append("report format %d: the models' and workloads' facts are %s's, not the "
                      "report's own" % (version, facts.get("path", "the given facts")))
-    normalised = [_normalise_row(row, path) for row in doc["benchmarks"]]
+    # A remote row without link conditions of its own ran on the run's (context.link), if any.
+    remote = {w["name"] for w in context["workloads"] if w.get("remote")}
+    run_link = L.parse(context.get("link"))
+    normalised = [_normalise_row(row, path, run_link if row["workload"] in remote else None)
+                  for row in doc["benchmarks"]]
     if not isinstance(context.get("warnings"), list):
         context["warnings"] = [] if context.get("warnings") is None else [context["warnings"]]
     return Report(path, context, normalised, version, notes)
@@ -404,6 +411,19 @@ FIGURE_KINDS = ("time_ns", "bytes", "rate", "ratio")
 _FIGURE = _Object({"metric": _nonempty_string, "label": _nonempty_string, "heading": _STR,
                    "kind": _one_of(*FIGURE_KINDS), "better": _one_of("lower", "higher")},
                   required=("metric", "label", "kind", "better"))
+
+
+def _phase(v):
+    """One of a workload's phases (its `phases` fact): a metric's name, or an object naming the
+    metric with, optionally, its label and kind."""
+    if isinstance(v, str) and v:
+        return None
+    if isinstance(v, dict) and isinstance(v.get("metric"), str) and v["metric"] \
+            and all(isinstance(v.get(k), str) for k in ("label", "kind") if v.get(k) is not None):
+        return None
+    return "a metric's name or an object with `metric` (and optionally `label`, `kind`)"
+
+
 _MODEL_FACTS = _Object({
     "name": _nonempty_string, "family": _nonempty_string, "variant": _nonempty_string,
     "description": _STR, "order": _integer, "baseline": _boolean,
@@ -414,6 +434,7 @@ _WORKLOAD_FACTS = _Object({
     "unit": _nonempty_string, "figures": _Array(_FIGURE, nonempty=True), "speedup": _boolean,
     "memory_per_unit": _boolean, "floor": _STR, "model_params": _Array(_nonempty_string),
     "params": _opt(_Array(_Object({"name": _nonempty_string, "help": _STR}))),
+    "remote": _BOOL, "phases": _opt(_Array(_phase)),
 }, required=("name", "order", "unit", "figures", "speedup", "memory_per_unit", "model_params"))
 FACTS_SCHEMA = _Object({"models": _Array(_MODEL_FACTS, nonempty=True),
                         "workloads": _Array(_WORKLOAD_FACTS, nonempty=True)},
@@ -547,6 +568,7 @@ def validate_report(doc, path="<report>", facts=None):
                           "again with this cmbench" % (path, version, key, version))
     try:
         _check(CONTEXT_SCHEMA, context, "context")
+        _check_link(context, "context")
         if version >= 2:
             _check(FACTS_SCHEMA, context, "context")
             _check_unique_names(context, "context")
@@ -593,12 +615,24 @@ def _validate_row(row, index, path):
     latency = row.get("latency")
     if latency is not None and "percentiles" not in latency:
         raise _Violation(where + ".latency", latency, "an object with `percentiles`")
+    _check_link(row, where)
+
+
+def _check_link(holder, where):
+    """The link conditions a row (or the context) carries, if any, are readable (link.py)."""
+    if holder.get("link") is None:
+        return
+    try:
+        L.parse(holder["link"])
+    except L.LinkError as e:
+        raise _Violation(where + ".link", holder["link"], "link conditions (%s)" % e)
 
 
 # --- normalising (the shape is valid by now) ------------------------------------------------------
 
-def _normalise_row(row, path):
+def _normalise_row(row, path, run_link=None):
     out = dict(row)
+    out["link"] = L.parse(row["link"]) if row.get("link") is not None else run_link
     name, model = row["name"], row["model"]
     family, variant = model.split("/", 1)
     if out.get("family") is None:

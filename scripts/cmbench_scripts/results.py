@@ -10,9 +10,11 @@ order-statistic interval that covers the median with at least 95% probability; w
 range (min to max) of the repetitions, and the label says so (3 repetitions: a 75% interval).
 """
 
+import copy
 import math
 import statistics
 
+from . import link as L
 from . import style
 
 
@@ -73,6 +75,55 @@ class Facts:
 
     def style(self, model):
         return self.styles.of(model)
+
+    def remote(self, workload):
+        """Its coordinator calls nodes (a link between them can shape its figures)."""
+        return bool((self.workloads.get(workload) or {}).get("remote"))
+
+    def phases(self, workload):
+        """The workload's phases, in order, as [(metric, label, kind or None)] (its `phases`
+        fact; none: [])."""
+        out = []
+        for ph in (self.workloads.get(workload) or {}).get("phases") or []:
+            if isinstance(ph, str):
+                out.append((ph, ph.replace("_", " "), None))
+            else:
+                out.append((ph["metric"], ph.get("label") or ph["metric"].replace("_", " "), ph.get("kind")))
+        return out
+
+
+# --- a server's saturation search -------------------------------------------------------------
+#
+# The metrics of the `server` workload's rows (README, "server"; what a row carries, not which
+# workload: any workload whose rows carry them reads the same). A row offered a fixed rate says
+# what it offered, what it achieved and whether it kept up; a row that searched the saturation
+# rate (parameter SEARCH_PARAM 0) says the rate and the p99 at shares of it.
+SEARCH_PARAM = "rate"
+SATURATION = "saturation_rps"
+TAILS_AT_SHARE = ((0.5, "p99_at_50pct_ns"), (0.9, "p99_at_90pct_ns"))
+OFFERED = "offered_rps"
+KEPT_UP = "kept_up"
+GENERATOR_BOUND = "generator_bound"
+P99_LIMIT_PARAM = "p99_limit_ms"
+
+
+def is_search(point):
+    """The row searched a saturation rate (rather than offering one rate)."""
+    if SATURATION in point.metrics:
+        return True
+    return not point.ok and point.params.get(SEARCH_PARAM) == 0 and P99_LIMIT_PARAM in point.params
+
+
+def is_fixed_rate(point):
+    """The row offered one rate and says what it achieved."""
+    return not is_search(point) and (OFFERED in point.metrics or (
+        not point.ok and (point.params.get(SEARCH_PARAM) or 0) > 0 and P99_LIMIT_PARAM in point.params))
+
+
+def generator_bound(point):
+    """The load generator, not the server, limited the rate: a rate of the row is a lower bound
+    of the server's."""
+    return bool(point.metrics.get(GENERATOR_BOUND))
 
 
 # --- statistics ------------------------------------------------------------------------------
@@ -166,6 +217,7 @@ class Point:
         self.metric_samples = kw.get("metric_samples") or {}  # metric -> each ok repetition's value
         self.units_at_once = kw.get("units_at_once")  # the most units alive at once (None: unknown)
         self.source = kw["source"]
+        self.link = kw.get("link")            # link conditions to the nodes (link.py), or None
         ci = median_ci(self.samples_ms or [])
         self.real_ci = ci[:2] if ci and self.real_ms is not None else None
         self.ci_method = ci[2] if ci else None
@@ -294,7 +346,7 @@ def point_from_rows(rows, source):
                  samples_ms=samples, repetitions=reps, ok_repetitions=ok_reps,
                  resources=resources or {}, metrics=metrics or {}, latency=latency,
                  metric_samples=metric_samples, units_at_once=first.get("units_at_once"),
-                 source=source)
+                 source=source, link=first.get("link"))
 
 
 class Results:
@@ -309,7 +361,8 @@ class Results:
         for report in reports:
             groups = {}
             for row in report.rows:
-                key = (row["workload"], row["model"], _frozen(row["params"]))
+                # The same parameters over another link are another run.
+                key = (row["workload"], row["model"], _frozen(row["params"]), L.key(row.get("link")))
                 groups.setdefault(key, []).append(row)
             for key, rows in groups.items():
                 point = point_from_rows(rows, report.path)
@@ -373,6 +426,14 @@ class Results:
                 seen.add(w)
                 unique.append(w)
         return unique
+
+    def subset(self, keep):
+        """These results with only the points `keep(point)` accepts (a view: the facts, reports
+        and notes are shared)."""
+        out = copy.copy(self)
+        out.points = [p for p in self.points if keep(p)]
+        out._index = {k: p for k, p in self._index.items() if keep(p)}
+        return out
 
     def find_by_name(self, name):
         """The point a row name (the median aggregate's or an iteration's) belongs to."""
@@ -460,7 +521,10 @@ class Results:
     def find(self, workload, model, params):
         """The point at exactly these params; for the baseline, matched ignoring the parameters
         that size a model."""
-        p = self._index.get((workload, model, _frozen(params)))
+        p = self._index.get((workload, model, _frozen(params), L.key(None)))
+        if p is None:  # on a link: the run over the nearest one
+            p = next((q for q in sorted(self.points_for(workload, model), key=lambda q: L.distance(q.link, None))
+                      if q.params == params), None)
         if p is not None or not self.facts.is_baseline(model):
             return p
         return self.baseline_for(workload, params)
@@ -474,7 +538,7 @@ class Results:
         baseline = self.facts.baseline
         if baseline is None:
             return None
-        exact = self._index.get((workload, baseline, _frozen(params)))
+        exact = self._index.get((workload, baseline, _frozen(params), L.key(None)))
         if exact is not None:
             return exact
         ignores = self.facts.model_params(workload)

@@ -42,6 +42,11 @@ def cmbench_facts(folder):
     return path
 
 
+def cmbench_path():
+    """The cmbench CTest built (CMBENCH_EXE), else the release build's."""
+    return os.environ.get("CMBENCH_EXE") or os.path.join(REPO, "build", "release", "harness", "cmbench")
+
+
 def fixture(name):
     return os.path.join(FIXTURES, name)
 

@@ -7,6 +7,7 @@ import re
 import unittest
 
 from helpers import MALFORMED, PROFILES, TempDir, fixture, load_json, run_script
+import synthetic as syn
 
 from cmbench_scripts import advice, report_io, results as R
 from cmbench_scripts.report_io import ReportError
@@ -31,7 +32,7 @@ def row_names(*fixtures):
 class ShippedProfiles(unittest.TestCase):
     def test_profiles_are_valid(self):
         names = sorted(n for n in os.listdir(PROFILES) if n != "evidence.json")
-        self.assertEqual(names, ["cpu-batch.json", "latency-server.json", "slow-calls.json"])
+        self.assertEqual(names, ["cpu-batch.json", "fan-out.json", "latency-server.json", "slow-calls.json"])
         for name in names:
             with self.subTest(name=name):
                 advice.make_profile(advice.load_profile(os.path.join(PROFILES, name)), name)
@@ -299,6 +300,201 @@ class ScoringUnits(unittest.TestCase):
         self.assertEqual(p["objective"], "throughput")
         with self.assertRaises(ReportError):
             advice.make_profile({"wait_ms": 5, "latency_percentile": 100})
+
+
+def advise_on(rows, profile, workloads=(syn.SERVER_FACTS, syn.SCATTER_FACTS)):
+    """The advice on a synthetic report of `rows` for a profile dict."""
+    res = R.Results([report_io.parse_report(syn.report(rows, workloads), "synthetic.json")])
+    result = advice.advise(res, advice.make_profile(profile))
+    return result, {a.model: a for a in result["ranking"]}, advice.to_text(result, res)
+
+
+LATENCY = {"compute_us": 20, "concurrent_requests": 8, "request_rate": 10000, "latency_target_ms": 1,
+           "objective": "latency"}
+
+
+class ServerEvidence(unittest.TestCase):
+    """The latency profile from the server's own rows: fixed rates that kept up, saturation
+    searches interpolated at the rate, generator-bound rows as lower bounds."""
+
+    def test_a_model_that_saturates_below_the_rate_is_excluded(self):
+        rows = [syn.search_row("threads/pool", 15000, 200e3, 800e3),
+                syn.search_row("processes/pool", 5000, 100e3, 300e3),
+                syn.search_row("processes/spawn", 0, None, None)]
+        result, by, text = advise_on(rows, LATENCY)
+        self.assertIn("less than the search's first rate (no rate passed)", by["processes/spawn"].problems[0])
+        slow = by["processes/pool"]
+        self.assertEqual(slow.group, 1)
+        self.assertIn("saturates at 5,000 requests/s, below the 10,000", slow.problems[0])
+        self.assertIn(rows[1]["name"], slow.problems[0])
+        fast = by["threads/pool"]
+        self.assertEqual(fast.group, 0)
+        self.assertEqual(result["ranking"][0].model, "threads/pool")
+        # 10,000/s lies between 50% (7,500/s: 200 us) and 90% (13,500/s: 800 us) of the saturation:
+        # log-interpolated, 200 us x 4^(2500/6000).
+        self.assertAlmostEqual(fast.latency_ns, 200e3 * 4 ** (2500 / 6000), delta=1)
+        self.assertEqual(fast.saturation_rps, 15000)
+        ev = next(e for e in fast.evidence if e.kind == "latency")
+        self.assertEqual(ev.rows, [rows[0]["name"]])
+        self.assertIn("interpolated between the p99 at 50% (200 µs) and at 90% of the saturation (800 µs)", ev.text)
+        # A fixed rate above the saturation that did not keep up contradicts nothing.
+        rows.append(syn.fixed_row("threads/pool", 30000, 16000, 50e6, kept_up=False))
+        result, by, text = advise_on(rows, LATENCY)
+        self.assertFalse([u for u in by["threads/pool"].unproven if "contradicted" in u])
+        rows.append(syn.fixed_row("threads/pool", 12000, 9000, 50e6, kept_up=False))
+        result, by, text = advise_on(rows, LATENCY)
+        self.assertTrue([u for u in by["threads/pool"].unproven if "contradicted" in u and "12,000" in u])
+        self.assertIn("from %s" % rows[0]["name"], text)
+
+    def test_a_fixed_rate_that_kept_up_is_the_measurement_and_one_that_did_not_excludes(self):
+        rows = [syn.fixed_row("threads/pool", 10000, 9950, 400e3),
+                syn.fixed_row("threads/pool", 40000, 30000, 30e6, kept_up=False),
+                syn.fixed_row("coroutines/asio", 10000, 7000, 50e6, kept_up=False),
+                syn.fixed_row("coroutines/asio", 5000, 5000, 100e3)]
+        result, by, text = advise_on(rows, LATENCY)
+        pool = by["threads/pool"]
+        self.assertEqual(pool.latency_ns, 400e3)
+        self.assertEqual(next(e for e in pool.evidence if e.kind == "latency").rows, [rows[0]["name"]])
+        self.assertFalse([u for u in pool.unproven if "contradicted" in u])  # 40,000/s is above its 10,000/s
+        asio = by["coroutines/asio"]  # its run at 5,000/s says nothing about 10,000/s
+        self.assertEqual(asio.group, 1)
+        self.assertIn("did not keep up", asio.problems[0])
+        self.assertIn(rows[2]["name"], asio.problems[0])
+        # A percentile other than p99 is read from the run's own distribution.
+        result, by, _ = advise_on(rows, dict(LATENCY, latency_percentile=50))
+        self.assertEqual(by["threads/pool"].latency_ns, 100e3)
+
+    def test_a_generator_bound_row_is_a_lower_bound(self):
+        rows = [syn.search_row("threads/pool", 40000, 200e3, 600e3, generator_bound=True),
+                syn.search_row("coroutines/asio", 8000, 100e3, 300e3, generator_bound=True)]
+        result, by, text = advise_on(rows, LATENCY)
+        pool = by["threads/pool"]
+        self.assertEqual(pool.group, 0)
+        self.assertTrue(pool.saturation_is_bound)
+        self.assertIn("saturation at least 40,000 requests/s (generator-bound: a lower bound)", text)
+        self.assertIn("lower bound of the server's saturation", next(e.text for e in pool.evidence if e.kind == "latency"))
+        # Below the rate, but only because the generator could offer no more: not excluded, unproven,
+        # with the run that offers more load.
+        asio = by["coroutines/asio"]
+        self.assertFalse(asio.problems)
+        self.assertTrue(any("lower bound" in u for u in asio.unproven), asio.unproven)
+        self.assertEqual(asio.group, 2)
+        self.assertTrue(any("--models coroutines/asio --workloads server" in c["command"] and
+                             "--param generator_threads=2" in c["command"] for c in result["commands"]),
+                        result["commands"])
+
+    def test_without_server_rows_of_a_model_the_run_to_make_is_a_server_run(self):
+        rows = [syn.search_row("threads/pool", 40000, 200e3, 600e3)]
+        result, by, _ = advise_on(rows, LATENCY)
+        self.assertEqual(by.keys(), {"threads/pool"})  # models come from the report's rows
+        rows.append(syn.scatter_row("coroutines/asio", 5000))
+        result, by, _ = advise_on(rows, LATENCY)
+        self.assertEqual(by["coroutines/asio"].group, 2)
+        self.assertTrue(any("--models coroutines/asio --workloads server --param compute_us=20 --param rate=10000"
+                            in c["command"] for c in result["commands"]), result["commands"])
+
+    def test_ranks_by_the_tail_at_the_rate_then_the_saturation(self):
+        rows = [syn.search_row("threads/pool", 20000, 300e3, 900e3),
+                syn.search_row("coroutines/asio", 60000, 300e3, 900e3),
+                syn.search_row("threads/tbb", 25000, 100e3, 900e3)]
+        result, by, _ = advise_on(rows, LATENCY)
+        self.assertEqual([a.model for a in result["ranking"]], ["threads/tbb", "coroutines/asio", "threads/pool"])
+
+    def test_the_shipped_profile_cites_the_fixtures_server_runs(self):
+        proc, out = advise_json(fixture("latency.json"), "--profile", os.path.join(PROFILES, "latency-server.json"))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        cited = [row for place in out["ranking"] for e in place["evidence"] if e["kind"] == "latency"
+                 for row in e["rows"]]
+        self.assertTrue(cited)
+        self.assertTrue(all(name.startswith("server/") for name in cited), cited)
+
+
+FAN_OUT = {"remote_calls": 1000, "nodes": 2, "in_flight": 64, "compute_us": 20, "wait_ms": 2}
+
+
+class FanOutProfile(unittest.TestCase):
+    def test_ranks_by_the_nearest_scatter_runs_and_asks_for_a_missing_one(self):
+        rows = [syn.scatter_row("threads/pool", 4000), syn.scatter_row("coroutines/asio", 9000),
+                syn.scatter_row("threads/pool", 99000, tasks=100, in_flight=4),  # far from the profile
+                syn.scatter_row("threads/tbb", 50000, tasks=100, in_flight=4)]
+        result, by, text = advise_on(rows, FAN_OUT)
+        ranked = [a.model for a in result["ranking"] if a.group == 0]
+        self.assertEqual(ranked, ["coroutines/asio", "threads/pool"])
+        asio = by["coroutines/asio"]
+        self.assertAlmostEqual(asio.t_wave, 1000 / 9000 * 1e3)
+        ev = next(e for e in asio.evidence if e.kind == "fan-out")
+        self.assertEqual(ev.rows, [rows[1]["name"]])
+        self.assertIn("makespan/ideal", ev.text)
+        self.assertIsNone(ev.extrapolated)
+        # threads/tbb ran only far from the profile: not rankable, with the run that would tell.
+        self.assertEqual(by["threads/tbb"].group, 2)
+        self.assertTrue(any("--models threads/tbb --workloads scatter" in c["command"] and "--param tasks=1000" in
+                            c["command"] and "--param in_flight=64" in c["command"] for c in result["commands"]),
+                        result["commands"])
+        self.assertIn("Ranking by the estimated time for 1,000 remote calls", text)
+
+    def test_a_far_configuration_is_flagged(self):
+        rows = [syn.scatter_row("threads/pool", 4000, tasks=100, in_flight=4)]
+        result, by, _ = advise_on(rows, FAN_OUT)
+        ev = next(e for e in by["threads/pool"].evidence if e.kind == "fan-out")
+        self.assertIn("measured at tasks=100, in_flight=4, the profile has tasks=1,000, in_flight=64", ev.extrapolated)
+
+    def test_fan_out_fields_need_remote_calls(self):
+        with self.assertRaisesRegex(ReportError, "nodes describe a fan-out: give remote_calls"):
+            advice.make_profile({"nodes": 2, "compute_us": 1})
+        p = advice.make_profile({"remote_calls": 10})  # no work per call: the calls alone
+        self.assertEqual(p["remote_calls"], 10)
+
+    def test_the_shipped_profile_runs_from_the_command_line(self):
+        tmp = TempDir()
+        try:
+            path = tmp.join("scatter.json")
+            with open(path, "w") as f:
+                json.dump(syn.report([syn.scatter_row("threads/pool", 4000),
+                                      syn.scatter_row("coroutines/asio", 9000)]), f)
+            proc, out = advise_json(path, "--profile", "fan-out")
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertEqual([r["model"] for r in out["ranking"]], ["coroutines/asio", "threads/pool"])
+        finally:
+            tmp.cleanup()
+
+
+class LinkConditions(unittest.TestCase):
+    ROWS = [syn.scatter_row("threads/pool", 9000), syn.scatter_row("coroutines/asio", 5000),
+            syn.scatter_row("threads/pool", 1000, link={"delay_ms": 5}),
+            syn.scatter_row("coroutines/asio", 3000, link={"delay_ms": 5})]
+
+    def test_runs_on_the_profiles_link_are_preferred(self):
+        result, by, _ = advise_on(self.ROWS, FAN_OUT)
+        self.assertEqual(result["ranking"][0].model, "threads/pool")  # no link: the runs without one
+        result, by, text = advise_on(self.ROWS, dict(FAN_OUT, link="delay=5ms"))
+        self.assertEqual(result["ranking"][0].model, "coroutines/asio")
+        ev = next(e for e in by["coroutines/asio"].evidence if e.kind == "fan-out")
+        self.assertEqual(ev.rows, [self.ROWS[3]["name"]])
+        self.assertIsNone(ev.extrapolated)
+        self.assertIn("link: delay 5.00 ms", text)
+
+    def test_says_when_it_used_runs_on_another_link(self):
+        result, by, _ = advise_on(self.ROWS, dict(FAN_OUT, link="delay=20ms,jitter=1ms"))
+        ev = next(e for e in by["coroutines/asio"].evidence if e.kind == "fan-out")
+        self.assertEqual(ev.rows, [self.ROWS[3]["name"]])  # 5 ms is nearer 20 ms than none
+        self.assertIn("measured on delay 5.00 ms, the profile's link is delay 20.0 ms, jitter 1.00 ms",
+                      ev.extrapolated)
+        self.assertTrue(any("--link delay=20ms,jitter=1ms" in c["command"] for c in result["commands"]),
+                        result["commands"])
+
+    def test_the_reports_own_link_stands_for_rows_without_one(self):
+        doc = syn.report([syn.scatter_row("threads/pool", 9000)])
+        doc["context"]["link"] = "delay=5ms"
+        res = R.Results([report_io.parse_report(doc, "synthetic.json")])
+        self.assertEqual(res.points[0].link["delay_ns"], 5e6)
+
+    def test_bad_links_are_refused(self):
+        with self.assertRaisesRegex(ReportError, "link: .*unknown unit"):
+            advice.make_profile(dict(FAN_OUT, link="delay=5 parsecs"))
+        doc = syn.report([syn.scatter_row("threads/pool", 9000, link={"delay": "soon"})])
+        with self.assertRaisesRegex(ReportError, r"benchmarks\[0\]\.link .*expected link conditions"):
+            report_io.parse_report(doc, "synthetic.json")
 
 
 if __name__ == "__main__":

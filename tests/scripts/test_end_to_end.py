@@ -9,16 +9,11 @@ import re
 import subprocess
 import unittest
 
-from helpers import REPO, TempDir, load_json, png_size, run_script
+from helpers import TempDir, cmbench_path, load_json, png_size, run_script
 
 WORKLOADS = ["cpu", "io", "ring"]
 MODELS = ["serial/baseline", "threads/pool", "coroutines/asio"]
 RUN = {}
-
-
-def cmbench_path():
-    """The cmbench CTest built (CMBENCH_EXE), else the release build's."""
-    return os.environ.get("CMBENCH_EXE") or os.path.join(REPO, "build", "release", "harness", "cmbench")
 
 
 def setUpModule():

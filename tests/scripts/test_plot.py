@@ -6,6 +6,7 @@ import unittest
 import xml.etree.ElementTree as ET
 
 from helpers import MALFORMED, TempDir, fixture, png_size, run_script
+import synthetic as syn
 
 
 def manifest(folder):
@@ -208,3 +209,87 @@ class XAxes(unittest.TestCase):
     def test_workers_are_log2(self):
         ax = self.axis("workers", [1, 2, 4, 8, 16])
         self.assertEqual(ax.get_xscale(), "log")
+
+
+class DistributedWorkloadCharts(unittest.TestCase):
+    """The charts of a server's rate sweep and saturation search and of a workload's phases, from
+    what the rows and the facts say (no workload named)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir()
+        rows = []
+        for model, cap in (("threads/pool", 20000), ("coroutines/asio", 40000)):
+            for rate in (1000, 4000, 16000, 64000):
+                rows.append(syn.fixed_row(model, rate, min(rate, cap), 1e5 * (1 + rate / cap), kept_up=rate < cap,
+                                          generator_bound=rate == 64000 and cap > 30000))
+            rows.append(syn.search_row(model, cap * 0.95, 150e3, 600e3, generator_bound=cap > 30000))
+        rows.append(syn.search_row("processes/spawn", 0, None, None))  # a finding: no rate passed
+        for model, phases in (("threads/pool", (30, 12, 8)), ("coroutines/asio", (20, 15, 5))):
+            rows.append(syn.row("mapreduce", model, {"tasks": 100, "nodes": 2, "workers": 2},
+                                dict(zip(("phase_map_ms", "phase_shuffle_ms", "phase_reduce_ms"), phases),
+                                     makespan_ms=float(sum(phases)))))
+        path = cls.tmp.join("distributed.json")
+        with open(path, "w") as f:
+            json.dump(syn.report(rows, (syn.SERVER_FACTS, syn.MAPREDUCE_FACTS)), f)
+        cls.out = cls.tmp.join("charts")
+        cls.proc = run_script("plot", path, "--out", cls.out, "--format", "svg")
+        cls.charts = {c["slug"]: c for c in manifest(cls.out)["charts"]} if cls.proc.returncode == 0 else {}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def svg(self, slug):
+        with open(os.path.join(self.out, slug + ".svg"), encoding="utf-8") as f:
+            return f.read()
+
+    def test_the_rate_sweep_is_throughput_against_offered_and_tail_against_throughput(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+        load = self.charts["server-load"]
+        self.assertEqual(load["title"], "server: req/s against the rate offered, p99 against req/s achieved")
+        self.assertIn("requests answered per second", load["caption"])  # the facts' labels
+        self.assertIn("did not keep up", load["caption"])
+        svg = self.svg("server-load")
+        for text in ("req/s against the rate offered", "p99 against req/s achieved", "hollow: did not keep up",
+                     "ringed: generator-bound", "threads/pool", "coroutines/asio"):
+            self.assertTrue(text in svg, text)
+        # The sweep against the rate leaves out the searches (rate 0), which say something else.
+        self.assertIn("server-vs-rate", self.charts)
+        self.assertNotIn("rate=0", self.charts["server-vs-rate"]["caption"])
+
+    def test_the_searches_are_bars_of_the_saturation_with_the_tail_beside(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+        chart = self.charts["server-saturation"]
+        self.assertIn("50% and 90%", chart["title"])
+        svg = self.svg("server-saturation")
+        for text in ("p99 at 50% of saturation", "p99 at 90% of saturation", "p99 limit of the search",
+                     "generator-bound: a lower bound", "38.0k/s", "0: no rate of the search passed"):
+            self.assertTrue(text in svg, text)
+
+    def test_runs_over_other_links_get_charts_of_their_own(self):
+        tmp = TempDir()
+        try:
+            rows = [syn.scatter_row(m, tps, link=link, in_flight=c) for m, tps in (("threads/pool", 4000),
+                                                                                  ("coroutines/asio", 9000))
+                    for link in (None, {"delay_ms": 5}) for c in (16, 64)]
+            path = tmp.join("links.json")
+            with open(path, "w") as f:
+                json.dump(syn.report(rows), f)
+            proc = run_script("plot", path, "--out", tmp.join("charts"), "--format", "svg")
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            charts = {c["slug"]: c for c in manifest(tmp.join("charts"))["charts"]}
+            self.assertIn("scatter-vs-in_flight-link-none", charts)
+            self.assertIn("scatter-vs-in_flight-link-delay5ms", charts)
+            self.assertIn("(delay 5.00 ms)", charts["scatter-vs-in_flight-link-delay5ms"]["title"])
+            self.assertNotIn("scatter-vs-in_flight", charts)
+        finally:
+            tmp.cleanup()
+
+    def test_phases_are_stacked_in_the_facts_order_with_their_labels(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+        chart = self.charts["mapreduce-phases"]
+        self.assertEqual(chart["title"], "mapreduce: phase map ms + shuffle + reduce by model")
+        svg = self.svg("mapreduce-phases")
+        self.assertTrue("50.0 ms" in svg)  # threads/pool's total, the phases in milliseconds
+        self.assertTrue("40.0 ms" in svg)
