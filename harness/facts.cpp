@@ -62,6 +62,10 @@ nlohmann::ordered_json workload_facts(const workload_entry& workload) {
                        {"kind", figure_kind_name(f.kind)},
                        {"better", better_name(f.direction)}});
   }
+  nlohmann::ordered_json phases = nlohmann::ordered_json::array();
+  for (const auto& p : workload.phases) {
+    phases.push_back({{"metric", p.metric}, {"label", p.label}, {"kind", figure_kind_name(p.kind)}});
+  }
   nlohmann::ordered_json params = nlohmann::ordered_json::array();
   for (const auto& p : workload.params) {
     params.push_back({{"name", p.name}, {"help", p.help}, {"min", p.min}, {"max", p.max},
@@ -86,7 +90,7 @@ nlohmann::ordered_json workload_facts(const workload_entry& workload) {
                                  ? nlohmann::ordered_json(nullptr)
                                  : nlohmann::ordered_json{{"metric", workload.headline_bound.metric},
                                                           {"why", workload.headline_bound.why}}},
-          {"phases", workload.phases},
+          {"phases", phases},
           {"model_params", model_params(workload)},
           {"params", params}};
 }
@@ -131,10 +135,7 @@ std::string facts_table() {
     if (w.memory_per_unit) reads += "; memory per unit alive";
     if (w.read_against_floor) reads += "; against each model's round-trip floor";
     if (!w.own_coordinator.empty()) reads += "; its coordinator is its own code: " + w.own_coordinator;
-    if (!w.phases.empty()) {
-      reads += "; phases";
-      for (const auto& phase : w.phases) reads += (phase == w.phases.front() ? " " : ", ") + phase;
-    }
+    for (std::size_t i = 0; i < w.phases.size(); ++i) reads += (i == 0 ? "; phases " : ", ") + w.phases[i].metric;
     out << "  reads:    " << wrapped(reads, 12, width - 12) << "\n";
     for (const auto& p : w.params) {
       char line[160];

@@ -226,7 +226,12 @@ struct workload_entry {
   // waits for the coordinator's go on a control port of its own (workloads/node_control.hpp).
   std::unique_ptr<node_work> (*node_prepare)(const param_values&, std::size_t index) = nullptr;
   // Metrics that split the headline time into phases, in order, so tools can stack them.
-  std::vector<std::string> phases = {};
+  struct phase {
+    std::string metric;  // a key of the rows' metrics
+    std::string label;   // what the phase is, for legends: "map"
+    figure_kind kind = figure_kind::time_ns;
+  };
+  std::vector<phase> phases = {};
   // The prefix of the metrics counting the client side of the trial's model connections
   // (PREFIX_connections, PREFIX_bytes_sent, PREFIX_bytes_received), which the harness checks
   // against the nodes' server side.

@@ -687,7 +687,7 @@ workload_entry make_mapreduce() {
       .node_prepare = [](const param_values& p, std::size_t index) -> std::unique_ptr<node_work> {
         return std::make_unique<node_part>(p, index);
       },
-      .phases = {"phase_map_ns", "phase_shuffle_ns", "phase_reduce_ns"},
+      .phases = {{"phase_map_ns", "map"}, {"phase_shuffle_ns", "shuffle"}, {"phase_reduce_ns", "reduce"}},
       .client_metrics = "shuffle",
   };
 }
