@@ -265,6 +265,8 @@ class proxy_loop {
   // A clear: no new connections; the open ones get until the deadline to deliver what their
   // clients sent (and its end) to their targets. The answer goes once they have, or at the deadline.
   void start_drain(std::int64_t drain_ms) {
+    // A connection the kernel completed but the loop has not accepted yet is a client's too.
+    for (auto& [id, l] : listeners_) on_accept(id);
     listeners_.clear();
     draining_ = true;
     drain_deadline_ = now_ns() + std::max<std::int64_t>(0, drain_ms) * 1'000'000;
@@ -278,7 +280,7 @@ class proxy_loop {
   }
 
   void finish_drain() {
-    totals_.undrained = connections_.size();
+    for (const auto& [id, c] : connections_) totals_.undrained += c.s[0].shut ? 0 : 1;
     while (!connections_.empty()) close_connection(connections_.begin()->first);
     links_.clear();
     draining_ = false;

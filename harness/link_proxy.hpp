@@ -41,7 +41,7 @@ struct proxy_totals {
   std::uint64_t bytes_to_targets = 0;   // read from the clients (all delivered unless `dropped` says not)
   std::uint64_t bytes_from_targets = 0; // read from the targets
   std::uint64_t dropped_bytes = 0;      // queued for a side that had gone (reset or closed) before delivery
-  std::uint64_t undrained = 0;          // connections still open at the drain's deadline, closed then
+  std::uint64_t undrained = 0;          // connections with bytes for their target still queued at the deadline
 };
 
 class link_proxy {
