@@ -46,7 +46,8 @@ std::chrono::nanoseconds parse_time(std::string_view key, std::string_view value
   else bad(whole, std::string(key) + "=" + std::string(value) + ": unit '" + unit + "' is not us, ms or s");
   const double ns = number * per_unit;
   if (ns > static_cast<double>(std::chrono::nanoseconds(max_link_delay).count())) {
-    bad(whole, std::string(key) + "=" + std::string(value) + " is over " + std::to_string(max_link_delay.count()) + " s");
+    bad(whole,
+        std::string(key) + "=" + std::string(value) + " is over " + std::to_string(max_link_delay.count()) + " s");
   }
   return std::chrono::nanoseconds{std::llround(ns)};
 }
@@ -68,7 +69,9 @@ double parse_rate(std::string_view value, std::string_view whole) {
 }  // namespace
 
 link_conditions parse_link(std::string_view text) {
-  if (text.empty()) bad(text, "empty");
+  if (text.empty()) {
+    throw std::invalid_argument("--link needs conditions, e.g. delay=5ms,jitter=1ms,rate=100mbit (got an empty text)");
+  }
   link_conditions link;
   link.given = std::string(text);
   std::vector<std::string> seen;

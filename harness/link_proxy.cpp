@@ -28,6 +28,7 @@
 #include <system_error>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "models/median.hpp"
 
@@ -41,8 +42,6 @@ ns now_ns() {
       .count();
 }
 
-// A direction holding more than this is not read until it drains below it.
-constexpr std::size_t queue_limit = std::size_t{4} << 20;
 // What a queued chunk costs besides its bytes (its vector and the deque's slot), counted against
 // the limit too, so a sender of tiny chunks is bounded as well.
 constexpr std::size_t chunk_overhead = 64;
@@ -360,7 +359,7 @@ class proxy_loop {
 
   bool reading(const connection& c, int d) const {
     const stream& s = c.s[d];
-    return !s.eof && s.queued < queue_limit && !(d == 1 && c.connecting);
+    return !s.eof && s.queued < link_queue_limit && !(d == 1 && c.connecting);
   }
 
   // Reads one chunk from fd[d] and queues it with its delivery time.
@@ -484,8 +483,8 @@ class proxy_loop {
   void close_connection(std::uint64_t id) {
     const auto it = connections_.find(id);
     if (it == connections_.end()) return;
-    for (int k = 0; k < 2; ++k) {
-      for (const chunk& q : it->second.s[static_cast<std::size_t>(k)].queue) totals_.dropped_bytes += q.bytes.size() - q.sent;
+    for (const stream& s : it->second.s) {
+      for (const chunk& q : s.queue) totals_.dropped_bytes += q.bytes.size() - q.sent;
     }
     for (const int fd : it->second.fd) ::close(fd);  // leaves the epoll set with it
     connections_.erase(it);
@@ -593,7 +592,23 @@ link_proxy::link_proxy(std::string listen_host) : listen_host_(std::move(listen_
   control_.reset(fds[0]);
 }
 
-link_proxy::~link_proxy() {
+link_proxy::link_proxy(link_proxy&& other) noexcept
+    : listen_host_(std::move(other.listen_host_)), pid_(std::exchange(other.pid_, -1)),
+      control_(std::move(other.control_)), pending_(std::move(other.pending_)) {}
+
+link_proxy& link_proxy::operator=(link_proxy&& other) noexcept {
+  if (this != &other) {
+    shut_down();
+    listen_host_ = std::move(other.listen_host_);
+    pid_ = std::exchange(other.pid_, -1);
+    control_ = std::move(other.control_);
+    pending_ = std::move(other.pending_);
+  }
+  return *this;
+}
+
+void link_proxy::shut_down() noexcept {
+  if (pid_ < 0) return;
   control_.reset();  // the proxy sees the end of its control socket and exits
   using namespace std::chrono_literals;
   const auto until = std::chrono::steady_clock::now() + 2s;
@@ -607,6 +622,7 @@ link_proxy::~link_proxy() {
     ::kill(-pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
   }
+  pid_ = -1;
 }
 
 nlohmann::json link_proxy::ask(const nlohmann::json& order, std::chrono::milliseconds timeout) {
@@ -822,7 +838,9 @@ link_cost measure_link_cost(link_proxy& proxy) {
 nlohmann::ordered_json link_context(const link_conditions& conditions, const link_cost& cost,
                                     const std::string& listen_host) {
   nlohmann::ordered_json j = link_json(conditions);
-  j["jitter_seed"] = jitter_seed;
+  char seed[24];
+  std::snprintf(seed, sizeof seed, "0x%016llx", static_cast<unsigned long long>(jitter_seed));
+  j["jitter_seed"] = seed;
   j["proxy_listen_host"] = listen_host;
   j["measured"] = "before the trials, through the proxy with no conditions, against a loopback echo server of the "
                   "suite: medians of " + std::to_string(cost.round_trips) + " round trips of " +

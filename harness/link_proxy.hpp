@@ -34,6 +34,10 @@
 
 namespace cmbench {
 
+// The bytes one direction of a proxied connection may hold (beyond it, its sender is not read until
+// it drains): what a clear may have to wait for, at the link's rate.
+inline constexpr std::size_t link_queue_limit = std::size_t{4} << 20;
+
 // What the proxy carried for the routes a clear() ended.
 struct proxy_totals {
   std::uint64_t connections = 0;        // accepted, each given its own connection to its target
@@ -50,9 +54,9 @@ class link_proxy {
   // coordinator's host under a launcher, for addresses other machines must reach). Throws
   // std::runtime_error when it cannot start.
   explicit link_proxy(std::string listen_host = "127.0.0.1");
-  link_proxy(const link_proxy&) = delete;
-  link_proxy& operator=(const link_proxy&) = delete;
-  ~link_proxy();  // closes its control socket (it exits), reaps it; killed if it does not exit
+  link_proxy(link_proxy&& other) noexcept;
+  link_proxy& operator=(link_proxy&& other) noexcept;
+  ~link_proxy() { shut_down(); }  // closes its control socket (it exits), reaps it; killed if it does not exit
 
   pid_t pid() const { return pid_; }
   const std::string& listen_host() const { return listen_host_; }
@@ -72,6 +76,7 @@ class link_proxy {
 
  private:
   nlohmann::json ask(const nlohmann::json& order, std::chrono::milliseconds timeout);
+  void shut_down() noexcept;
 
   std::string listen_host_;
   pid_t pid_ = -1;

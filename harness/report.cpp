@@ -181,25 +181,29 @@ nlohmann::ordered_json sides(const run_record& r) {
 }
 
 nlohmann::ordered_json identity(const run_record& r) {
-  return {{"name", r.run_name()},
-          {"run_name", r.run_name()},
-          {"family_index", r.family_index},
-          {"per_family_instance_index", r.instance_index},
-          {"repetitions", r.repetitions()},
-          {"threads", r.workers()},
-          {"iterations", 1},
-          {"time_unit", "ms"},
-          {"workload", r.workload->name},
-          {"model", r.model->name},
-          {"family", r.model->info.family},
-          {"variant", r.model->info.variant},
-          {"round_trip_floor", !r.round_trip_floor.empty()               ? nlohmann::ordered_json(r.round_trip_floor)
-                               : r.model->info.round_trip_floor.empty() ? nlohmann::ordered_json(nullptr)
-                                                                        : nlohmann::ordered_json(r.model->info.round_trip_floor)},
-          {"params", r.params},
-          {"units_at_once", r.workload->alive(r.params)},
-          {"expected_checksum", hex(r.expected_checksum)},
-          {"sides", sides(r)}};
+  nlohmann::ordered_json row = {
+      {"name", r.run_name()},
+      {"run_name", r.run_name()},
+      {"family_index", r.family_index},
+      {"per_family_instance_index", r.instance_index},
+      {"repetitions", r.repetitions()},
+      {"threads", r.workers()},
+      {"iterations", 1},
+      {"time_unit", "ms"},
+      {"workload", r.workload->name},
+      {"model", r.model->name},
+      {"family", r.model->info.family},
+      {"variant", r.model->info.variant},
+      {"round_trip_floor", !r.round_trip_floor.empty()               ? nlohmann::ordered_json(r.round_trip_floor)
+                           : r.model->info.round_trip_floor.empty() ? nlohmann::ordered_json(nullptr)
+                                                                    : nlohmann::ordered_json(r.model->info.round_trip_floor)},
+      {"params", r.params},
+      {"units_at_once", r.workload->alive(r.params)},
+      {"expected_checksum", hex(r.expected_checksum)},
+      {"sides", sides(r)}};
+  // The conditions its connections went through: a distributed run under --link only.
+  if (r.workload->remote && r.link.active()) row["link"] = link_json(r.link);
+  return row;
 }
 
 void mark_failed(nlohmann::ordered_json& row, const std::string& status, const std::string& error) {
@@ -530,6 +534,7 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
                                                         {"trials_from_journal", settings.trials_from_journal}}},
           {"limits", system::limits()},
           {"distributed", settings.distributed},
+          {"link", settings.link},
           {"floors", floors},
           {"warnings", warnings},
           // What every model and workload is (not only those that ran): the facts the scripts read.

@@ -68,7 +68,7 @@ TEST(link_conditions, serialisation_time_is_bits_over_rate) {
 
 TEST(link_conditions, refuses_bad_input_naming_the_part) {
   const std::pair<const char*, const char*> cases[] = {
-      {"", "empty"},
+      {"", "empty text"},
       {"delay=5ms,", "empty item"},
       {",delay=5ms", "empty item"},
       {"delay", "not KEY=VALUE"},
