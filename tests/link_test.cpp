@@ -1,11 +1,16 @@
 // The --link flag's syntax and meaning (harness/link.hpp): every key, unit and subset it takes,
-// and a clear error for anything else.
+// and a clear error for anything else; then `cmbench run --link` itself: its rows, its report, its
+// refusals, and no process left.
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 
 #include "harness/link.hpp"
+#include "tests/cli_support.hpp"
 
 namespace cmbench {
 namespace {
@@ -103,6 +108,82 @@ TEST(link_conditions, refuses_bad_input_naming_the_part) {
       EXPECT_EQ(message.rfind("--link ", 0), 0u) << message;
       EXPECT_NE(message.find(why), std::string::npos) << "'" << text << "': " << message;
     }
+  }
+}
+
+// Live processes (not zombies) whose command line holds `word`: what a run left behind.
+std::vector<pid_t> processes_with(const std::string& word) {
+  std::vector<pid_t> found;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream cmdline(entry.path() / "cmdline");
+    std::string command((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+    const auto pid = static_cast<pid_t>(std::stol(name));
+    if (command.find(word) != std::string::npos && testing::process_state(pid) != 'Z') found.push_back(pid);
+  }
+  return found;
+}
+
+TEST(link_cli, rows_of_a_run_over_a_link_take_its_delay_and_record_it) {
+  testing::temp_dir dir;
+  const std::string out = dir.file("link.json");
+  const auto r = testing::run_command(std::string(CMBENCH_EXE) +
+                                      " run --workloads scatter --models threads/pool --preset quick --floors off "
+                                      "--link delay=2ms --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("[link] delay=2ms through a proxy"), std::string::npos) << r.output;
+  const nlohmann::json report = testing::load_json(out);
+  const auto& link = report.at("context").at("link");
+  EXPECT_EQ(link.at("given"), "delay=2ms");
+  EXPECT_EQ(link.at("delay_ns"), 2'000'000);
+  EXPECT_EQ(link.at("jitter_ns"), 0);
+  EXPECT_TRUE(link.at("rate_bits_per_second").is_null());
+  EXPECT_EQ(link.at("proxy_listen_host"), "127.0.0.1");
+  EXPECT_GT(link.at("direct_round_trip_ns").get<double>(), 0);
+  EXPECT_GT(link.at("proxied_round_trip_ns").get<double>(), 0);
+  EXPECT_TRUE(link.at("proxy_added_round_trip_ns").is_number());
+  EXPECT_GT(link.at("proxy_capacity_bytes_per_second").get<double>(), 0);
+  std::size_t rows = 0;
+  for (const auto& row : report.at("benchmarks")) {
+    ++rows;
+    EXPECT_EQ(row.at("status"), "ok") << row.dump();
+    EXPECT_EQ(row.at("link").at("given"), "delay=2ms");
+    EXPECT_EQ(row.at("link").at("delay_ns"), 2'000'000);
+    // Each call's request and its result cross the link: two delays at least.
+    EXPECT_GE(row.at("metrics").at("latency_p50_ns").get<double>(), 2 * 2e6) << row.at("name");
+    // Every connection the coordinator made reached a node, byte for byte (the suite checks it too).
+    EXPECT_EQ(row.at("metrics").at("coordinator_connections"), row.at("metrics").at("nodes_connections"));
+  }
+  EXPECT_EQ(rows, 4u);  // 3 repetitions and the median
+  EXPECT_TRUE(processes_with(out).empty()) << "a process of the run is still alive";
+}
+
+TEST(link_cli, a_run_without_a_link_records_none) {
+  testing::temp_dir dir;
+  const std::string out = dir.file("direct.json");
+  const auto r = testing::run_command(std::string(CMBENCH_EXE) +
+                                      " run --workloads scatter --models coroutines/asio --preset quick --floors off "
+                                      "--repetitions 1 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json report = testing::load_json(out);
+  EXPECT_TRUE(report.at("context").at("link").is_null());
+  for (const auto& row : report.at("benchmarks")) EXPECT_FALSE(row.contains("link")) << row.dump();
+}
+
+TEST(link_cli, refuses_bad_conditions_and_a_link_nothing_crosses_before_anything_runs) {
+  testing::temp_dir dir;
+  const std::string out = dir.file("never.json");
+  for (const std::string& args : {std::string("--workloads scatter --link delay=5"),
+                                  std::string("--workloads scatter --link jitter=1ms"),
+                                  std::string("--workloads scatter --link rate=0kbit"),
+                                  std::string("--workloads scatter --link latency=1ms"),
+                                  std::string("--workloads cpu --link delay=1ms")}) {
+    const auto r = testing::run_command(std::string(CMBENCH_EXE) + " run --preset quick " + args + " --out " + out);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
+    EXPECT_NE(r.output.find("cmbench: --link "), std::string::npos) << args << ": " << r.output;
+    EXPECT_EQ(r.output.find("[plan]"), std::string::npos) << args << ": " << r.output;
+    EXPECT_FALSE(std::filesystem::exists(out)) << args;
   }
 }
 
