@@ -35,7 +35,8 @@ double seconds_since(steady::time_point start) { return std::chrono::duration<do
 
 wire::deadline soon() { return wire::deadline_in(30s); }
 
-// A loopback server: every connection it accepts runs `handler` on a thread of its own.
+// A loopback server: every connection it accepts runs `handler` on a thread of its own. Each test
+// starts its proxy first: the proxy is a fork, which is simplest from a process with one thread.
 class test_server {
  public:
   explicit test_server(std::function<void(int)> handler)
@@ -128,8 +129,8 @@ double send_and_count(const node_address& at, std::size_t bytes) {
 }
 
 TEST(link_proxy, delay_applies_to_each_direction) {
-  test_server server(echo);
   link_proxy proxy;
+  test_server server(echo);
   const auto delay = 20ms;
   const node_address at = proxy.route({server.address()}, parse_link("delay=20ms")).front();
   EXPECT_EQ(at.host, "127.0.0.1");
@@ -165,6 +166,7 @@ TEST(link_proxy, jitter_spreads_delays_within_bounds_and_keeps_order_and_bytes) 
   std::vector<double> one_way;  // seconds, in the order received
   std::vector<std::uint64_t> numbers;
   std::mutex m;
+  link_proxy proxy;
   test_server server([&](int fd) {
     for (int i = 0; i < messages; ++i) {
       std::array<std::uint8_t, size> message{};
@@ -181,7 +183,6 @@ TEST(link_proxy, jitter_spreads_delays_within_bounds_and_keeps_order_and_bytes) 
       one_way.push_back(std::chrono::duration<double>(steady::duration(received - sent)).count());
     }
   });
-  link_proxy proxy;
   wire::unique_fd fd = connect_to(proxy.route({server.address()}, conditions).front());
   for (std::uint64_t i = 0; i < messages; ++i) {
     std::array<std::uint8_t, size> message{};
@@ -219,8 +220,8 @@ TEST(link_proxy, jitter_spreads_delays_within_bounds_and_keeps_order_and_bytes) 
 }
 
 TEST(link_proxy, rate_bounds_the_time_to_carry_bytes) {
-  test_server server(sink);
   link_proxy proxy;
+  test_server server(sink);
   const link_conditions conditions = parse_link("rate=16mbit");  // 2 MB/s
   const std::size_t bytes = 1'000'000;
   const node_address at = proxy.route({server.address()}, conditions).front();
@@ -234,8 +235,8 @@ TEST(link_proxy, rate_bounds_the_time_to_carry_bytes) {
 // Two connections, through two listeners of the same target, share its link: together they take
 // as long as one carrying both's bytes.
 TEST(link_proxy, connections_to_one_target_share_its_rate) {
-  test_server server(sink);
   link_proxy proxy;
+  test_server server(sink);
   const link_conditions conditions = parse_link("rate=16mbit");
   const std::vector<node_address> at = proxy.route({server.address(), server.address()}, conditions);
   ASSERT_EQ(at.size(), 2u);
@@ -264,8 +265,8 @@ TEST(link_proxy, routes_each_target_of_a_list_to_itself) {
       (void)wire::write_all(fd, {reinterpret_cast<const std::uint8_t*>(&name), 1}, soon());
     };
   };
-  test_server a(named('a')), b(named('b')), c(named('c'));
   link_proxy proxy;
+  test_server a(named('a')), b(named('b')), c(named('c'));
   const std::vector<node_address> at =
       proxy.route({a.address(), b.address(), c.address()}, parse_link("delay=1ms,rate=1gbit"));
   ASSERT_EQ(at.size(), 3u);
@@ -280,8 +281,8 @@ TEST(link_proxy, routes_each_target_of_a_list_to_itself) {
 }
 
 TEST(link_proxy, bulk_bytes_through_an_echo_come_back_unaltered) {
-  test_server server(echo);
   link_proxy proxy;
+  test_server server(echo);
   wire::unique_fd fd = connect_to(proxy.route({server.address()}, parse_link("delay=1ms,jitter=1ms")).front());
   std::vector<std::uint8_t> sent(12 << 20);
   for (std::size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<std::uint8_t>(i * 7 + i / 4099);
@@ -300,12 +301,12 @@ TEST(link_proxy, bulk_bytes_through_an_echo_come_back_unaltered) {
 
 TEST(link_proxy, ends_pass_on_after_what_is_queued) {
   // The client ends its side: the server reads everything, then the end; it answers and ends.
+  link_proxy proxy;
   test_server server([](int fd) {
     const std::string got = read_to_end(fd);
     const std::string reply = "got " + got;
     (void)wire::write_all(fd, {reinterpret_cast<const std::uint8_t*>(reply.data()), reply.size()}, soon());
   });  // the handler returns and the fd closes
-  link_proxy proxy;
   wire::unique_fd fd = connect_to(proxy.route({server.address()}, parse_link("delay=30ms")).front());
   const std::string hello = "hello";
   ASSERT_TRUE(wire::write_all(fd.get(), {reinterpret_cast<const std::uint8_t*>(hello.data()), hello.size()}, soon()));
@@ -319,11 +320,11 @@ TEST(link_proxy, ends_pass_on_after_what_is_queued) {
 
 TEST(link_proxy, a_reset_closes_the_other_side) {
   std::atomic<bool> ended{false};
+  link_proxy proxy;
   test_server server([&](int fd) {
     (void)read_to_end(fd);  // the end of stream, or the reset
     ended = true;
   });
-  link_proxy proxy;
   wire::unique_fd fd = connect_to(proxy.route({server.address()}, parse_link("delay=5ms")).front());
   const linger abort{1, 0};
   ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
@@ -338,11 +339,11 @@ TEST(link_proxy, a_reset_closes_the_other_side) {
 TEST(link_proxy, clear_delivers_what_is_queued_before_it_answers) {
   std::atomic<std::uint64_t> counted{0};
   std::atomic<bool> ended{false};
+  link_proxy proxy;
   test_server server([&](int fd) {
     counted = count_to_end(fd);
     ended = true;
   });
-  link_proxy proxy;
   wire::unique_fd fd = connect_to(proxy.route({server.address()}, parse_link("delay=300ms")).front());
   const std::vector<std::uint8_t> bytes(10'000, 1);
   ASSERT_TRUE(wire::write_all(fd.get(), bytes, soon()));
@@ -370,10 +371,10 @@ std::int64_t rss_kib(pid_t pid) {
 // sender is held back (by TCP's windows) and the proxy's memory stays bounded.
 TEST(link_proxy, a_fast_sender_cannot_grow_its_memory_without_bound) {
   std::atomic<bool> stop{false};
+  link_proxy proxy;
   test_server server([&](int) {
     while (!stop) std::this_thread::sleep_for(5ms);
   });
-  link_proxy proxy;
   const std::int64_t before = rss_kib(proxy.pid());
   wire::unique_fd fd = connect_to(proxy.route({server.address()}, parse_link("delay=1ms")).front());
   const std::vector<std::uint8_t> block(64 << 10, 7);
@@ -394,8 +395,8 @@ TEST(link_proxy, a_fast_sender_cannot_grow_its_memory_without_bound) {
 }
 
 TEST(link_proxy, refuses_a_target_it_cannot_route_and_goes_on) {
-  test_server server(echo);
   link_proxy proxy;
+  test_server server(echo);
   EXPECT_THROW(proxy.route({{"no-such-host.invalid", 1}}, parse_link("delay=1ms")), std::runtime_error);
   (void)proxy.route({server.address()}, parse_link("delay=1ms"));
   try {
