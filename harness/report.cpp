@@ -122,10 +122,11 @@ figures figures_of(const run_record& r, const trial_result& t) {
     f.metrics["round_trip_floor_ns"] = r.round_trip_floor_ns;
     f.metrics["round_trip_floor_before_ns"] = r.round_trip_floor_before_ns;
     f.metrics["round_trip_floor_after_ns"] = r.round_trip_floor_after_ns;
-    // Only a latency that is all mechanism is read against it: a call that waits 5 ms is not 200x
-    // its floor.
+    // Only a latency that is all mechanism is read against it: a call that waits 5 ms, or crosses
+    // an emulated link (--link), is not 200x its floor.
     const bool all_mechanism =
-        r.workload->work_in_latency_ns == nullptr || r.workload->work_in_latency_ns(r.params) == 0;
+        (r.workload->work_in_latency_ns == nullptr || r.workload->work_in_latency_ns(r.params) == 0) &&
+        !r.link.active();
     if (h.count() > 0 && all_mechanism) {
       f.metrics["p50_over_floor"] = static_cast<double>(h.percentile(50)) / r.round_trip_floor_ns;
     }

@@ -10,6 +10,8 @@
 #include <string>
 
 #include "harness/link.hpp"
+#include "harness/params.hpp"
+#include "harness/report.hpp"
 #include "tests/cli_support.hpp"
 
 namespace cmbench {
@@ -109,6 +111,35 @@ TEST(link_conditions, refuses_bad_input_naming_the_part) {
       EXPECT_NE(message.find(why), std::string::npos) << "'" << text << "': " << message;
     }
   }
+}
+
+// A remote row's latency is read against the loopback floor only when it is all mechanism: a
+// call over an emulated link is not, whatever it waits or computes.
+TEST(link_rows, a_call_over_a_link_is_not_read_against_the_loopback_floor) {
+  const workload_entry* scatter = find_workload("scatter");
+  ASSERT_NE(scatter, nullptr);
+  const auto params = combinations(*scatter, preset::quick,
+                                   {parse_param_override("wait_ms=0"), parse_param_override("compute_us=0")}, 2);
+  ASSERT_EQ(params.size(), 1u);
+  latency_histogram h;
+  for (int i = 0; i < 10; ++i) h.record(4'000'000 + 1000 * i);
+  trial_result t;
+  t.ok = true;
+  t.wall_ns = 50'000'000;
+  t.latency = latency_record::of(h);
+  run_record r;
+  r.workload = scatter;
+  r.model = find_model("threads/pool");
+  r.params = params.front();
+  r.round_trip_floor_ns = 20'000;
+  r.trials = {t};
+  const auto direct = build_rows({r}).at(0);
+  EXPECT_TRUE(direct.at("metrics").contains("p50_over_floor")) << direct.at("metrics").dump();
+  EXPECT_FALSE(direct.contains("link"));
+  r.link = parse_link("delay=2ms");
+  const auto linked = build_rows({r}).at(0);
+  EXPECT_FALSE(linked.at("metrics").contains("p50_over_floor")) << linked.at("metrics").dump();
+  EXPECT_EQ(linked.at("link").at("given"), "delay=2ms");
 }
 
 // Live processes (not zombies) whose command line holds `word`: what a run left behind.
