@@ -430,10 +430,10 @@ std::optional<link_proxy> start_link(const suite_options& options, nlohmann::ord
   const bool launched = options.topo.launched_by != launcher::none || options.topo.size > 1;
   link_proxy proxy(launched ? options.topo.coordinator.host : std::string("127.0.0.1"));
   const link_cost cost = measure_link_cost(proxy);
-  std::fprintf(stderr, "[link] %s through a proxy (pid %ld) on %s; its own cost: +%s per round trip (%s direct), "
-                       "%s/s through one connection\n",
+  std::fprintf(stderr, "[link] %s through a proxy (pid %ld) on %s; its own cost: a loopback round trip of %s "
+                       "through it (%s direct), %s/s through one connection\n",
                options.link.given.c_str(), static_cast<long>(proxy.pid()), proxy.listen_host().c_str(),
-               duration_text(std::chrono::duration<double>(cost.proxy_added_round_trip_ns / 1e9)).c_str(),
+               duration_text(std::chrono::duration<double>(cost.proxied_round_trip_ns / 1e9)).c_str(),
                duration_text(std::chrono::duration<double>(cost.direct_round_trip_ns / 1e9)).c_str(),
                bytes_text(cost.proxy_capacity_bytes_per_second).c_str());
   measured = link_context(options.link, cost, proxy.listen_host());
