@@ -164,6 +164,7 @@ TEST(link_cli, rows_of_a_run_over_a_link_take_its_delay_and_record_it) {
                                       "--link delay=2ms --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("[link] delay=2ms through a proxy"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("over --link delay=2ms\n"), std::string::npos) << r.output;  // the summary's block
   const nlohmann::json report = testing::load_json(out);
   const auto& link = report.at("context").at("link");
   EXPECT_EQ(link.at("given"), "delay=2ms");
