@@ -463,6 +463,24 @@ nlohmann::ordered_json context_warnings(const report_settings& settings, const s
                        (settings.journal.empty() ? std::string()
                                                  : "; `cmbench run --resume " + settings.journal + "` runs the rest"));
   }
+  // An emulated link the proxy cannot emulate: its own cost, not the link, would set the figures.
+  if (const auto& link = settings.link; link.is_object()) {
+    const double capacity = link.value("proxy_capacity_bytes_per_second", 0.0);
+    const double added = link.value("proxy_added_round_trip_ns", 0.0);
+    if (const auto& rate = link.at("rate_bits_per_second"); rate.is_number() && rate.get<double>() / 8 > capacity) {
+      char text[200];
+      std::snprintf(text, sizeof(text), "--link rate %.4g bit/s is above what the proxy carries through one "
+                    "connection (%.4g bit/s measured): the proxy, not the link, limits the rate", rate.get<double>(),
+                    capacity * 8);
+      warnings.push_back(text);
+    }
+    if (const double delays = 2.0 * link.value("delay_ns", 0.0); added > delays) {
+      char text[200];
+      std::snprintf(text, sizeof(text), "--link delays (%.0f ns per round trip) are below what the proxy itself adds "
+                    "(%.0f ns measured)", delays, added);
+      warnings.push_back(text);
+    }
+  }
   return warnings;
 }
 

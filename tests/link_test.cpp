@@ -188,7 +188,26 @@ TEST(link_cli, rows_of_a_run_over_a_link_take_its_delay_and_record_it) {
     EXPECT_EQ(row.at("metrics").at("coordinator_connections"), row.at("metrics").at("nodes_connections"));
   }
   EXPECT_EQ(rows, 4u);  // 3 repetitions and the median
+  for (const auto& w : report.at("context").at("warnings")) {
+    EXPECT_EQ(w.get<std::string>().find("--link"), std::string::npos) << w;  // 2 ms is well above the proxy's cost
+  }
   EXPECT_TRUE(processes_with(out).empty()) << "a process of the run is still alive";
+}
+
+// A link faster than the proxy itself, or delays below its own cost, are said: the figures would
+// be the proxy's.
+TEST(link_cli, a_link_beyond_the_proxy_is_warned_about) {
+  testing::temp_dir dir;
+  const std::string out = dir.file("fast.json");
+  const auto r = testing::run_command(std::string(CMBENCH_EXE) +
+                                      " run --workloads scatter --models coroutines/asio --preset quick --floors off "
+                                      "--repetitions 1 --link delay=1us,rate=10000gbit --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json report = testing::load_json(out);
+  std::string warnings;
+  for (const auto& w : report.at("context").at("warnings")) warnings += w.get<std::string>() + "\n";
+  EXPECT_NE(warnings.find("the proxy, not the link, limits the rate"), std::string::npos) << warnings;
+  EXPECT_NE(warnings.find("are below what the proxy itself adds"), std::string::npos) << warnings;
 }
 
 TEST(link_cli, a_run_without_a_link_records_none) {
