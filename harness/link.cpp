@@ -104,7 +104,7 @@ nlohmann::ordered_json link_json(const link_conditions& link) {
   return {{"given", link.given},
           {"delay_ns", link.delay.count()},
           {"jitter_ns", link.jitter.count()},
-          {"rate_bits_per_second", link.rate_bits_per_second > 0 ? nlohmann::ordered_json(link.rate_bits_per_second)
+          {"rate_bps", link.rate_bits_per_second > 0 ? nlohmann::ordered_json(link.rate_bits_per_second)
                                                                  : nlohmann::ordered_json(nullptr)}};
 }
 

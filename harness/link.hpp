@@ -42,8 +42,9 @@ inline constexpr double max_link_rate_bits_per_second = 1e13;
 // unknown unit, jitter above delay, a zero rate, or an empty text.
 link_conditions parse_link(std::string_view text);
 
-// The report's record of the conditions: {"given", "delay_ns", "jitter_ns", "rate_bits_per_second"
-// (null: no limit)}; null when no link.
+// The report's record of the conditions: {"given", "delay_ns", "jitter_ns", "rate_bps" (bits per
+// second; null: no limit)}, the names the scripts read (scripts/cmbench_scripts/link.py); null when
+// no link.
 nlohmann::ordered_json link_json(const link_conditions& link);
 
 }  // namespace cmbench

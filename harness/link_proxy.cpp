@@ -840,7 +840,7 @@ nlohmann::ordered_json link_context(const link_conditions& conditions, const lin
   nlohmann::ordered_json j = link_json(conditions);
   char seed[24];
   std::snprintf(seed, sizeof seed, "0x%016llx", static_cast<unsigned long long>(jitter_seed));
-  j["jitter_seed"] = seed;
+  j["seed"] = seed;  // the jitter's
   j["proxy_listen_host"] = listen_host;
   j["measured"] = "before the trials, through the proxy with no conditions, against a loopback echo server of the "
                   "suite: medians of " + std::to_string(cost.round_trips) + " round trips of " +

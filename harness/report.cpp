@@ -467,7 +467,7 @@ nlohmann::ordered_json context_warnings(const report_settings& settings, const s
   if (const auto& link = settings.link; link.is_object()) {
     const double capacity = link.value("proxy_capacity_bytes_per_second", 0.0);
     const double added = link.value("proxy_added_round_trip_ns", 0.0);
-    if (const auto& rate = link.at("rate_bits_per_second"); rate.is_number() && rate.get<double>() / 8 > capacity) {
+    if (const auto& rate = link.at("rate_bps"); rate.is_number() && rate.get<double>() / 8 > capacity) {
       char text[200];
       std::snprintf(text, sizeof(text), "--link rate %.4g bit/s is above what the proxy carries through one "
                     "connection (%.4g bit/s measured): the proxy, not the link, limits the rate", rate.get<double>(),

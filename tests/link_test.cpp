@@ -64,8 +64,8 @@ TEST(link_conditions, record_holds_the_text_and_the_numbers) {
   EXPECT_EQ(j.at("given"), "delay=5ms,jitter=1ms,rate=100mbit");
   EXPECT_EQ(j.at("delay_ns"), 5'000'000);
   EXPECT_EQ(j.at("jitter_ns"), 1'000'000);
-  EXPECT_DOUBLE_EQ(j.at("rate_bits_per_second").get<double>(), 100e6);
-  EXPECT_TRUE(link_json(parse_link("delay=1ms")).at("rate_bits_per_second").is_null());
+  EXPECT_DOUBLE_EQ(j.at("rate_bps").get<double>(), 100e6);
+  EXPECT_TRUE(link_json(parse_link("delay=1ms")).at("rate_bps").is_null());
 }
 
 TEST(link_conditions, serialisation_time_is_bits_over_rate) {
@@ -170,7 +170,7 @@ TEST(link_cli, rows_of_a_run_over_a_link_take_its_delay_and_record_it) {
   EXPECT_EQ(link.at("given"), "delay=2ms");
   EXPECT_EQ(link.at("delay_ns"), 2'000'000);
   EXPECT_EQ(link.at("jitter_ns"), 0);
-  EXPECT_TRUE(link.at("rate_bits_per_second").is_null());
+  EXPECT_TRUE(link.at("rate_bps").is_null());
   EXPECT_EQ(link.at("proxy_listen_host"), "127.0.0.1");
   EXPECT_GT(link.at("direct_round_trip_ns").get<double>(), 0);
   EXPECT_GT(link.at("proxied_round_trip_ns").get<double>(), 0);
