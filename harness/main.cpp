@@ -17,6 +17,7 @@
 #include "harness/facts.hpp"
 #include "harness/floors.hpp"
 #include "harness/journal.hpp"
+#include "harness/link.hpp"
 #include "harness/nodes.hpp"
 #include "harness/params.hpp"
 #include "harness/suite.hpp"
@@ -59,6 +60,7 @@ struct run_arguments {
   std::optional<long> rank, size;
   std::optional<std::string> coordinator, token_file;
   std::string listen;
+  std::optional<std::string> link;  // --link conditions
   CLI::Option* out_option = nullptr;
   CLI::Option* floor_time_option = nullptr;
 };
@@ -118,6 +120,12 @@ void add_run_options(CLI::App* run, run_arguments& a) {
   run->add_option("--listen", a.listen, "the address a node's serving processes listen on (default 127.0.0.1; "
                                         "0.0.0.0 across machines)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  run->add_option("--link", a.link, "emulate a slow link on every connection between the coordinator and a node: "
+                                    "delay=TIME,jitter=TIME,rate=RATE, any of them (TIME in us, ms or s; RATE in "
+                                    "bit, kbit, mbit or gbit per second, per direction, shared by the connections to "
+                                    "one node), through a proxy of the suite whose own cost the report records")
+      ->type_name("CONDITIONS")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   run->add_flag("--accept-long-runs", a.accept_long_runs,
                 "run even what the workloads' cost models say cannot fit: a trial past --timeout, or more than an "
                 "hour of trials and reference checksums in all (refused otherwise, before anything runs)");
@@ -157,6 +165,7 @@ suite_options suite_options_of(const run_arguments& a) {
   options.topo = detect_topology(current_environment(), topology_flags{a.rank, a.size, a.coordinator});
   options.token_file = a.token_file;
   options.listen_host = a.listen;
+  if (a.link) options.link = parse_link(*a.link);
   return options;
 }
 

@@ -122,10 +122,11 @@ figures figures_of(const run_record& r, const trial_result& t) {
     f.metrics["round_trip_floor_ns"] = r.round_trip_floor_ns;
     f.metrics["round_trip_floor_before_ns"] = r.round_trip_floor_before_ns;
     f.metrics["round_trip_floor_after_ns"] = r.round_trip_floor_after_ns;
-    // Only a latency that is all mechanism is read against it: a call that waits 5 ms is not 200x
-    // its floor.
+    // Only a latency that is all mechanism is read against it: a call that waits 5 ms, or crosses
+    // an emulated link (--link), is not 200x its floor.
     const bool all_mechanism =
-        r.workload->work_in_latency_ns == nullptr || r.workload->work_in_latency_ns(r.params) == 0;
+        (r.workload->work_in_latency_ns == nullptr || r.workload->work_in_latency_ns(r.params) == 0) &&
+        !r.link.active();
     if (h.count() > 0 && all_mechanism) {
       f.metrics["p50_over_floor"] = static_cast<double>(h.percentile(50)) / r.round_trip_floor_ns;
     }
@@ -183,25 +184,29 @@ nlohmann::ordered_json sides(const run_record& r) {
 }
 
 nlohmann::ordered_json identity(const run_record& r) {
-  return {{"name", r.run_name()},
-          {"run_name", r.run_name()},
-          {"family_index", r.family_index},
-          {"per_family_instance_index", r.instance_index},
-          {"repetitions", r.repetitions()},
-          {"threads", r.workers()},
-          {"iterations", 1},
-          {"time_unit", "ms"},
-          {"workload", r.workload->name},
-          {"model", r.model->name},
-          {"family", r.model->info.family},
-          {"variant", r.model->info.variant},
-          {"round_trip_floor", !r.round_trip_floor.empty()               ? nlohmann::ordered_json(r.round_trip_floor)
-                               : r.model->info.round_trip_floor.empty() ? nlohmann::ordered_json(nullptr)
-                                                                        : nlohmann::ordered_json(r.model->info.round_trip_floor)},
-          {"params", r.params},
-          {"units_at_once", r.workload->alive(r.params)},
-          {"expected_checksum", hex(r.expected_checksum)},
-          {"sides", sides(r)}};
+  nlohmann::ordered_json row = {
+      {"name", r.run_name()},
+      {"run_name", r.run_name()},
+      {"family_index", r.family_index},
+      {"per_family_instance_index", r.instance_index},
+      {"repetitions", r.repetitions()},
+      {"threads", r.workers()},
+      {"iterations", 1},
+      {"time_unit", "ms"},
+      {"workload", r.workload->name},
+      {"model", r.model->name},
+      {"family", r.model->info.family},
+      {"variant", r.model->info.variant},
+      {"round_trip_floor", !r.round_trip_floor.empty()               ? nlohmann::ordered_json(r.round_trip_floor)
+                           : r.model->info.round_trip_floor.empty() ? nlohmann::ordered_json(nullptr)
+                                                                    : nlohmann::ordered_json(r.model->info.round_trip_floor)},
+      {"params", r.params},
+      {"units_at_once", r.workload->alive(r.params)},
+      {"expected_checksum", hex(r.expected_checksum)},
+      {"sides", sides(r)}};
+  // The conditions its connections went through: a distributed run under --link only.
+  if (r.workload->remote && r.link.active()) row["link"] = link_json(r.link);
+  return row;
 }
 
 void mark_failed(nlohmann::ordered_json& row, const std::string& status, const std::string& error) {
@@ -460,6 +465,24 @@ nlohmann::ordered_json context_warnings(const report_settings& settings, const s
                        (settings.journal.empty() ? std::string()
                                                  : "; `cmbench run --resume " + settings.journal + "` runs the rest"));
   }
+  // An emulated link the proxy cannot emulate: its own cost, not the link, would set the figures.
+  if (const auto& link = settings.link; link.is_object()) {
+    const double capacity = link.value("proxy_capacity_bytes_per_second", 0.0);
+    const double added = link.value("proxy_added_round_trip_ns", 0.0);
+    if (const auto& rate = link.at("rate_bps"); rate.is_number() && rate.get<double>() / 8 > capacity) {
+      char text[200];
+      std::snprintf(text, sizeof(text), "--link rate %.4g bit/s is above what the proxy carries through one "
+                    "connection (%.4g bit/s measured): the proxy, not the link, limits the rate", rate.get<double>(),
+                    capacity * 8);
+      warnings.push_back(text);
+    }
+    if (const double delays = 2.0 * link.value("delay_ns", 0.0); added > delays) {
+      char text[200];
+      std::snprintf(text, sizeof(text), "--link delays (%.0f ns per round trip) are below what the proxy itself adds "
+                    "(%.0f ns measured)", delays, added);
+      warnings.push_back(text);
+    }
+  }
   return warnings;
 }
 
@@ -532,6 +555,7 @@ nlohmann::ordered_json build_context(const report_settings& settings, const std:
                                                         {"trials_from_journal", settings.trials_from_journal}}},
           {"limits", system::limits()},
           {"distributed", settings.distributed},
+          {"link", settings.link},
           {"floors", floors},
           {"warnings", warnings},
           // What every model and workload is (not only those that ran): the facts the scripts read.

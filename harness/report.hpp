@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "harness/link.hpp"
 #include "harness/trial.hpp"
 #include "models/model.hpp"
 #include "workloads/workload.hpp"
@@ -41,6 +42,8 @@ struct run_record {
   // The baseline model's median wall time at this run's work (link_baselines), for the speedup
   // metric of a workload where one means something; 0: none to compare with.
   double baseline_wall_ns = 0;
+  // The emulated link a distributed run's connections went through (--link); inactive: none.
+  link_conditions link;
 
   std::string run_name() const;
   std::size_t repetitions() const { return trials.size() + skipped.size() + not_run; }
@@ -75,6 +78,8 @@ struct report_settings {
   // Where the distributed workloads' nodes were: the launcher, this rank's topology and every node
   // (null: the run had no nodes).
   nlohmann::ordered_json distributed;
+  // The emulated link (--link): its conditions and the proxy's measured cost (null: none).
+  nlohmann::ordered_json link;
 };
 
 // The memory a trial's run added at its peak: PSS of every process of the trial, less before.

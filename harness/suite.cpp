@@ -13,6 +13,7 @@
 #include "harness/format.hpp"
 #include "harness/interrupts.hpp"
 #include "harness/journal.hpp"
+#include "harness/link_proxy.hpp"
 #include "harness/nodes.hpp"
 #include "harness/output.hpp"
 #include "harness/summary.hpp"
@@ -86,9 +87,9 @@ struct trial_counts {
 class trial_loop {
  public:
   trial_loop(const suite_options& options, std::vector<run_record>& runs, finished_trials journaled,
-             journal_writer& journal, suite_floors& floors, node_pool* nodes)
+             journal_writer& journal, suite_floors& floors, node_pool* nodes, link_proxy* proxy)
       : options_(options), runs_(runs), journaled_(std::move(journaled)), journal_(journal), floors_(floors),
-        nodes_(nodes),
+        nodes_(nodes), proxy_(proxy),
         stopped_(runs.size()), rounds_(options.warmup + options.repetitions) {
     counts_.planned = runs.size() * static_cast<std::size_t>(rounds_);
   }
@@ -163,16 +164,19 @@ class trial_loop {
   // A distributed workload's trial: a fresh serving process on each of its nodes first, on the
   // node side's model; the trial (the coordinator) then; what the nodes used joins the trial's
   // figures. A node that could not serve, or whose serving process crashed, fails the trial.
+  // Under --link the trial is given the proxy's addresses for the nodes, nothing else changed.
   trial_result run_remote_trial(const run_record& r, trial_request& request) {
     trial_result t;
     const auto count = static_cast<std::size_t>(r.params.at("nodes"));
     const model_entry& node_model = side_model(*r.model, r.params, "node_model");
     try {
-      for (const node_address& a : nodes_->start_serving(count, r.workload->name, node_model.name, r.params)) {
-        request.nodes.push_back(a.text());
-      }
+      std::vector<node_address> serving = nodes_->start_serving(count, r.workload->name, node_model.name, r.params);
+      if (proxy_ != nullptr) serving = proxy_->route(serving, r.link);
+      for (const node_address& a : serving) request.nodes.push_back(a.text());
+      // A working node's control port is the harness's, not the model's: never routed over a link.
       for (const node_address& a : nodes_->control_ports()) request.node_controls.push_back(a.text());
     } catch (const std::exception& e) {
+      if (proxy_ != nullptr) clear_link(t);
       (void)nodes_->stop_serving();
       t.error = std::string("nodes: ") + e.what();
       return t;
@@ -181,6 +185,8 @@ class trial_loop {
     const auto timeout_ms = options_.timeout.count();
     request.remote_timeout_ms = std::max<std::int64_t>(1, timeout_ms - std::min<std::int64_t>(2000, timeout_ms / 10));
     t = run_trial_process(request, options_.timeout, options_.self_exe);
+    // What the coordinator sent is delivered before the nodes stop and count what they read.
+    if (proxy_ != nullptr) clear_link(t);
     const std::vector<node_trial_stats> stats = nodes_->stop_serving();
     for (const auto& [name, value] : node_figures(stats, nodes_->cpus_of_first(count))) t.observed[name] = value;
     // What crossed the wire, counted on both sides, must agree: every byte the clients (the
@@ -210,6 +216,28 @@ class trial_loop {
     return t;
   }
 
+  // Ends the trial's routes once the proxy has delivered what the coordinator sent (its last
+  // bytes may still be crossing the link when the trial ends): up to a little more than the
+  // slowest the link can carry a full queue. A proxy that fails fails the trial.
+  void clear_link(trial_result& t) {
+    const link_conditions& link = options_.link;
+    const auto slowest = link.delay + link.jitter +
+                         std::chrono::duration<double>(link.serialisation_seconds(link_queue_limit)) +
+                         std::chrono::seconds{2};
+    const auto drain = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(slowest), options_.timeout);
+    try {
+      const proxy_totals totals = proxy_->clear(drain);
+      if (totals.undrained > 0 && t.ok) {
+        t.ok = false;
+        t.error = "link proxy: " + std::to_string(totals.undrained) + " connections still had bytes for their node " +
+                  "after " + std::to_string(drain.count()) + " ms";
+      }
+    } catch (const std::exception& e) {
+      t.error = t.ok || t.error.empty() ? e.what() : t.error + "; " + e.what();
+      t.ok = false;
+    }
+  }
+
   void progress(const run_record& r, int round, const trial_result& t) {
     const std::string what = round < options_.warmup ? "warmup " + std::to_string(round + 1)
                                                      : "rep " + std::to_string(round - options_.warmup + 1) + "/" +
@@ -231,6 +259,7 @@ class trial_loop {
   journal_writer& journal_;
   suite_floors& floors_;
   node_pool* nodes_;  // the distributed workloads' nodes; null: no run needs them
+  link_proxy* proxy_;  // the emulated link the coordinator reaches them through (--link); null: none
   std::vector<std::string> stopped_;  // per run: the limit or timeout it stopped at; empty: none
   const int rounds_;
   std::size_t done_ = 0;  // trials taken, run or skipped: the progress count
@@ -378,6 +407,43 @@ std::optional<node_pool> start_nodes(const suite_options& options, const std::ve
   return pool;
 }
 
+// --link: every distributed run's connections go through it. A link with no distributed run to
+// carry is a mistake in the command, said before anything runs.
+void set_link(std::vector<run_record>& runs, const link_conditions& link) {
+  if (!link.active()) return;
+  bool carried = false;
+  for (auto& r : runs) {
+    if (!r.workload->remote) continue;
+    r.link = link;
+    carried = true;
+  }
+  if (carried) return;
+  std::string remote;
+  for (const auto& w : all_workloads()) {
+    if (w.remote) remote += (remote.empty() ? "" : ", ") + w.name;
+  }
+  throw std::invalid_argument("--link " + link.given + " applies to the distributed workloads (" + remote +
+                              "), and none is selected");
+}
+
+// The proxy that emulates --link, started for the suite (on loopback, or the coordinator's host
+// under a launcher, where other machines may have to reach it), and its own cost measured through
+// it before the trials: `measured` becomes the report's context.link.
+std::optional<link_proxy> start_link(const suite_options& options, nlohmann::ordered_json& measured) {
+  if (!options.link.active()) return std::nullopt;
+  const bool launched = options.topo.launched_by != launcher::none || options.topo.size > 1;
+  link_proxy proxy(launched ? options.topo.coordinator.host : std::string("127.0.0.1"));
+  const link_cost cost = measure_link_cost(proxy);
+  std::fprintf(stderr, "[link] %s through a proxy (pid %ld) on %s; its own cost: a loopback round trip of %s "
+                       "through it (%s direct), %s/s through one connection\n",
+               options.link.given.c_str(), static_cast<long>(proxy.pid()), proxy.listen_host().c_str(),
+               duration_text(std::chrono::duration<double>(cost.proxied_round_trip_ns / 1e9)).c_str(),
+               duration_text(std::chrono::duration<double>(cost.direct_round_trip_ns / 1e9)).c_str(),
+               bytes_text(cost.proxy_capacity_bytes_per_second).c_str());
+  measured = link_context(options.link, cost, proxy.listen_host());
+  return proxy;
+}
+
 }  // namespace
 
 int run_suite(const suite_options& options) {
@@ -387,6 +453,7 @@ int run_suite(const suite_options& options) {
   const unsigned cpus = system::usable_cpus();
   std::vector<run_record> runs =
       plan_runs(options.workloads, options.models, options.chosen_preset, options.overrides, cpus);
+  set_link(runs, options.link);
   check_writable(options.out);
   const int trials_per_run = options.repetitions + options.warmup;
   const double least_seconds = check_cost(runs, trials_per_run, options.timeout, cpus, options.accept_long_runs);
@@ -400,14 +467,19 @@ int run_suite(const suite_options& options) {
   set_references(runs, options.timeout);
   nlohmann::ordered_json distributed;
   std::optional<node_pool> nodes = start_nodes(options, runs, distributed);
+  nlohmann::ordered_json link_measured;
+  std::optional<link_proxy> proxy = start_link(options, link_measured);
 
   const machine_before before = measure_machine_before();
   suite_floors floors(options.floors, options.floor_time);
   const system::cpu_times trials_start = system::read_cpu_times();
-  trial_loop loop(options, runs, std::move(journaled), *journal, floors, nodes ? &*nodes : nullptr);
+  trial_loop loop(options, runs, std::move(journaled), *journal, floors, nodes ? &*nodes : nullptr,
+                  proxy ? &*proxy : nullptr);
   loop.run();
   report_settings settings = settings_of(options, before, steal_share_since(trials_start), loop.counts());
   settings.distributed = std::move(distributed);
+  settings.link = std::move(link_measured);
+  proxy.reset();
   nodes.reset();  // every node daemon told to exit
   const nlohmann::ordered_json floors_measured = floors.finish(runs, interrupted());
   if (interrupted()) mark_partial(settings, runs, options.repetitions, *journal, lock);

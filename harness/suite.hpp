@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/link.hpp"
 #include "harness/params.hpp"
 #include "harness/plan.hpp"  // select_models, select_workloads
 #include "harness/report.hpp"
@@ -36,6 +37,9 @@ struct suite_options {
   topology topo;
   std::optional<std::string> token_file;  // --token-file
   std::string listen_host;                // --listen: where embedded nodes serve (loopback)
+  // --link: the conditions every connection between the coordinator and a node goes through (a
+  // proxy of the suite's applies them); inactive: connections go straight to the nodes.
+  link_conditions link;
 };
 
 // Returns the process exit status: 0 when the report was written and every ok run verified.

@@ -160,7 +160,8 @@ std::string summary_table(const std::vector<run_record>& runs, const nlohmann::o
       std::snprintf(header, sizeof(header), line_format, "model", "status", "median ms", "min..max ms",
                     r.workload->figures.empty() ? "-" : r.workload->figures.front().heading.c_str(), "CPUs",
                     "peak PSS", "bytes/unit", "ctx sw");
-      out << "\n" << current << "\n" << header;
+      // A distributed block over an emulated link says so: its figures include the link.
+      out << "\n" << current << (r.link.active() ? "  over --link " + r.link.given : std::string()) << "\n" << header;
     }
     const json& row = *aggregates.at(r.run_name());
     const bool has_figures = row.at("ok_repetitions").get<std::size_t>() > 0;

@@ -138,6 +138,27 @@ TEST(launcher, mpirun_runs_the_server_workload_with_the_generator_on_rank_0) {
   EXPECT_EQ(rows, 2u);
 }
 
+// Under a launcher, --link puts the proxy on rank 0, listening on the coordinator's host, and the
+// coordinator reaches every launched node through it.
+TEST(launcher, mpirun_with_a_link_routes_rank_0_to_its_nodes_through_the_proxy) {
+  require_mpirun();
+  if (::testing::Test::IsSkipped() || ::testing::Test::HasFailure()) return;
+  temp_dir dir;
+  const std::string out = dir.file("mpirun-link.json");
+  const auto r = run_command(mpirun(3, "--workloads scatter --models coroutines/asio --preset quick --repetitions 1 "
+                                       "--floors off --link delay=1ms,rate=1gbit --out " + out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = load_json(out);
+  EXPECT_EQ(report["context"]["distributed"]["launcher"], "openmpi");
+  EXPECT_EQ(report["context"]["link"]["proxy_listen_host"], "127.0.0.1");
+  for (const auto& row : report["benchmarks"]) {
+    EXPECT_EQ(row["status"], "ok") << row.dump(1);
+    EXPECT_EQ(row["link"]["given"], "delay=1ms,rate=1gbit");
+    EXPECT_GE(row["metrics"]["latency_p50_ns"].get<double>(), 2e6) << row["name"];
+    EXPECT_EQ(row["metrics"]["nodes_bytes_received"], row["metrics"]["coordinator_bytes_sent"]);
+  }
+}
+
 // The same under Slurm: a single-host Slurm (slurmctld and slurmd on localhost, everything in a
 // temporary directory, tests/slurm_local.sh) started for the test and stopped after it.
 TEST(launcher, srun_makes_task_0_the_coordinator_and_the_other_tasks_its_nodes) {

@@ -51,6 +51,7 @@ struct connection {
 // has stopped, so no count or histogram is shared between threads.
 struct tally {
   step_result r;
+  clock::time_point first_answer = clock::time_point::max();
   clock::time_point last_answer{};
   std::uint64_t connections_left = 0;
   detail::loop_timer* watchdog = nullptr;
@@ -186,6 +187,7 @@ struct load_generator::impl {
       t.r.value_sum += result->value;
       t.r.latency.record(ns_between(due, answered));
       t.r.service.record(ns_between(sent, answered));
+      t.first_answer = std::min(t.first_answer, answered);
       t.last_answer = std::max(t.last_answer, answered);
     }
     if (--t.connections_left == 0 && t.watchdog != nullptr) t.watchdog->cancel();
@@ -235,8 +237,9 @@ struct load_generator::impl {
     step_result out;
     out.offered_rps = offered;
     out.scheduled = p.count;
-    clock::time_point last = p.start;
+    clock::time_point last = p.start, first = clock::time_point::max();
     for (tally& t : tallies) {
+      first = std::min(first, t.first_answer);
       out.completed += t.r.completed;
       out.unsent += t.r.unsent;
       out.errors += t.r.errors;
@@ -249,6 +252,7 @@ struct load_generator::impl {
       last = std::max(last, t.last_answer);
     }
     out.elapsed_seconds = std::chrono::duration<double>(last - p.start).count();
+    if (out.completed > 0) out.answering_seconds = std::chrono::duration<double>(last - first).count();
     return out;
   }
 

@@ -50,12 +50,18 @@ struct step_result {
   std::uint64_t wrong = 0;      // of the errors: answered with a value that is not the expected one
   std::string first_error;      // what the first error was
   double elapsed_seconds = 0;   // from the step's start to its last answer
+  double answering_seconds = 0; // from its first answer to its last
   std::uint64_t value_sum = 0;  // wrapping sum of the completed answers' values
   latency_histogram latency;    // from each request's due time to its answer (unsent ones: to the cutoff)
   latency_histogram service;    // from each request's actual send to its answer
   latency_histogram send_lag;   // how long after max(due, its connection free) each request went out
 
-  double achieved_rps() const { return elapsed_seconds > 0 ? static_cast<double>(completed) / elapsed_seconds : 0.0; }
+  // Answers per second over the span in which they came (n answers span n - 1 gaps), so a long
+  // round trip (a slow link) does not count against a short step; one answer: over the step.
+  double achieved_rps() const {
+    if (completed > 1 && answering_seconds > 0) return static_cast<double>(completed - 1) / answering_seconds;
+    return elapsed_seconds > 0 ? static_cast<double>(completed) / elapsed_seconds : 0.0;
+  }
 };
 
 class load_generator {
