@@ -3,10 +3,11 @@
 // on the models' io_contexts. The bytes on the wire, what is counted and what is logged are those
 // of models/wire/blocking.cpp, done with Asio's asynchronous sockets.
 //
-// Coordinator: min(in_flight, tasks) lanes, each a coroutine taking the next task from a shared
-// counter and making one call at a time (write the request, read the result) to the task's node
-// (task t -> node t % nodes, the contract of models/remote.hpp), on its own socket to that node,
-// opened at its first call there. One timer at the job's deadline guards every lane: when it
+// Coordinator: min(in_flight, tasks) lanes, each a coroutine making one call at a time (write the
+// request, read the result) on its own socket to its node, taking that node's next task from the
+// node's counter (task t -> node t % nodes, the contract of models/remote.hpp): lane l calls node
+// l % nodes, so C lanes hold C connections as before; with fewer lanes than nodes a lane calls
+// several, in turn, with a socket to each opened at its first call there. One timer at the job's deadline guards every lane: when it
 // fires (or when a lane fails) every lane's socket is shut down (::shutdown, safe from any thread
 // while the lane still owns its descriptor), so whatever each lane is waiting on ends at once and
 // the lanes unwind; a lane's error after the deadline is a timeout.
@@ -242,12 +243,29 @@ class scatter_run {
   const resolved_node& node(std::size_t n) const { return nodes_[n]; }
   const wire::bytes& hello_frame() const { return hello_; }
 
-  std::uint64_t take_task() {
+  // The next task of `node` (node, node + W, node + 2W, ...: task t goes to node t % W) not yet
+  // taken; job.tasks or more when none is left.
+  std::uint64_t take_task(std::size_t node) {
+    std::uint64_t k = 0;
     if constexpr (Shared) {
-      return next_task_.fetch_add(1, std::memory_order_relaxed);
+      k = next_of_node_[node].fetch_add(1, std::memory_order_relaxed);
     } else {
-      return next_task_++;
+      k = next_of_node_[node]++;
     }
+    return node + k * nodes_.size();
+  }
+
+  // The nodes lane `lane` of `lanes` calls: with at least as many lanes as nodes, one node each
+  // (lane % W), so every lane holds one connection and each node's tasks are shared by its lanes;
+  // with fewer, every lanes-th node from the lane's own (a connection to each).
+  std::vector<std::size_t> nodes_of_lane(std::size_t lane, std::size_t lanes) const {
+    std::vector<std::size_t> out;
+    if (lanes >= nodes_.size()) {
+      out.push_back(lane % nodes_.size());
+    } else {
+      for (std::size_t n = lane; n < nodes_.size(); n += lanes) out.push_back(n);
+    }
+    return out;
   }
 
   // The job is ending (the deadline passed, or a lane failed): no lane starts another call.
@@ -319,7 +337,9 @@ class scatter_run {
   const scatter_job& job_;
   std::vector<resolved_node> nodes_;
   wire::bytes hello_;
-  std::conditional_t<Shared, std::atomic<std::uint64_t>, std::uint64_t> next_task_{0};
+  // Per node: how many of its tasks were taken.
+  std::vector<std::conditional_t<Shared, std::atomic<std::uint64_t>, std::uint64_t>> next_of_node_ =
+      std::vector<std::conditional_t<Shared, std::atomic<std::uint64_t>, std::uint64_t>>(job_.nodes.size());
   std::mutex mutex_;  // fds_, error_; taken when a lane connects or closes, and when the job ends
   std::vector<int> fds_;
   std::exception_ptr error_;
@@ -430,21 +450,26 @@ loop_task<void> lane_handshake(scatter_run<Shared>& run, tcp_socket& socket, fra
   job.counters->add_received(r.io.transferred);
 }
 
-// One lane: one call at a time, each for the next task not yet taken, on the lane's connection to
-// the task's node (opened, with the handshake, at the lane's first call there), until no task is
-// left or the job ends. Returns the sum of its calls' values.
+// One lane: one call at a time, each for the next task not yet taken of the lane's nodes (in
+// turn, when it has several), on the lane's connection to the task's node (opened, with the
+// handshake, at the lane's first call there), until none is left or the job ends. Returns the sum
+// of its calls' values.
 template <bool Shared>
-loop_task<std::uint64_t> scatter_lane(scatter_run<Shared>& run, std::size_t lane) {
+loop_task<std::uint64_t> scatter_lane(scatter_run<Shared>& run, std::size_t lane, std::size_t lanes) {
   const scatter_job& job = run.job();
   const loop_executor executor = co_await asio::this_coro::executor;
   std::vector<std::unique_ptr<lane_connection<Shared>>> connections(job.nodes.size());
   frame_buffers buffers;  // a frame is read whole, header then payload: nothing is left between reads
   std::vector<std::uint8_t> request;
   std::uint64_t sum = 0;
-  for (;;) {
-    const std::uint64_t task = run.take_task();
-    if (task >= job.tasks) break;
-    const std::size_t node = task % job.nodes.size();
+  std::vector<std::size_t> mine = run.nodes_of_lane(lane, lanes);
+  for (std::size_t turn = 0; !mine.empty(); ++turn) {
+    const std::size_t node = mine[turn % mine.size()];
+    const std::uint64_t task = run.take_task(node);
+    if (task >= job.tasks) {  // this node's tasks are all taken
+      mine.erase(mine.begin() + static_cast<std::ptrdiff_t>(turn % mine.size()));
+      continue;
+    }
     if (run.ending()) {
       // Another lane's failure is the job's; but after the deadline, a task left is one no node
       // answered in time (every lane may have seen its last reply arrive just before the end).
@@ -532,7 +557,8 @@ loop_task<std::uint64_t> scatter_driver(const scatter_job& job, remote_loops loo
   for (; started < lanes; ++started) {
     group.add();
     try {
-      asio::co_spawn(loops.executor(started), scatter_lane(run, static_cast<std::size_t>(started)),
+      asio::co_spawn(loops.executor(started),
+                     scatter_lane(run, static_cast<std::size_t>(started), static_cast<std::size_t>(lanes)),
                      lane_done<Shared>{&run, &group});
     } catch (...) {
       group.undo_add();
