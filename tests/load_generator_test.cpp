@@ -23,13 +23,14 @@ using clock = std::chrono::steady_clock;
 
 constexpr std::uint32_t slots = 4;
 std::uint64_t right_value(std::uint64_t id) { return (id % slots) * 7 + 1; }
+wire::message right(std::uint64_t id) { return wire::task_result{id, right_value(id)}; }
 
 // A blocking test server on 127.0.0.1: a thread per connection, the handshake, then each request
-// answered after whatever `before_answer(id)` does; it returns the value to send back, or nullopt
+// answered after whatever `before_answer(id)` does; it returns the frame to send back, or nullopt
 // to drop the connection instead.
 class scripted_server {
  public:
-  using script = std::function<std::optional<std::uint64_t>(std::uint64_t id)>;
+  using script = std::function<std::optional<wire::message>(std::uint64_t id)>;
   explicit scripted_server(script before_answer)
       : listener_(wire::listen_tcp("127.0.0.1", 0)), script_(std::move(before_answer)) {
     acceptor_ = std::thread([this] {
@@ -72,9 +73,9 @@ class scripted_server {
       received_ += r.io.transferred;
       const auto* request = r.ok() ? std::get_if<wire::task_request>(&r.msg) : nullptr;
       if (request == nullptr) return;
-      const std::optional<std::uint64_t> value = script_(request->id);
-      if (!value) return;
-      const wire::io_result w = wire::write_frame(fd.get(), wire::task_result{request->id, *value}, wire::deadline_in(5s));
+      const std::optional<wire::message> answer = script_(request->id);
+      if (!answer) return;
+      const wire::io_result w = wire::write_frame(fd.get(), *answer, wire::deadline_in(5s));
       sent_ += w.transferred;
       if (!w) return;
     }
@@ -111,10 +112,10 @@ struct generator_fixture {
 
 TEST(load_generator, a_stall_shows_in_the_latency_from_due_times_and_hides_from_the_send_times) {
   std::atomic<bool> stalled{false};
-  scripted_server server([&](std::uint64_t id) -> std::optional<std::uint64_t> {
+  scripted_server server([&](std::uint64_t id) -> std::optional<wire::message> {
     // One stall of 300 ms, a fifth of the way in; every other request answered at once.
     if (id == 200 && !stalled.exchange(true)) std::this_thread::sleep_for(300ms);
-    return right_value(id);
+    return right(id);
   });
   generator_fixture f(server);
   server::load_generator generator(f.setup);
@@ -134,9 +135,9 @@ TEST(load_generator, a_stall_shows_in_the_latency_from_due_times_and_hides_from_
 }
 
 TEST(load_generator, requests_still_unsent_at_the_cutoff_are_counted_and_timed_to_it) {
-  scripted_server server([](std::uint64_t id) -> std::optional<std::uint64_t> {
+  scripted_server server([](std::uint64_t id) -> std::optional<wire::message> {
     if (id == 0) std::this_thread::sleep_for(400ms);  // the only connection is held past the cutoff
-    return right_value(id);
+    return right(id);
   });
   generator_fixture f(server);
   server::load_generator generator(f.setup);
@@ -150,23 +151,66 @@ TEST(load_generator, requests_still_unsent_at_the_cutoff_are_counted_and_timed_t
 }
 
 TEST(load_generator, a_wrong_answer_is_an_error_naming_the_request) {
-  scripted_server server([](std::uint64_t id) -> std::optional<std::uint64_t> {
-    return id == 5 ? right_value(id) + 1 : right_value(id);
+  scripted_server server([](std::uint64_t id) -> std::optional<wire::message> {
+    return id == 5 ? wire::message(wire::task_result{id, right_value(id) + 1}) : right(id);
   });
   generator_fixture f(server, 2);
   server::load_generator generator(f.setup);
   const server::step_result r = generator.closed_loop(0, 20, 5s);
-  EXPECT_EQ(r.errors, 1u);
   EXPECT_EQ(r.wrong, 1u);
-  EXPECT_EQ(r.completed, 19u);
-  EXPECT_NE(r.first_error.find("request 5"), std::string::npos) << r.first_error;
+  // Request 5's connection (5 % 2) is dropped: its answers can no longer be trusted, and its
+  // later requests (7, 9, ..., 19) fail.
+  EXPECT_EQ(r.completed, 12u);
+  EXPECT_EQ(r.errors, 8u);
+  EXPECT_NE(r.first_wrong.find("request 5"), std::string::npos) << r.first_wrong;
+  // The received values hold the wrong one: a sum over them differs from the right sum.
+  std::uint64_t right_sum = 0;
+  for (std::uint64_t id = 0; id <= 5; ++id) right_sum += right_value(id);
+  for (std::uint64_t id = 0; id < 20; id += 2) right_sum += id > 5 ? right_value(id) : 0;
+  EXPECT_EQ(r.received_sum, right_sum + 1);
+}
+
+TEST(load_generator, another_requests_answer_or_an_error_frame_is_a_wrong_answer) {
+  scripted_server server([](std::uint64_t id) -> std::optional<wire::message> {
+    if (id == 3) return wire::task_result{id + 1, right_value(id + 1)};  // a reply meant for another request
+    if (id == 4) return wire::error{id, "no"};
+    return right(id);
+  });
+  generator_fixture f(server, 2);
+  server::load_generator generator(f.setup);
+  const server::step_result r = generator.closed_loop(0, 6, 5s);
+  EXPECT_EQ(r.wrong, 2u);
+  EXPECT_EQ(r.completed, 3u);  // 0, 1, 2; 5 went on 3's dropped connection
+  EXPECT_EQ(r.completed + r.errors, 6u);
+}
+
+TEST(load_generator, the_drain_deadline_drops_only_the_connections_still_waiting) {
+  std::atomic<bool> held{false};
+  scripted_server server([&](std::uint64_t id) -> std::optional<wire::message> {
+    if (id == 1 && !held.exchange(true)) std::this_thread::sleep_for(1500ms);
+    return right(id);
+  });
+  generator_fixture f(server, 2);
+  server::load_generator generator(f.setup);
+  const server::step_result first = generator.open_loop(200, 20ms, 50ms, 200ms, 0);
+  EXPECT_TRUE(first.expired);
+  EXPECT_GE(first.errors, 1u);
+  EXPECT_EQ(first.completed + first.unsent + first.errors, first.scheduled);
+  // Connection 0 had finished: it is kept, and nothing fails on it in the next step; connection 1
+  // is opened again.
+  std::this_thread::sleep_for(1500ms);
+  const server::step_result second = generator.open_loop(200, 50ms, 1s, 5s, 100);
+  EXPECT_FALSE(second.expired);
+  EXPECT_EQ(second.errors, 0u) << second.first_error;
+  EXPECT_EQ(second.completed, second.scheduled);
+  EXPECT_EQ(server.connections(), 3u);
 }
 
 TEST(load_generator, a_dropped_connection_fails_its_requests_and_is_reopened_for_the_next_step) {
   std::atomic<bool> dropped{false};
-  scripted_server server([&](std::uint64_t id) -> std::optional<std::uint64_t> {
-    if (id == 10 && !dropped.exchange(true)) return std::nullopt;
-    return right_value(id);
+  scripted_server server([&](std::uint64_t id) -> std::optional<wire::message> {
+    if (id == 10 && !dropped.exchange(true)) return std::nullopt;  // the connection closes
+    return right(id);
   });
   generator_fixture f(server);
   server::load_generator generator(f.setup);
@@ -181,7 +225,7 @@ TEST(load_generator, a_dropped_connection_fails_its_requests_and_is_reopened_for
 }
 
 TEST(load_generator, counts_every_connection_and_byte_as_the_server_sees_them) {
-  scripted_server server([](std::uint64_t id) -> std::optional<std::uint64_t> { return right_value(id); });
+  scripted_server server([](std::uint64_t id) -> std::optional<wire::message> { return right(id); });
   {
     generator_fixture f(server, 3, 2);
     server::load_generator generator(f.setup);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 #include <optional>
 #include <thread>
@@ -43,6 +44,7 @@ struct connection {
   tcp_socket socket;
   std::size_t server = 0;
   bool alive = false;
+  bool waiting = false;  // a request is out and its answer not yet read
   detail::frame_buffers buffers;
   std::vector<std::uint8_t> frame;  // the request being sent, reused
 };
@@ -56,6 +58,7 @@ struct tally {
   std::uint64_t connections_left = 0;
   detail::loop_timer* watchdog = nullptr;
   bool expired = false;  // the drain deadline passed: the connections still waiting were dropped
+  std::string failure;   // a connection's coroutine threw this
 };
 
 // The schedule of one step.
@@ -152,6 +155,7 @@ struct load_generator::impl {
       t.r.send_lag.record(ns_between(std::max(due, free_at), sent));
       const std::uint64_t id = p.first_id + i;
       wire::encode_request(job, id, c.frame);
+      c.waiting = true;
       const auto [write_error, written] = co_await asio::async_write(c.socket, asio::buffer(c.frame), use_loop_tuple);
       setup.counters->add_sent(written);
       if (write_error) {
@@ -159,28 +163,34 @@ struct load_generator::impl {
         continue;
       }
       const wire::frame_read r = co_await detail::read_frame(c.socket, c.buffers, answer_limit);
+      c.waiting = false;
       setup.counters->add_received(r.io.transferred);
       const clock::time_point answered = clock::now();
       free_at = answered;
-      const auto* result = r.ok() ? std::get_if<wire::task_result>(&r.msg) : nullptr;
-      if (result == nullptr || result->id != id) {
-        const std::string why = !r.ok()                   ? r.describe()
-                                : result == nullptr       ? "answered with a " + std::string(wire::frame_type_name(
-                                                                                     wire::type_of(r.msg))) +
-                                                                " frame"
-                                                          : "answered request " + std::to_string(result->id);
+      if (!r.ok()) {  // the connection is gone: an error, not a wrong answer
         lose(c, t, node_name(job, c.server) + ", request " + std::to_string(id) + ": " +
-                       (t.expired ? "no answer by the step's drain deadline" : why));
+                       (t.expired ? "no answer by the drain deadline" : r.describe()));
         continue;
       }
-      if (setup.expected != nullptr && result->value != setup.expected[id % setup.slots]) {
-        ++t.r.errors;
+      // A well-formed answer that is not this request's right result is a wrong answer: another
+      // request's id (a reply sent to the wrong connection), an error frame, or a wrong value.
+      const auto* result = std::get_if<wire::task_result>(&r.msg);
+      if (result != nullptr && result->id == id) t.r.received_sum += result->value;
+      std::string wrong;
+      if (result == nullptr) {
+        wrong = "answered with a " + std::string(wire::frame_type_name(wire::type_of(r.msg))) + " frame";
+        if (const auto* e = std::get_if<wire::error>(&r.msg)) wrong += ": " + e->message;
+      } else if (result->id != id) {
+        wrong = "answered request " + std::to_string(result->id);
+      } else if (setup.expected != nullptr && result->value != setup.expected[id % setup.slots]) {
+        wrong = "answered " + std::to_string(result->value) + ", not " + std::to_string(setup.expected[id % setup.slots]);
+      }
+      if (!wrong.empty()) {
         ++t.r.wrong;
-        if (t.r.first_error.empty()) {
-          t.r.first_error = node_name(job, c.server) + " answered request " + std::to_string(id) + " with " +
-                            std::to_string(result->value) + ", not " +
-                            std::to_string(setup.expected[id % setup.slots]);
+        if (t.r.first_wrong.empty()) {
+          t.r.first_wrong = node_name(job, c.server) + ", request " + std::to_string(id) + ": " + wrong;
         }
+        lose(c, t, t.r.first_wrong);  // the connection's answers can no longer be matched to requests
         continue;
       }
       ++t.r.completed;
@@ -189,6 +199,20 @@ struct load_generator::impl {
       t.r.service.record(ns_between(sent, answered));
       t.first_answer = std::min(t.first_answer, answered);
       t.last_answer = std::max(t.last_answer, answered);
+    }
+  }
+
+  // A connection's coroutine ended (normally or by an exception, which is recorded: its requests
+  // then fail the step's count check); the loop's last one cancels the watchdog.
+  static void driven(tally& t, std::exception_ptr error) {
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        if (t.failure.empty()) t.failure = e.what();
+      } catch (...) {
+        if (t.failure.empty()) t.failure = "an unknown exception";
+      }
     }
     if (--t.connections_left == 0 && t.watchdog != nullptr) t.watchdog->cancel();
   }
@@ -209,9 +233,12 @@ struct load_generator::impl {
     const auto [cancelled] = co_await timer.async_wait(use_loop_tuple);
     if (cancelled) co_return;  // every connection of this loop finished first
     t.expired = true;
+    // Only the connections still waiting for an answer: one that is done keeps its connection.
     for (std::size_t c = loop; c < connections.size(); c += loops.size()) {
+      if (!connections[c]->waiting) continue;
       std::error_code ignored;
       connections[c]->socket.shutdown(asio::socket_base::shutdown_both, ignored);
+      connections[c]->alive = false;
     }
   }
 
@@ -226,7 +253,9 @@ struct load_generator::impl {
     }
     for (std::size_t c = 0; c < connections.size(); ++c) {
       const std::size_t l = c % loops.size();
-      asio::co_spawn(loops[l]->get_executor(), drive(*connections[c], c, p, tallies[l]), asio::detached);
+      tally& t = tallies[l];
+      asio::co_spawn(loops[l]->get_executor(), drive(*connections[c], c, p, t),
+                     [&t](std::exception_ptr error) { driven(t, std::move(error)); });
     }
     std::vector<std::thread> threads;
     for (std::size_t l = 1; l < loops.size(); ++l) threads.emplace_back([&, l] { loops[l]->run(); });
@@ -244,12 +273,22 @@ struct load_generator::impl {
       out.unsent += t.r.unsent;
       out.errors += t.r.errors;
       out.wrong += t.r.wrong;
+      out.received_sum += t.r.received_sum;
+      out.expired = out.expired || t.expired;
+      if (out.first_wrong.empty()) out.first_wrong = t.r.first_wrong;
+      if (!t.failure.empty()) throw std::runtime_error("the load generator failed: " + t.failure);
       out.value_sum += t.r.value_sum;
       if (out.first_error.empty()) out.first_error = t.r.first_error;
       out.latency.merge(t.r.latency);
       out.service.merge(t.r.service);
       out.send_lag.merge(t.r.send_lag);
       last = std::max(last, t.last_answer);
+    }
+    // Every request is accounted for, once: answered right, unsent, or failed.
+    if (out.completed + out.unsent + out.errors != out.scheduled) {
+      throw std::logic_error("the load generator lost count: " + std::to_string(out.scheduled) + " scheduled, " +
+                             std::to_string(out.completed) + " answered, " + std::to_string(out.unsent) +
+                             " unsent, " + std::to_string(out.errors) + " failed");
     }
     out.elapsed_seconds = std::chrono::duration<double>(last - p.start).count();
     if (out.completed > 0) out.answering_seconds = std::chrono::duration<double>(last - first).count();

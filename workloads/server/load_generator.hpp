@@ -14,6 +14,7 @@
 // without recomputing it.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -46,20 +47,27 @@ struct step_result {
   std::uint64_t scheduled = 0;  // requests due in the step
   std::uint64_t completed = 0;  // answered with the right value
   std::uint64_t unsent = 0;     // not yet sent at the step's cutoff: never sent, timed as late as the cutoff
-  std::uint64_t errors = 0;     // a wrong value, an error frame, a lost connection, or no answer by the drain deadline
-  std::uint64_t wrong = 0;      // of the errors: answered with a value that is not the expected one
+  std::uint64_t errors = 0;     // failed: a wrong answer, a lost connection, or no answer by the drain deadline
+  std::uint64_t wrong = 0;      // of the errors, wrong answers: a wrong value, another request's id, an error frame
   std::string first_error;      // what the first error was
+  std::string first_wrong;      // what the first wrong answer was
+  bool expired = false;         // the drain deadline passed with answers still due
   double elapsed_seconds = 0;   // from the step's start to its last answer
   double answering_seconds = 0; // from its first answer to its last
-  std::uint64_t value_sum = 0;  // wrapping sum of the completed answers' values
+  std::uint64_t value_sum = 0;     // wrapping sum of the completed answers' values
+  std::uint64_t received_sum = 0;  // wrapping sum of every value received for its own request, right or not
   latency_histogram latency;    // from each request's due time to its answer (unsent ones: to the cutoff)
   latency_histogram service;    // from each request's actual send to its answer
   latency_histogram send_lag;   // how long after max(due, its connection free) each request went out
 
   // Answers per second over the span in which they came (n answers span n - 1 gaps), so a long
   // round trip (a slow link) does not count against a short step; one answer: over the step.
+  // Never more than the schedule allows: answers that came bunched (a server catching up after a
+  // stall) span at least the schedule's gaps.
   double achieved_rps() const {
-    if (completed > 1 && answering_seconds > 0) return static_cast<double>(completed - 1) / answering_seconds;
+    double span = answering_seconds;
+    if (offered_rps > 0 && completed > 1) span = std::max(span, static_cast<double>(completed - 1) / offered_rps);
+    if (completed > 1 && span > 0) return static_cast<double>(completed - 1) / span;
     return elapsed_seconds > 0 ? static_cast<double>(completed) / elapsed_seconds : 0.0;
   }
 };

@@ -34,7 +34,7 @@ constexpr double search_from_rps = 25;
 constexpr double search_factor = 4;
 constexpr int bisections = 4;
 constexpr double search_to_rps = 10'000'000;
-// The generator's capacity is measured for this long per trial.
+// The generator's capacity is measured for twice a step, at most this long, per trial.
 constexpr auto capacity_time = 100ms;
 // A saturation this close to the generator's own capacity is the generator's, not the server's.
 constexpr double generator_bound_share = 0.9;
@@ -98,7 +98,8 @@ class server_run final : public prepared_run {
     setup_.counters = &counters_;
     setup_.deadline = remote.deadline;
     // Before the measured region: the generator against an echo server, on this machine, now.
-    capacity_rps_ = server::echo_capacity_rps(setup_.connections, setup_.threads, bytes, capacity_time);
+    capacity_rps_ = server::echo_capacity_rps(setup_.connections, setup_.threads, bytes,
+                                              std::clamp<std::chrono::nanoseconds>(2 * duration_, 20ms, capacity_time));
   }
 
   // The coordinator makes no units of its own: the generator's loops are its threads.
@@ -107,12 +108,12 @@ class server_run final : public prepared_run {
   std::uint64_t run(model_instance& /*generator's side runs no model*/) override {
     server::load_generator generator(setup_);
     // Closed loop, as fast as the server answers (a slow one takes long: no deadline but the trial's).
-    const server::step_result warm =
-        generator.closed_loop(0, slots, current_remote_setup().deadline - std::chrono::steady_clock::now());
+    const server::step_result warm = generator.closed_loop(0, slots, until_deadline());
     errors_ += warm.errors;
-    if (warm.completed != slots) {
-      throw std::runtime_error("the warm-up got " + std::to_string(warm.completed) + " of " + std::to_string(slots) +
-                               " answers right: " + warm.first_error);
+    note_wrong(warm);
+    if (warm.completed + warm.wrong != slots) {
+      throw std::runtime_error("the warm-up got " + std::to_string(warm.completed + warm.wrong) + " of " +
+                               std::to_string(slots) + " answers: " + warm.first_error);
     }
     next_id_ = slots;
     if (rate_ > 0) {
@@ -120,7 +121,8 @@ class server_run final : public prepared_run {
     } else {
       search(generator);
     }
-    return warm.value_sum;
+    // Every value received, right or wrong: a wrong one makes the checksum differ too.
+    return warm.received_sum;
   }
 
   run_observations observe() const override {
@@ -143,9 +145,15 @@ class server_run final : public prepared_run {
       if (r.send_lag.count() > 0) seen.metrics["send_lag_p99_ns"] = static_cast<double>(r.send_lag.percentile(99));
       seen.latency = &r.latency;
     }
+    if (shown_ && shown_->result.service.count() > 0) {
+      // What K connections with one request each can carry at the shown step's service time: a
+      // saturation near it is the connections' limit (give more), not the server's.
+      seen.metrics["connection_limit_rps"] =
+          static_cast<double>(setup_.connections) * 1e9 / shown_->result.service.mean();
+    }
     if (rate_ == 0) {
       seen.metrics["saturation_rps"] = saturation_rps_;
-      if (saturation_rps_ > 0) seen.metrics["achieved_rps"] = saturation_rps_;
+      seen.metrics["achieved_rps"] = saturation_rps_;  // 0 when no rate passed
       for (const auto& [name, s] : {std::pair{"p99_at_50pct_ns", &at_half_}, {"p99_at_90pct_ns", &at_ninety_}}) {
         if (*s && s->value().result.latency.count() > 0) {
           seen.metrics[name] = static_cast<double>(s->value().result.latency.percentile(99));
@@ -153,7 +161,9 @@ class server_run final : public prepared_run {
       }
       seen.metrics["generator_bound"] = saturation_rps_ >= generator_bound_share * capacity_rps_ ? 1 : 0;
     } else if (shown_) {
-      seen.metrics["generator_bound"] = shown_->result.achieved_rps() >= generator_bound_share * capacity_rps_ ? 1 : 0;
+      // Offered at or near what the generator can send at all: whatever was achieved, the generator
+      // may be what fell short.
+      seen.metrics["generator_bound"] = shown_->offered >= generator_bound_share * capacity_rps_ ? 1 : 0;
     }
     return seen;
   }
@@ -161,7 +171,7 @@ class server_run final : public prepared_run {
   // Every answer was the expected value (the checksum covers the warm-up's; the generator checked
   // every later one), and a search found a rate that passed.
   std::string verify(const model_info& /*model*/, std::map<std::string, double>& /*metrics*/) const override {
-    if (wrong_ > 0) return std::to_string(wrong_) + " answers were wrong: " + first_wrong_;
+    if (wrong_ > 0) return std::to_string(wrong_) + " wrong answers: " + first_wrong_;
     // A server slower than the first step is a finding (saturation_rps 0); one whose requests
     // failed even then is broken.
     if (rate_ == 0 && saturation_rps_ <= 0 && errors_ > 0) {
@@ -175,13 +185,17 @@ class server_run final : public prepared_run {
   step_figures step(server::load_generator& generator, double rate) {
     step_figures s;
     s.offered = rate;
-    s.result = generator.open_loop(rate, duration_, p99_limit_, std::max<std::chrono::nanoseconds>(1s, duration_),
-                                   next_id_);
+    // Every answer is waited for (at most K are due, one per connection), up to the trial's
+    // deadline: an answer dropped unread would leave the wire's two counts apart.
+    s.result = generator.open_loop(rate, duration_, p99_limit_, until_deadline(), next_id_);
+    if (s.result.expired) {
+      throw std::runtime_error("no answer before the trial's deadline at " + std::to_string(static_cast<long>(rate)) +
+                               " requests/s: " + s.result.first_error);
+    }
     next_id_ += s.result.scheduled;
     ++steps_;
     errors_ += s.result.errors;
-    wrong_ += s.result.wrong;
-    if (s.result.wrong > 0 && first_wrong_.empty()) first_wrong_ = s.result.first_error;
+    note_wrong(s.result);
     const server::step_result& r = s.result;
     const auto p99 = r.latency.count() > 0 ? r.latency.percentile(99) : 0;
     s.passed = r.errors == 0 && r.unsent == 0 && r.achieved_rps() >= (1 - tolerance_) * rate &&
@@ -194,6 +208,15 @@ class server_run final : public prepared_run {
                     (r.first_error.empty() ? "" : " (" + r.first_error + ")");
     }
     return s;
+  }
+
+  void note_wrong(const server::step_result& r) {
+    wrong_ += r.wrong;
+    if (first_wrong_.empty()) first_wrong_ = r.first_wrong;
+  }
+
+  static std::chrono::nanoseconds until_deadline() {
+    return current_remote_setup().deadline - std::chrono::steady_clock::now();
   }
 
   void search(server::load_generator& generator) {
@@ -258,7 +281,7 @@ workload_entry make_server() {
                  {"wait_ms", "the downstream wait the server does per request before computing, milliseconds", 0,
                   60'000, 0, 0, 0},
                  {"payload_bytes", "bytes of payload in every request", 0, 64 * 1024, 64, 64, 64},
-                 {"duration_ms", "how long each rate is offered", 10, 600'000, 50, 200, 2000},
+                 {"duration_ms", "how long each rate is offered", 10, 600'000, 20, 200, 2000},
                  {"p99_limit_ms", "a rate passes only with its p99 latency under this", 1, 60'000, 10, 10, 10},
                  {"tolerance_pct", "a rate passes only if the achieved rate is within this of it", 1, 50, 10, 10, 10},
                  {"generator_threads", "the load generator's event loops, one thread each", 1, 64, 1, 1, 1},
