@@ -28,9 +28,11 @@ std::string ns_text(double ns) { return duration_text(std::chrono::duration<doub
 
 }  // namespace
 
-nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, int samples) {
+nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, int samples,
+                                          const std::set<std::string>& only) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& p : floors::all_probes()) {
+    if (!only.empty() && !only.contains(std::string(p.name))) continue;
     nlohmann::ordered_json row = {{"name", p.name}, {"what", p.what}, {"per", p.per}};
     try {
       const floors::measurement m = floors::measure(p, min_time, samples);
@@ -49,11 +51,11 @@ nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, in
 }
 
 nlohmann::ordered_json measure_floors_in_child(std::chrono::nanoseconds min_time, int samples,
-                                               std::chrono::milliseconds timeout) {
+                                               std::chrono::milliseconds timeout, const std::set<std::string>& only) {
   auto failure = [](const std::string& why) { return nlohmann::ordered_json{{"error", why}}; };
   const child_output out = run_in_child_group([&] {
     try {
-      return measure_floors_here(min_time, samples).dump();
+      return measure_floors_here(min_time, samples, only).dump();
     } catch (const std::exception& e) {
       return failure(e.what()).dump();
     }
@@ -149,10 +151,13 @@ std::string floors_table(const nlohmann::ordered_json& measured) {
 suite_floors::suite_floors(bool on, std::chrono::nanoseconds sample_time)
     : on_(on), sample_time_(sample_time), first_(measure("before the trials")), latest_(first_) {}
 
-nlohmann::ordered_json suite_floors::measure(const std::string& when) const {
+nlohmann::ordered_json suite_floors::measure(const std::string& when, const std::set<std::string>& only) const {
   if (!on_) return nullptr;
-  std::fprintf(stderr, "[floors] measuring the models' primitive floors %s\n", when.c_str());
-  nlohmann::ordered_json measured = measure_floors_in_child(sample_time_, 3, std::chrono::seconds{120});
+  std::string which;
+  if (only.size() == 1) which = " (" + *only.begin() + ")";
+  if (only.size() > 1) which = " (the " + std::to_string(only.size()) + " its runs are read against)";
+  std::fprintf(stderr, "[floors] measuring the models' primitive floors %s%s\n", when.c_str(), which.c_str());
+  nlohmann::ordered_json measured = measure_floors_in_child(sample_time_, 3, std::chrono::seconds{120}, only);
   // Stopped by an interrupt: say so, rather than that the floors process failed.
   if (const int sig = interrupts::requested(); sig != 0) {
     measured = {{"error", "not measured: interrupted by " + interrupts::signal_name(sig)}};
@@ -160,20 +165,42 @@ nlohmann::ordered_json suite_floors::measure(const std::string& when) const {
   return measured;
 }
 
-void suite_floors::before_block(const std::string& workload) {
-  if (!fresh_) latest_ = measure("before the " + workload + " trials");
+namespace {
+
+// The measurement has a row for each of `probes` (measured, skipped or failed).
+bool covers(const nlohmann::ordered_json& measured, const std::set<std::string>& probes) {
+  if (!measured.is_array()) return false;
+  for (const std::string& name : probes) {
+    const bool found = std::any_of(measured.begin(), measured.end(), [&](const nlohmann::ordered_json& row) {
+      return row.value("name", std::string()) == name;
+    });
+    if (!found) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void suite_floors::before_block(const std::string& workload, const std::set<std::string>& probes) {
+  if (!fresh_ || !covers(latest_, probes)) {
+    latest_ = measure("before the " + workload + " trials", probes);
+    latest_whole_ = false;
+  }
   block_before_ = latest_;
 }
 
-void suite_floors::after_block(std::size_t first, std::size_t last, const std::string& workload) {
-  latest_ = measure("after the " + workload + " trials");
+void suite_floors::after_block(std::size_t first, std::size_t last, const std::string& workload,
+                               const std::set<std::string>& probes) {
+  latest_ = measure("after the " + workload + " trials", probes);
+  latest_whole_ = false;
   fresh_ = true;
   bracketed_.emplace_back(first, last, combine_floors(block_before_, latest_));
 }
 
 nlohmann::ordered_json suite_floors::finish(std::vector<run_record>& runs, bool interrupted) {
   if (!on_) return nullptr;
-  nlohmann::ordered_json floors = combine_floors(first_, fresh_ || interrupted ? latest_ : measure("after the trials"));
+  nlohmann::ordered_json floors =
+      combine_floors(first_, (fresh_ && latest_whole_) || interrupted ? latest_ : measure("after the trials"));
   auto set_floor = [](run_record& r, const std::map<std::string, floor_value>& values) {
     std::string name = r.workload->floor_probe.empty() ? std::string(r.model->info.round_trip_floor)
                                                         : r.workload->floor_probe;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -17,12 +18,15 @@ namespace cmbench {
 struct run_record;
 
 // Every probe measured in this process: [{name, what, per, ns_per_op, p50_ns, samples_ns, ops_per_sample}].
-nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, int samples);
+// `only`: the probes of these names (empty: every probe).
+nlohmann::ordered_json measure_floors_here(std::chrono::nanoseconds min_time, int samples,
+                                          const std::set<std::string>& only = {});
 
 // The same in a forked child, killed at `timeout`. Never throws: on failure returns
 // {"error": "..."}.
 nlohmann::ordered_json measure_floors_in_child(std::chrono::nanoseconds min_time, int samples,
-                                               std::chrono::milliseconds timeout);
+                                               std::chrono::milliseconds timeout,
+                                               const std::set<std::string>& only = {});
 
 // Floors from a measurement before and one after some trials (the whole run's, for the report's
 // context.floors, or one workload's): per probe both figures and, as `ns_per_op` and `p50_ns`,
@@ -51,22 +55,25 @@ class suite_floors {
  public:
   // On: measures the first, "before the trials", now.
   suite_floors(bool on, std::chrono::nanoseconds sample_time);
-  // Around the trials of runs [first, last), one workload's, read against their floor.
-  void before_block(const std::string& workload);
-  void after_block(std::size_t first, std::size_t last, const std::string& workload);
+  // Around the trials of runs [first, last), one workload's, read against their floor: only the
+  // probes those runs are read against (`probes`), so a bracket costs a probe, not every one.
+  void before_block(const std::string& workload, const std::set<std::string>& probes);
+  void after_block(std::size_t first, std::size_t last, const std::string& workload,
+                   const std::set<std::string>& probes);
   void trial_ran() { fresh_ = false; }
   // context.floors (null when off), measuring the last, "after the trials", unless `interrupted`
   // (the user asked to stop, not for 3 more seconds); sets each run's round_trip_floor*.
   nlohmann::ordered_json finish(std::vector<run_record>& runs, bool interrupted);
 
  private:
-  nlohmann::ordered_json measure(const std::string& when) const;
+  nlohmann::ordered_json measure(const std::string& when, const std::set<std::string>& only = {}) const;
   bool on_;
   std::chrono::nanoseconds sample_time_;
   nlohmann::ordered_json first_;
   nlohmann::ordered_json latest_;
   nlohmann::ordered_json block_before_;
-  bool fresh_ = true;  // no trial ran since latest_
+  bool fresh_ = true;         // no trial ran since latest_
+  bool latest_whole_ = true;  // latest_ measured every probe, not only a block's
   std::vector<std::tuple<std::size_t, std::size_t, nlohmann::ordered_json>> bracketed_;  // runs [first, last)
 };
 

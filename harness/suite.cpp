@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -124,11 +125,23 @@ class trial_loop {
     // A block the journal finished whole needs no floors of its own: the whole run's serve.
     const bool bracket = options_.floors && workload.read_against_floor &&
                          journaled_here < (last - first) * static_cast<std::size_t>(rounds_);
-    if (bracket) floors_.before_block(workload.name);
+    // The probes these runs are read against (with the unpinned one a cross-CPU floor falls back to
+    // on one CPU).
+    std::set<std::string> probes;
+    for (std::size_t i = first; i < last; ++i) {
+      const std::string name = runs_[i].workload->floor_probe.empty()
+                                   ? std::string(runs_[i].model->info.round_trip_floor)
+                                   : runs_[i].workload->floor_probe;
+      if (name.empty()) continue;
+      probes.insert(name);
+      if (name.ends_with("_cross_cpu")) probes.insert(name.substr(0, name.size() - 10));
+    }
+    const bool measured = bracket && !probes.empty();
+    if (measured) floors_.before_block(workload.name, probes);
     for (int round = 0; round < rounds_ && !interrupted(); ++round) {
       for (std::size_t i = first; i < last && !interrupted(); ++i) run_one(i, round);
     }
-    if (bracket && !interrupted()) floors_.after_block(first, last, workload.name);
+    if (measured && !interrupted()) floors_.after_block(first, last, workload.name, probes);
   }
 
   void run_one(std::size_t i, int round) {
