@@ -78,12 +78,14 @@ nlohmann::ordered_json combine_floors(const nlohmann::ordered_json& before, cons
   for (const auto& p : floors::all_probes()) {
     nlohmann::ordered_json row = {{"name", p.name}, {"what", p.what}, {"per", p.per}};
     std::vector<double> means, p50s;
+    bool listed = false;  // by either measurement: a block's measure only its own probes
     for (const auto& [when, m] : {std::pair{"before", &before}, {"after", &after}}) {
       row[std::string(when) + "_ns"] = nullptr;
       row[std::string(when) + "_p50_ns"] = nullptr;
       if (!m->is_array()) continue;
       for (const auto& q : *m) {
         if (q.at("name") != p.name) continue;
+        listed = true;
         if (q.contains("ns_per_op")) {
           row[std::string(when) + "_ns"] = q.at("ns_per_op");
           means.push_back(q.at("ns_per_op").get<double>());
@@ -98,6 +100,7 @@ nlohmann::ordered_json combine_floors(const nlohmann::ordered_json& before, cons
         }
       }
     }
+    if (!listed && (before.is_array() || after.is_array())) continue;
     auto lowest = [](const std::vector<double>& v) {
       return v.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(*std::min_element(v.begin(), v.end()));
     };

@@ -369,7 +369,7 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
   const auto& floors = report.at("context").at("floors");
   const bool two_cpus = report.at("context").at("num_cpus").get<int>() >= 2;
   // Each probe's floor is the lower of its two measurements; returns probe name -> floor.
-  auto check_probes = [&](const nlohmann::json& combined) {
+  auto check_probes = [&](const nlohmann::json& combined, bool every_probe) {
     EXPECT_TRUE(combined.at("errors").empty()) << combined.dump();
     std::map<std::string, std::array<double, 3>> measured;  // floor, before, after
     for (const auto& p : combined.at("probes")) {
@@ -391,6 +391,7 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
       measured[name] = {std::min(before, after), before, after};
       EXPECT_DOUBLE_EQ((timed_each ? p.at("p50_ns") : p.at("ns_per_op")).get<double>(), std::min(before, after));
     }
+    if (!every_probe) return measured;
     for (const char* name : {"condvar_round_trip", "condvar_round_trip_same_cpu", "pipe_round_trip",
                              "pipe_round_trip_same_cpu", "asio_post", "asio_post_round_trip",
                              "asio_coroutine_yield", "asio_channel_round_trip", "thread_create_join",
@@ -401,10 +402,21 @@ TEST(cli, report_reads_round_trips_against_floors_measured_in_the_same_run) {
     }
     return measured;
   };
-  check_probes(floors);
+  check_probes(floors, true);
   ASSERT_TRUE(floors.at("by_workload").contains("pingpong")) << floors.dump();
   EXPECT_EQ(floors.at("by_workload").size(), 1u) << "only workloads read against a floor are bracketed";
-  const auto measured = check_probes(floors.at("by_workload").at("pingpong"));
+  // The bracket measures exactly the probes pingpong's rows are read against.
+  const auto measured = check_probes(floors.at("by_workload").at("pingpong"), false);
+  std::set<std::string> wanted;
+  for (const auto& m : listed().at("models")) {
+    if (m.at("round_trip_floor").is_null()) continue;
+    const std::string name = m.at("round_trip_floor");
+    wanted.insert(name);
+    if (name.ends_with("_cross_cpu")) wanted.insert(name.substr(0, name.size() - 10));
+  }
+  std::set<std::string> bracketed;
+  for (const auto& p : floors.at("by_workload").at("pingpong").at("probes")) bracketed.insert(p.at("name"));
+  EXPECT_EQ(bracketed, wanted);
   for (const auto& row : report.at("benchmarks")) {
     const auto& metrics = row.at("metrics");
     const std::string model = row.at("model");
