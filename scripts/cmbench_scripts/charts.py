@@ -934,18 +934,25 @@ def _phase_scale(metric, kind):
     return 1.0, None
 
 
+def headline_points(results, workload, at=None):
+    """The overview's configuration of a workload (or `at`) and each model's run there, as
+    (params, [(model, point)]); (None, []) when the workload has no such configuration."""
+    params = results.headline_params(workload, at)
+    if params is None:
+        return None, []
+    pts = [(m, results.find(workload, m, params)) for m in results.models(workload)]
+    return params, [(m, p) for m, p in pts if p is not None]
+
+
 def phases_chart(results, workload, at=None):
     """A workload with phases (its `phases` fact): each model's phases as stacked bars, in the
     fact's order, at the overview's configuration."""
     phases = results.facts.phases(workload)
     if not phases:
         return None
-    params = results.headline_params(workload, at)
+    params, pts = headline_points(results, workload, at)
     if params is None:
         return None
-    models = results.models(workload)
-    pts = [(m, results.find(workload, m, params)) for m in models]
-    pts = [(m, p) for m, p in pts if p is not None]
     if not any(p.ok and any(p.metrics.get(ph[0]) is not None for ph in phases) for _, p in pts):
         return None
     scales = [_phase_scale(metric, kind) for metric, _, kind in phases]
@@ -1123,12 +1130,9 @@ def memory_chart(results):
 # --- CPU time split and context switches --------------------------------------------------------
 
 def cpu_chart(results, workload, at=None):
-    params = results.headline_params(workload, at)
+    params, pts = headline_points(results, workload, at)
     if params is None:
         return None
-    models = results.models(workload)
-    pts = [(m, results.find(workload, m, params)) for m in models]
-    pts = [(m, p) for m, p in pts if p is not None]
     if not any(p.ok and p.resources.get("user_cpu_ns") is not None for _, p in pts):
         return None
     per_unit = all(p.units for _, p in pts if p.ok)
