@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -534,7 +535,10 @@ class mapreduce_run final : public prepared_run {
   model_config config() const override { return config_; }
 
   std::uint64_t run(model_instance& /*coordinator: no model work*/) override {
+    const auto started = std::chrono::steady_clock::now();
     done_ = nodes_.run();
+    region_ns_ = static_cast<double>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
     std::uint64_t checksum = 0;
     for (const node_done& d : done_) checksum += d.checksum;
     return checksum;
@@ -576,6 +580,16 @@ class mapreduce_run final : public prepared_run {
       return "the reducers counted " + std::to_string(static_cast<std::uint64_t>(metrics["reduced_words"])) +
              " words, the mappers " + std::to_string(static_cast<std::uint64_t>(metrics["words"]));
     }
+    // Every node's phases ran between the go and its answer: their sum fits in the region the
+    // coordinator timed, or a phase was timed wrong.
+    for (const node_done& d : done_) {
+      const double phases = d.figures.at("map_ns") + d.figures.at("shuffle_ns") + d.figures.at("reduce_ns");
+      if (phases > region_ns_) {
+        return "a node's phases add up to " + std::to_string(static_cast<std::uint64_t>(phases / 1000)) +
+               " us, more than the " + std::to_string(static_cast<std::uint64_t>(region_ns_ / 1000)) +
+               " us from the go to the last answer";
+      }
+    }
     return {};
   }
 
@@ -592,6 +606,7 @@ class mapreduce_run final : public prepared_run {
   model_config config_;
   working_nodes nodes_;
   std::vector<node_done> done_;
+  double region_ns_ = 0;  // the coordinator's own go-to-last-answer time
 };
 
 // The serial reference: the whole corpus counted by its text in one hash map.
